@@ -1,0 +1,109 @@
+"""Recording each call's events and eligibility decisions, and purging personal data."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select, update
+from temporalio import activity
+
+from callerloop.db import (
+    CallEventRecord,
+    CallRecord,
+    Database,
+    EligibilityDecisionRecord,
+    OutboxMessage,
+    utcnow,
+)
+from workflows.model import CallState, PurgeInput, RecordCallInput, TextingState
+
+
+class CallRecordActivities:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @activity.defn(name="record_call")
+    def record_call(self, input: RecordCallInput) -> None:
+        """Idempotent: a retried or replayed record writes nothing twice."""
+        with self._db.session() as session:
+            _upsert_call(session, input.workflow_id, input.snapshot)
+            for event in input.events:
+                _insert_once(
+                    session,
+                    CallEventRecord(
+                        workflow_id=input.workflow_id,
+                        event_id=event.event_id,
+                        event_type=event.event_type.value,
+                        occurred_at=event.occurred_at,
+                        applied=event.applied,
+                        note=event.note,
+                        recorded_at=utcnow(),
+                    ),
+                )
+            if input.decision is not None and input.decided_at is not None:
+                _insert_once(
+                    session,
+                    EligibilityDecisionRecord(
+                        workflow_id=input.workflow_id,
+                        agency=input.snapshot.agency,
+                        decided_at=input.decided_at,
+                        eligible=input.decision.eligible,
+                        reason=input.decision.reason,
+                        detail=input.decision.detail,
+                        permanent=input.decision.permanent,
+                    ),
+                )
+            session.commit()
+
+    @activity.defn(name="purge_personal_data")
+    def purge_personal_data(self, input: PurgeInput) -> None:
+        """The end of a call's lifecycle: numbers and message bodies are deleted."""
+        now = utcnow()
+        with self._db.session() as session:
+            session.exec(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.workflow_id) == input.workflow_id)
+                .values(to=None, body=None, updated_at=now)
+            )
+            session.exec(
+                update(CallRecord)
+                .where(col(CallRecord.workflow_id) == input.workflow_id)
+                .values(
+                    caller_phone=None,
+                    texting_state=TextingState.FINISHED.value,
+                    purged_at=now,
+                    updated_at=now,
+                )
+            )
+            session.commit()
+
+
+def _upsert_call(session: Session, workflow_id: str, call: CallState) -> None:
+    row = session.get(CallRecord, workflow_id) or CallRecord(
+        workflow_id=workflow_id, agency=call.agency, incident_id=call.incident_id
+    )
+    row.case_number = call.case_number
+    row.status = call.status.value if call.status else None
+    row.priority = call.priority
+    row.call_type = call.call_type
+    row.source = call.source.value if call.source else None
+    row.language = call.caller_language
+    row.caller_phone = call.caller_phone
+    row.texting_state = call.texting_state.value
+    row.reason = call.decision.reason if call.decision else None
+    row.texts_sent = call.texts_counted()
+    row.received_at = call.received_at
+    row.closed_at = call.closed_at
+    row.updated_at = utcnow()
+    session.add(row)
+
+
+def _insert_once(session: Session, row: CallEventRecord | EligibilityDecisionRecord) -> None:
+    """Insert unless the unique key already exists (a retried activity)."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        pass
+
+
+__all__ = ["CallRecordActivities", "select"]

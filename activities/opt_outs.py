@@ -1,0 +1,28 @@
+"""The opt-out registry: checked when a call learns its caller's number."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from callerloop.db import Database, OptOut, utcnow
+from workflows.model import CheckOptOutInput, CheckOptOutResult
+
+
+class OptOutActivities:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @activity.defn(name="check_opt_out")
+    def check_opt_out(self, input: CheckOptOutInput) -> CheckOptOutResult:
+        with self._db.session() as session:
+            row = session.get(OptOut, (input.agency, input.phone))
+        return CheckOptOutResult(opted_out=bool(row and row.opted_out))
+
+
+def record_opt_out(db: Database, agency: str, phone: str, keyword: str, opted_out: bool) -> None:
+    """Write an opt-out (or opt-in) for a number; used by inbound SMS and the CLI."""
+    with db.session() as session:
+        row = session.get(OptOut, (agency, phone)) or OptOut(agency=agency, phone=phone)
+        row.opted_out, row.keyword, row.updated_at = opted_out, keyword, utcnow()
+        session.add(row)
+        session.commit()

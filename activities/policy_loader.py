@@ -1,0 +1,32 @@
+"""Hands the workflow its agency's policy, read from the worker's agency files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.errors import UNKNOWN_AGENCY
+from callerloop.agency_config import AgencyConfig
+from workflows.model import LoadPolicyInput
+from workflows.policy import AgencyPolicy
+
+
+class PolicyActivities:
+    def __init__(self, agencies: Mapping[str, AgencyConfig], time_scale: float) -> None:
+        self._agencies = agencies
+        self._time_scale = time_scale
+
+    @activity.defn(name="load_agency_policy")
+    def load_agency_policy(self, input: LoadPolicyInput) -> AgencyPolicy:
+        """Run as a local activity: its result is recorded once in the call's history, so
+        the call keeps the policy it started with even if the file changes."""
+        agency = self._agencies.get(input.agency)
+        if agency is None:
+            raise ApplicationError(
+                f"unknown agency {input.agency!r}; configured: {sorted(self._agencies)}",
+                type=UNKNOWN_AGENCY,
+                non_retryable=True,
+            )
+        return agency.to_policy(self._time_scale)

@@ -1,0 +1,49 @@
+"""The one interface every SMS provider adapter implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from activities.errors import SmsFailure
+
+
+@dataclass(frozen=True)
+class OutgoingText:
+    to: str
+    body: str
+    sender_number: str | None
+    messaging_service_sid: str | None
+    validity_seconds: int
+    reference: str  # the outbox row, echoed in provider logs and callbacks
+
+
+@dataclass(frozen=True)
+class ProviderReceipt:
+    provider_id: str
+    status: str  # provider's first status, e.g. "queued" or "sent"
+
+
+class PermanentProviderError(Exception):
+    """The provider refused this text for good; retrying cannot help."""
+
+    def __init__(self, failure: SmsFailure, code: str, message: str) -> None:
+        super().__init__(f"{failure.value} ({code}): {message}")
+        self.failure, self.code, self.message = failure, code, message
+
+
+class TransientProviderError(Exception):
+    """The provider certainly did not accept the text (throttled, down): safe to retry."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+class SmsProvider(Protocol):
+    name: str
+
+    def send(self, text: OutgoingText) -> ProviderReceipt:
+        """Hand the text to the provider. Raises PermanentProviderError or
+        TransientProviderError; any other exception means the outcome is unknown."""
+        ...

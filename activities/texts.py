@@ -1,0 +1,187 @@
+"""Sending one text: the outbox protocol that makes a retried send never send twice.
+
+1. Claim: in one transaction, find or create the outbox row for (workflow id, kind) and
+   mark it `sending`. A row already sent (or failed for good) is returned as it is.
+2. Call the provider.
+3. Record the provider's id and `sent`, or the failure.
+
+If a worker dies between 1 and 3 the row stays `sending` and the provider may or may not
+have the message. The next attempt does not resend: it marks the row `unknown`. For texts
+to a caller, at most once is the safe side (a duplicate confirmation erodes trust; a
+missing one is reconciled from the provider's records).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.errors import PERMANENT_SMS_ERROR, UNKNOWN_AGENCY, SmsFailure
+from activities.sms_providers.base import (
+    OutgoingText,
+    PermanentProviderError,
+    SmsProvider,
+    TransientProviderError,
+)
+from callerloop.agency_config import AgencyConfig
+from callerloop.db import Database, OutboxMessage, utcnow
+from callerloop.links import issue_link
+from callerloop.messages import MessageContext, render_message
+from callerloop.sms_encoding import measure
+from workflows.model import SendTextInput, SendTextResult, TextKind
+
+# Outbox statuses after which a send attempt must not call the provider again.
+SETTLED = frozenset({"sent", "queued", "delivered", "undelivered", "failed", "unknown"})
+
+
+class TextActivities:
+    def __init__(
+        self,
+        db: Database,
+        agencies: Mapping[str, AgencyConfig],
+        provider: SmsProvider,
+        public_base_url: str,
+    ) -> None:
+        self._db = db
+        self._agencies = agencies
+        self._provider = provider
+        self._base_url = public_base_url
+
+    @activity.defn(name="send_text")
+    def send_text(self, input: SendTextInput) -> SendTextResult:
+        agency = self._agency(input.agency)
+        with self._db.session() as session:
+            row = self._claim(session, agency, input)
+            if row.status in SETTLED:
+                return _result(row, already_sent=True)
+            if row.status == "sending":
+                # An earlier attempt died mid-send: the provider may have the text.
+                row.status, row.updated_at = "unknown", utcnow()
+                session.add(row)
+                session.commit()
+                activity.logger.warning("send outcome unknown; not resending", extra=_ids(row))
+                return _result(row, already_sent=True)
+            row.status, row.attempts, row.updated_at = "sending", row.attempts + 1, utcnow()
+            session.add(row)
+            session.commit()
+            self._deliver(session, agency, row)
+            return _result(row, already_sent=False)
+
+    def _agency(self, agency_id: str) -> AgencyConfig:
+        agency = self._agencies.get(agency_id)
+        if agency is None:
+            raise ApplicationError(
+                f"unknown agency {agency_id!r}", type=UNKNOWN_AGENCY, non_retryable=True
+            )
+        return agency
+
+    def _claim(self, session: Session, agency: AgencyConfig, input: SendTextInput) -> OutboxMessage:
+        existing = _find(session, input.workflow_id, input.kind)
+        if existing is not None:
+            return existing
+        body = self._render(session, agency, input)
+        size = measure(body)
+        now = utcnow()
+        row = OutboxMessage(
+            workflow_id=input.workflow_id,
+            agency=input.agency,
+            incident_id=input.incident_id,
+            kind=input.kind.value,
+            language=input.language,
+            to=input.to,
+            body=body,
+            encoding=size.encoding,
+            segments=size.segments,
+            provider=self._provider.name,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        try:
+            session.commit()  # written before the provider is called
+        except IntegrityError:  # a concurrent attempt claimed it first
+            session.rollback()
+            found = _find(session, input.workflow_id, input.kind)
+            assert found is not None
+            return found
+        return row
+
+    def _render(self, session: Session, agency: AgencyConfig, input: SendTextInput) -> str:
+        context = MessageContext(case_number=input.case_number)
+        if input.kind == TextKind.CONFIRMATION:
+            status_url = issue_link(
+                session, base_url=self._base_url, workflow_id=input.workflow_id, purpose="status"
+            )
+            context = MessageContext(case_number=input.case_number, status_url=status_url)
+        elif input.kind == TextKind.SURVEY:
+            survey_url = issue_link(
+                session, base_url=self._base_url, workflow_id=input.workflow_id, purpose="survey"
+            )
+            context = MessageContext(case_number=input.case_number, survey_url=survey_url)
+        return render_message(agency, input.kind.value, input.language, context)
+
+    def _deliver(self, session: Session, agency: AgencyConfig, row: OutboxMessage) -> None:
+        assert row.to is not None and row.body is not None
+        text = OutgoingText(
+            to=row.to,
+            body=row.body,
+            sender_number=agency.agency.sender_number,
+            messaging_service_sid=agency.agency.messaging_service_sid,
+            validity_seconds=int(agency.texts.validity_period / timedelta(seconds=1)),
+            reference=f"{row.workflow_id}/{row.kind}",
+        )
+        try:
+            receipt = self._provider.send(text)
+        except TransientProviderError as error:
+            _settle(session, row, "pending", error_code=error.code, error_message=error.message)
+            raise  # the provider has nothing: Temporal retries with backoff
+        except PermanentProviderError as error:
+            _settle(session, row, "failed", error_code=error.code, error_message=error.message)
+            raise ApplicationError(
+                str(error), error.failure.value, type=PERMANENT_SMS_ERROR, non_retryable=True
+            ) from error
+        row.provider_id, row.sent_at = receipt.provider_id, utcnow()
+        _settle(session, row, "sent" if receipt.status in ("sent", "delivered") else "queued")
+        activity.logger.info("text sent", extra=_ids(row))
+
+
+def _find(session: Session, workflow_id: str, kind: TextKind) -> OutboxMessage | None:
+    statement = select(OutboxMessage).where(
+        col(OutboxMessage.workflow_id) == workflow_id, col(OutboxMessage.kind) == kind.value
+    )
+    return session.exec(statement).first()
+
+
+def _settle(
+    session: Session,
+    row: OutboxMessage,
+    status: str,
+    *,
+    error_code: str | None = None,
+    error_message: str | None = None,
+) -> None:
+    row.status, row.updated_at = status, utcnow()
+    row.error_code, row.error_message = error_code, error_message
+    session.add(row)
+    session.commit()
+
+
+def _result(row: OutboxMessage, *, already_sent: bool) -> SendTextResult:
+    return SendTextResult(
+        status=row.status,
+        provider_id=row.provider_id,
+        segments=row.segments,
+        already_sent=already_sent,
+    )
+
+
+def _ids(row: OutboxMessage) -> dict[str, object]:
+    return {"kind": row.kind, "segments": row.segments, "provider_id": row.provider_id}
+
+
+__all__ = ["SETTLED", "SmsFailure", "TextActivities"]

@@ -1,0 +1,327 @@
+"""Agency configuration: one TOML file per agency in `agencies/`, validated at load.
+
+Errors name the file, the key and what is wrong, e.g.
+`agencies/example.toml: timing.survey_delay: invalid duration, expected ISO 8601 like "PT24H"`.
+Durations are ISO 8601 (`PT20M`, `PT24H`, `P7D`).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import tomllib
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from workflows.model import CallSource, TextKind
+from workflows.policy import CALLER_SOURCES, AgencyPolicy, DelayThreshold, QuietHours
+from workflows.quiet_hours import parse_clock
+
+SUPPORTED_LANGUAGES = ("en", "es", "fr")
+TEMPLATE_FIELDS = frozenset(
+    {"agency_name", "case_number", "status_url", "survey_url", "non_emergency_phone"}
+)
+# Placeholders a template of this kind cannot do without.
+REQUIRED_FIELDS: dict[TextKind, frozenset[str]] = {
+    TextKind.CONFIRMATION: frozenset({"case_number"}),
+    TextKind.SURVEY: frozenset({"survey_url"}),
+}
+
+
+class AgencyConfigError(ValueError):
+    """A configuration file is invalid; the message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgencyIdentity(_Strict):
+    name: str = Field(min_length=1)
+    time_zone: str
+    phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    non_emergency_phone: str = Field(min_length=3)
+    sender_number: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{7,14}$")
+    messaging_service_sid: str | None = Field(default=None, pattern=r"^MG[0-9a-f]{32}$")
+    languages: list[str] = Field(min_length=1)
+    default_language: str = "en"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from error
+        return value
+
+    @field_validator("languages")
+    @classmethod
+    def _supported(cls, value: list[str]) -> list[str]:
+        unknown = [lang for lang in value if lang not in SUPPORTED_LANGUAGES]
+        if unknown:
+            raise ValueError(f"unsupported language(s) {unknown}; supported: {SUPPORTED_LANGUAGES}")
+        return value
+
+    @model_validator(mode="after")
+    def _default_is_offered(self) -> Self:
+        if self.default_language not in self.languages:
+            raise ValueError(f"default_language {self.default_language!r} is not in languages")
+        if not (self.sender_number or self.messaging_service_sid):
+            raise ValueError("set sender_number or messaging_service_sid: texts need a sender")
+        return self
+
+
+def _valid_pattern(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ValueError(f"invalid regular expression {value!r}: {error}") from error
+    return value
+
+
+Pattern = Annotated[str, Field(min_length=1)]
+
+
+class Eligibility(_Strict):
+    priorities: list[int] = Field(min_length=1)
+    lower_priority_is_more_urgent: bool = True
+    sources: list[CallSource] = [CallSource.PHONE, CallSource.E911, CallSource.TEXT]
+    excluded_call_types: list[Pattern] = []
+    in_progress_patterns: list[Pattern] = [r"\bIN PROG"]
+
+    @field_validator("sources")
+    @classmethod
+    def _caller_sources_only(cls, value: list[CallSource]) -> list[CallSource]:
+        not_callers = [s.value for s in value if s not in CALLER_SOURCES]
+        if not_callers:
+            raise ValueError(
+                f"{not_callers} are not caller-originated sources; only "
+                f"{sorted(s.value for s in CALLER_SOURCES)} may be texted"
+            )
+        return value
+
+    @field_validator("excluded_call_types", "in_progress_patterns")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        return [_valid_pattern(v) for v in value]
+
+
+class QuietHoursConfig(_Strict):
+    start: str
+    end: str
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        parse_clock(value)
+        return value
+
+
+class Timing(_Strict):
+    delay_thresholds: dict[int, timedelta] = {}
+    survey_delay: timedelta = timedelta(hours=24)
+    survey_window: timedelta = timedelta(days=7)
+    quiet_hours: QuietHoursConfig | None = None
+    max_open: timedelta = timedelta(days=30)
+
+    @field_validator("survey_delay", "survey_window", "max_open")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration")
+        return value
+
+
+class Texts(_Strict):
+    max_per_call: int = Field(default=6, ge=1, le=20)
+    validity_period: timedelta = timedelta(minutes=10)
+
+
+class Retention(_Strict):
+    outbox_days: int = Field(default=90, ge=1)
+
+
+class Templates(_Strict):
+    confirmation: str
+    assigned: str
+    delayed: str
+    cleared: str
+    survey: str
+    help: str = ""
+
+
+class CadVocabulary(_Strict):
+    """How this agency's CAD names things, mapped to callerloop's words."""
+
+    sources: dict[str, CallSource] = {}
+    priorities: dict[str, int] = {}
+
+
+class ReplayConfig(_Strict):
+    """Mapping of a CAD CSV export's columns (see `callerloop cad replay`)."""
+
+    columns: dict[str, str] = {}
+    time_zone: str | None = None
+    area_codes: list[Annotated[str, Field(pattern=r"^[2-9][0-9]{2}$")]] = ["202"]
+    language_mix: dict[str, float] = {"en": 1.0}
+    cancelled_dispositions: list[Pattern] = []
+
+    @field_validator("cancelled_dispositions")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        return [_valid_pattern(v) for v in value]
+
+    @field_validator("language_mix")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value or any(w < 0 for w in value.values()) or sum(value.values()) <= 0:
+            raise ValueError("weights must be non-negative and not all zero")
+        return value
+
+
+class AgencyConfig(_Strict):
+    id: str
+    agency: AgencyIdentity
+    eligibility: Eligibility
+    timing: Timing = Timing()
+    texts: Texts = Texts()
+    retention: Retention = Retention()
+    templates: dict[str, Templates] = {}
+    cad: CadVocabulary = CadVocabulary()
+    replay: ReplayConfig = ReplayConfig()
+
+    @model_validator(mode="after")
+    def _templates_complete(self) -> Self:
+        for language in self.agency.languages:
+            if language not in self.templates:
+                raise ValueError(f"templates.{language} is missing (the agency offers {language!r})")
+        for language, templates in self.templates.items():
+            for kind in TextKind:
+                check_template(getattr(templates, kind.value), kind, f"templates.{language}.{kind}")
+            if "STOP" not in templates.confirmation.upper():
+                raise ValueError(
+                    f"templates.{language}.confirmation must tell the caller to reply STOP to opt out"
+                )
+        unknown = [p for p in self.timing.delay_thresholds if p not in self.eligibility.priorities]
+        if unknown:
+            raise ValueError(f"timing.delay_thresholds names priorities {unknown} that are not eligible")
+        return self
+
+    def to_policy(self, time_scale: float = 1.0) -> AgencyPolicy:
+        """The workflow's view of this agency, every duration divided by `time_scale`."""
+
+        def seconds(duration: timedelta) -> float:
+            return duration.total_seconds() / time_scale
+
+        quiet = self.timing.quiet_hours
+        return AgencyPolicy(
+            agency=self.id,
+            name=self.agency.name,
+            time_zone=self.agency.time_zone,
+            default_language=self.agency.default_language,
+            languages=list(self.agency.languages),
+            eligible_priorities=list(self.eligibility.priorities),
+            eligible_sources=list(self.eligibility.sources),
+            lower_priority_is_more_urgent=self.eligibility.lower_priority_is_more_urgent,
+            excluded_call_type_patterns=list(self.eligibility.excluded_call_types),
+            in_progress_patterns=list(self.eligibility.in_progress_patterns),
+            delay_thresholds=[
+                DelayThreshold(priority=p, seconds=seconds(d))
+                for p, d in sorted(self.timing.delay_thresholds.items())
+            ],
+            survey_delay_seconds=seconds(self.timing.survey_delay),
+            survey_window_seconds=seconds(self.timing.survey_window),
+            quiet_hours=QuietHours(start=quiet.start, end=quiet.end) if quiet else None,
+            max_texts_per_call=self.texts.max_per_call,
+            max_open_seconds=seconds(self.timing.max_open),
+            time_scale=time_scale,
+        )
+
+
+def check_template(template: str, kind: TextKind, where: str) -> None:
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from error
+    unknown = fields - TEMPLATE_FIELDS
+    if unknown:
+        raise ValueError(f"{where}: unknown placeholder(s) {sorted(unknown)}; use {sorted(TEMPLATE_FIELDS)}")
+    missing = REQUIRED_FIELDS.get(kind, frozenset()) - fields
+    if missing:
+        raise ValueError(f"{where}: must contain {sorted('{' + m + '}' for m in missing)}")
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for detail in error.errors():
+        where = ".".join(str(part) for part in detail["loc"]) or "(top level)"
+        message = detail["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {message}")
+    return "; ".join(lines)
+
+
+DEFAULT_TEMPLATES_FILE = Path(__file__).with_name("default_templates.toml")
+
+
+@lru_cache
+def default_templates() -> dict[str, dict[str, str]]:
+    return tomllib.loads(DEFAULT_TEMPLATES_FILE.read_text(encoding="utf-8"))
+
+
+def _with_default_templates(data: dict[str, Any]) -> dict[str, Any]:
+    """Fill each offered language's templates from the shipped defaults, kind by kind."""
+    own = data.get("templates", {})
+    if not isinstance(own, dict):
+        return data
+    languages = data.get("agency", {}).get("languages", [])
+    defaults = default_templates()
+    merged = dict(own)
+    for language in languages if isinstance(languages, list) else []:
+        if language in defaults and isinstance(own.get(language, {}), dict):
+            merged[language] = {**defaults[language], **own.get(language, {})}
+    return {**data, "templates": merged}
+
+
+def parse_agency_config(data: dict[str, Any], agency_id: str, source: str) -> AgencyConfig:
+    try:
+        return AgencyConfig.model_validate({"id": agency_id, **_with_default_templates(data)})
+    except ValidationError as error:
+        raise AgencyConfigError(f"{source}: {_describe(error)}") from None
+
+
+def load_agency_file(path: Path) -> AgencyConfig:
+    """Load one agency file; its name (without .toml) is the agency's id."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise AgencyConfigError(f"{path}: not valid TOML: {error}") from None
+    except OSError as error:
+        raise AgencyConfigError(f"{path}: cannot read: {error.strerror}") from None
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", path.stem):
+        raise AgencyConfigError(f"{path}: file name must be a lower-case agency id like 'santa-monica'")
+    return parse_agency_config(data, path.stem, str(path))
+
+
+def load_agencies(directory: Path) -> dict[str, AgencyConfig]:
+    """Every agency in the folder, or an AgencyConfigError naming each bad file."""
+    files = sorted(directory.glob("*.toml"))
+    if not files:
+        raise AgencyConfigError(f"{directory}: no agency files (*.toml) found")
+    agencies: dict[str, AgencyConfig] = {}
+    errors: list[str] = []
+    for path in files:
+        try:
+            config = load_agency_file(path)
+        except AgencyConfigError as error:
+            errors.append(str(error))
+            continue
+        agencies[config.id] = config
+    if errors:
+        raise AgencyConfigError("\n".join(errors))
+    return agencies

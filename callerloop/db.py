@@ -1,0 +1,193 @@
+"""The application database: SQLModel tables and the engine.
+
+SQLite file by default, PostgreSQL in production (`CALLERLOOP_DATABASE_URL`). Workflows
+never import this module: table classes re-imported in the workflow sandbox are slow and
+collide ("Table … is already defined"). Activities and the CLI use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, TypeDecorator, UniqueConstraint, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.url import make_url
+from sqlmodel import Column, Field, Session, SQLModel, create_engine
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC, returns timezone-aware UTC datetimes on every backend (SQLite drops zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: callerloop stores aware UTC times only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_column(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One text to one caller. Written before the provider is called, so a retried send
+    finds it and never sends twice; (workflow_id, kind) is unique."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("workflow_id", "kind", name="uq_outbox_call_kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow_id: str = Field(index=True)
+    agency: str = Field(index=True)
+    incident_id: str
+    kind: str
+    language: str
+    to: str | None = None  # purged with the call's personal data
+    body: str | None = None  # purged too: it carries the status or survey link
+    encoding: str
+    segments: int
+    provider: str
+    status: str = Field(default="pending", index=True)
+    provider_id: str | None = Field(default=None, index=True)
+    error_code: str | None = None
+    error_message: str | None = None
+    attempts: int = 0
+    created_at: datetime = utc_column(nullable=False, index=True)
+    sent_at: datetime | None = utc_column()
+    updated_at: datetime = utc_column(nullable=False)
+
+
+class CallRecord(SQLModel, table=True):
+    """The latest known state of a call, for staff and exports (no free text from CAD)."""
+
+    __tablename__ = "calls"
+
+    workflow_id: str = Field(primary_key=True)
+    agency: str = Field(index=True)
+    incident_id: str = Field(index=True)
+    case_number: str | None = None
+    status: str | None = None
+    priority: int | None = None
+    call_type: str | None = None
+    source: str | None = None
+    language: str | None = None
+    caller_phone: str | None = None  # purged at the end of the lifecycle
+    texting_state: str = Field(index=True)
+    reason: str | None = None
+    texts_sent: int = 0
+    received_at: datetime | None = utc_column()
+    closed_at: datetime | None = utc_column()
+    updated_at: datetime = utc_column(nullable=False)
+    purged_at: datetime | None = utc_column()
+
+
+class CallEventRecord(SQLModel, table=True):
+    """Every CAD event a call received, applied or not, and why."""
+
+    __tablename__ = "call_events"
+    __table_args__ = (UniqueConstraint("workflow_id", "event_id", name="uq_call_event"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow_id: str = Field(index=True)
+    event_id: str
+    event_type: str
+    occurred_at: datetime = utc_column(nullable=False)
+    applied: bool
+    note: str = ""
+    recorded_at: datetime = utc_column(nullable=False)
+
+
+class EligibilityDecisionRecord(SQLModel, table=True):
+    """Each time a call's eligibility changed: the answer and its reason."""
+
+    __tablename__ = "eligibility_decisions"
+    __table_args__ = (UniqueConstraint("workflow_id", "decided_at", name="uq_decision_time"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow_id: str = Field(index=True)
+    agency: str = Field(index=True)
+    decided_at: datetime = utc_column(nullable=False)
+    eligible: bool
+    reason: str = Field(index=True)
+    detail: str = ""
+    permanent: bool = False
+
+
+class OptOut(SQLModel, table=True):
+    """The opt-out registry: a number that said STOP to an agency's sender."""
+
+    __tablename__ = "opt_outs"
+
+    agency: str = Field(primary_key=True)
+    phone: str = Field(primary_key=True)
+    opted_out: bool = True
+    keyword: str = ""
+    updated_at: datetime = utc_column(nullable=False)
+
+
+class LinkToken(SQLModel, table=True):
+    """Links in texts carry a random token; only its SHA-256 is stored."""
+
+    __tablename__ = "link_tokens"
+
+    token_hash: str = Field(primary_key=True)
+    workflow_id: str = Field(index=True)
+    purpose: str  # "status" or "survey"
+    created_at: datetime = utc_column(nullable=False)
+    expires_at: datetime | None = utc_column()
+
+
+class Database:
+    """An engine plus the session helper every activity uses."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+
+    def create_schema(self) -> None:
+        SQLModel.metadata.create_all(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    # WAL lets the CLI read while the worker writes; a busy timeout rides out short locks.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

@@ -1,0 +1,67 @@
+"""structlog for everything, including Temporal's stdlib loggers (`workflow.logger` and
+`activity.logger`), which cannot call structlog directly from the workflow sandbox."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+EventDict = MutableMapping[str, Any]
+
+
+def _lift_temporal_context(_logger: Any, _method: str, event: EventDict) -> EventDict:
+    """Temporal puts workflow/activity info in a nested `temporal_*` dict: flatten the ids
+    operators search by, and derive the incident id from `call/{agency}/{incident}`."""
+    for key in ("temporal_workflow", "temporal_activity"):
+        context = event.pop(key, None)
+        if isinstance(context, dict):
+            workflow_id = context.get("workflow_id")
+            if workflow_id:
+                event.setdefault("workflow_id", workflow_id)
+            if "activity_type" in context:
+                event.setdefault("activity", context["activity_type"])
+                event.setdefault("attempt", context.get("attempt"))
+    workflow_id = event.get("workflow_id")
+    if isinstance(workflow_id, str) and workflow_id.startswith("call/"):
+        _, agency, incident = workflow_id.split("/", 2)
+        event.setdefault("agency", agency)
+        event.setdefault("incident_id", incident)
+    return event
+
+
+def configure_logging(log_format: str = "json", level: str = "INFO") -> None:
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _lift_temporal_context],
+        processors=[
+            _lift_temporal_context,
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

@@ -1,0 +1,54 @@
+"""Deployment settings: environment variables `CALLERLOOP_…` and a `.env` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The real CAD export beside a checkout; never copied into the repository.
+SHARED_CAD_EXPORT = (
+    PROJECT_ROOT.parent / "shared" / "data" / "cad_police_calls_2025-08-24_to_2025-11-29.csv"
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CALLERLOOP_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    database_url: str = Field(
+        default=f"sqlite:///{PROJECT_ROOT / '.data' / 'callerloop.db'}",
+        description="SQLAlchemy URL of the application database.",
+    )
+    agencies_dir: Path = Field(
+        default=PROJECT_ROOT / "agencies", description="Folder of agency TOML files."
+    )
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "callerloop"
+    sms_provider: Literal["local"] = "local"
+    public_base_url: str = "http://localhost:8000"
+    time_scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="Divides every policy duration: 720 runs a day's lifecycle in 2 minutes.",
+    )
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "INFO"
+    # Local stack (`make run`)
+    data_dir: Path = PROJECT_ROOT / ".data"
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    demo_csv: Path = SHARED_CAD_EXPORT
+    demo_agency: str = "example"
+    demo_speed: float = Field(default=720, gt=0)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

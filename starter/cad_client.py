@@ -1,0 +1,74 @@
+"""The CAD side's client: every CAD event becomes a signal-with-start of its call's workflow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from workflows import search_attributes as sa
+from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
+from workflows.model import CadEvent, CallInput, CallOutcome, OptInSignal, OptOutSignal, SuppressSignal
+
+
+class CallAlreadyFinished(Exception):
+    """The call's lifecycle is over (personal data purged); events for it are not applied."""
+
+
+@dataclass
+class Delivered:
+    workflow_id: str
+    handle: WorkflowHandle[CallForServiceWorkflow, CallOutcome]
+
+
+class CadClient:
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self._client = client
+        self._task_queue = task_queue
+
+    async def send(self, event: CadEvent) -> Delivered:
+        """Start the call's workflow with this event, or signal it if it runs already."""
+        workflow_id = workflow_id_for(event.agency, event.incident_id)
+        try:
+            handle = await self._client.start_workflow(
+                CallForServiceWorkflow.run,
+                CallInput(agency=event.agency, incident_id=event.incident_id),
+                id=workflow_id,
+                task_queue=self._task_queue,
+                start_signal="cad_event",
+                start_signal_args=[event],
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                # A finished call is not restarted by a late event: that would text again.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(sa.AGENCY, event.agency),
+                        SearchAttributePair(sa.INCIDENT_ID, event.incident_id),
+                    ]
+                ),
+                static_summary=f"{event.agency} call {event.incident_id}",
+            )
+        except WorkflowAlreadyStartedError as error:
+            raise CallAlreadyFinished(f"{workflow_id} has finished; event {event.event_id} not applied") from error
+        return Delivered(workflow_id=workflow_id, handle=handle)
+
+    def handle(self, agency: str, incident_id: str) -> WorkflowHandle[CallForServiceWorkflow, object]:
+        return self._client.get_workflow_handle_for(
+            CallForServiceWorkflow.run, workflow_id_for(agency, incident_id)
+        )
+
+    async def opt_out(self, agency: str, incident_id: str, signal: OptOutSignal) -> None:
+        await self.handle(agency, incident_id).signal(CallForServiceWorkflow.opt_out, signal)
+
+    async def opt_in(self, agency: str, incident_id: str, signal: OptInSignal) -> None:
+        await self.handle(agency, incident_id).signal(CallForServiceWorkflow.opt_in, signal)
+
+    async def suppress(self, agency: str, incident_id: str, signal: SuppressSignal) -> None:
+        await self.handle(agency, incident_id).signal(CallForServiceWorkflow.suppress, signal)

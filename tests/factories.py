@@ -1,0 +1,115 @@
+"""Factories for test records: agencies, CAD events, and a provider that records sends."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from activities.sms_providers.base import OutgoingText, ProviderReceipt
+from callerloop.agency_config import AgencyConfig, parse_agency_config
+from workflows.model import CadEvent, CadEventType, CallSource, LineType
+
+_ids = itertools.count(1)
+T0 = datetime(2025, 9, 1, 14, 0, tzinfo=UTC)
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+AGENCY_DATA: dict[str, Any] = {
+    "agency": {
+        "name": "Testville PD",
+        "time_zone": "America/New_York",
+        "non_emergency_phone": "703-555-0100",
+        "sender_number": "+17035550100",
+        "languages": ["en", "es", "fr"],
+    },
+    "eligibility": {
+        "priorities": [3, 4],
+        "excluded_call_types": [r"\bWEAPON"],
+        "in_progress_patterns": [r"\bIN PROG"],
+    },
+    "timing": {
+        "delay_thresholds": {"3": "PT1H", "4": "PT2H"},
+        "survey_delay": "PT24H",
+        "survey_window": "P7D",
+    },
+}
+
+
+def make_agency(agency_id: str = "testville", **overrides: Any) -> AgencyConfig:
+    """The test agency; keyword arguments override sections, e.g. texts={"max_per_call": 2}."""
+    return parse_agency_config(_merge(AGENCY_DATA, overrides), agency_id, "tests.factories")
+
+
+def new_incident_id() -> str:
+    return f"T-{next(_ids):06d}"
+
+
+def cad_event(
+    incident_id: str,
+    event_type: CadEventType = CadEventType.CREATED,
+    *,
+    at: datetime | None = None,
+    minutes: float = 0,
+    agency: str = "testville",
+    event_id: str | None = None,
+    **fields: Any,
+) -> CadEvent:
+    """An event `minutes` after T0; unique event id unless one is given."""
+    return CadEvent(
+        agency=agency,
+        incident_id=incident_id,
+        event_type=event_type,
+        occurred_at=at or T0 + timedelta(minutes=minutes),
+        event_id=event_id or f"{incident_id}:{event_type}:{next(_ids)}",
+        **fields,
+    )
+
+
+def eligible_call(incident_id: str, **fields: Any) -> CadEvent:
+    """A created event every rule says yes to: a non-emergency caller on a mobile."""
+    details: dict[str, Any] = {
+        "priority": 4,
+        "call_type": "NOISE COMPLAINT DELAY",
+        "source": CallSource.PHONE,
+        "caller_phone": "+17035550142",
+        "caller_line_type": LineType.MOBILE,
+        "caller_language": "en",
+        "case_number": f"C{incident_id}",
+    }
+    details.update(fields)
+    return cad_event(incident_id, CadEventType.CREATED, **details)
+
+
+class RecordingProvider:
+    """Stands in for the carrier network, the one boundary that cannot run here: it
+    records what it was handed and can be told to fail."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.accepted: list[OutgoingText] = []
+        self.calls = 0
+        self.failures: list[Callable[[OutgoingText], None]] = []  # consumed one per call
+        self._lock = threading.Lock()
+
+    def send(self, text: OutgoingText) -> ProviderReceipt:
+        with self._lock:
+            self.calls += 1
+            failure = self.failures.pop(0) if self.failures else None
+        if failure is not None:
+            failure(text)
+        with self._lock:
+            self.accepted.append(text)
+            return ProviderReceipt(provider_id=f"SM{len(self.accepted):032d}", status="queued")

@@ -1,0 +1,96 @@
+"""Driving a call workflow from a test: send events, wait for it to settle, read the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import col, select
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from callerloop.agency_config import AgencyConfig
+from callerloop.db import Database, OutboxMessage
+from callerloop.settings import Settings
+from starter.cad_client import CadClient
+from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
+from workflows.model import CadEvent, CallOutcome, CallState
+
+SETTLE_TIMEOUT = 20.0
+
+
+@dataclass
+class Harness:
+    env: WorkflowEnvironment
+    db: Database
+    settings: Settings
+    agencies: dict[str, AgencyConfig]
+    sent_events: dict[str, int] = field(default_factory=dict)
+    # The handles start_workflow returned: on the time-skipping server only these skip
+    # time while awaiting the result.
+    handles: dict[str, WorkflowHandle[Any, CallOutcome]] = field(default_factory=dict)
+
+    @property
+    def cad(self) -> CadClient:
+        return CadClient(self.env.client, self.settings.task_queue)
+
+    def handle(self, incident_id: str, agency: str = "testville") -> WorkflowHandle[Any, Any]:
+        return self.env.client.get_workflow_handle_for(
+            CallForServiceWorkflow.run, workflow_id_for(agency, incident_id)
+        )
+
+    async def send(self, *events: CadEvent) -> CallState:
+        """Deliver events one by one, then wait until the workflow has handled them all
+        and has nothing in flight (every event counts as applied or ignored)."""
+        for event in events:
+            delivered = await self.cad.send(event)
+            self.handles.setdefault(event.incident_id, delivered.handle)
+            self.sent_events[event.incident_id] = self.sent_events.get(event.incident_id, 0) + 1
+        incident = events[-1].incident_id
+        expected = self.sent_events[incident]
+        return await self.settle(
+            incident, lambda s: s.events_applied + s.events_ignored >= expected
+        )
+
+    async def state(self, incident_id: str) -> CallState:
+        result: CallState = await self.handle(incident_id).query(CallForServiceWorkflow.state)
+        return result
+
+    async def settle(
+        self, incident_id: str, ready: Callable[[CallState], bool] = lambda _: True
+    ) -> CallState:
+        """Poll until the workflow is idle (nothing in flight) or done, and `ready` holds."""
+        deadline = asyncio.get_running_loop().time() + SETTLE_TIMEOUT
+        while True:
+            state = await self.state(incident_id)
+            if (state.idle or state.purged) and ready(state):
+                return state
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"workflow never settled; last state: {state}")
+            await asyncio.sleep(0.02)
+
+    async def finish(self, incident_id: str) -> CallOutcome:
+        """Let the call run to its end (time skips on the time-skipping server)."""
+        return await self.handles[incident_id].result()
+
+    async def terminate_running(self) -> None:
+        """A call left running would stall the shared time-skipping clock for later tests
+        (its timers fire into a task queue nobody polls any more)."""
+        for handle in self.handles.values():
+            description = await handle.describe()
+            if description.status == WorkflowExecutionStatus.RUNNING:
+                await handle.terminate(reason="test finished")
+
+    def outbox(self, incident_id: str, agency: str = "testville") -> list[OutboxMessage]:
+        with self.db.session() as session:
+            statement = (
+                select(OutboxMessage)
+                .where(col(OutboxMessage.workflow_id) == workflow_id_for(agency, incident_id))
+                .order_by(col(OutboxMessage.id))
+            )
+            return list(session.exec(statement))
+
+    def kinds(self, incident_id: str) -> list[str]:
+        return [row.kind for row in self.outbox(incident_id)]

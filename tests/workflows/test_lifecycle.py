@@ -1,0 +1,102 @@
+"""The whole life of a call, on the time-skipping server: days of workflow time in
+milliseconds."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import select
+
+from callerloop.db import CallEventRecord, CallRecord, EligibilityDecisionRecord
+from tests.factories import RecordingProvider, cad_event, eligible_call, new_incident_id
+from tests.harness import Harness
+from workflows.model import CadEventType, TextingState, TextKind
+
+
+async def test_eligible_call_is_texted_through_to_survey_and_purge(
+    harness: Harness, provider: RecordingProvider
+) -> None:
+    incident = new_incident_id()
+    state = await harness.send(eligible_call(incident))
+    assert harness.kinds(incident) == ["confirmation"]
+    assert state.texting_state == TextingState.ACTIVE
+
+    await harness.send(cad_event(incident, CadEventType.ASSIGNED, minutes=10))
+    await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=50))
+    outcome = await harness.finish(incident)
+
+    assert harness.kinds(incident) == ["confirmation", "assigned", "cleared", "survey"]
+    assert outcome.texts == [TextKind.CONFIRMATION, TextKind.ASSIGNED, TextKind.CLEARED, TextKind.SURVEY]
+    assert outcome.texting_state == TextingState.FINISHED
+    # Each text went to the provider exactly once, from the agency's own number.
+    assert len(provider.accepted) == 4
+    assert {t.sender_number for t in provider.accepted} == {"+17035550100"}
+    confirmation = provider.accepted[0].body
+    assert f"C{incident}" in confirmation and "STOP" in confirmation
+    assert "https://callerloop.test/s/" in confirmation
+    assert "https://callerloop.test/survey/" in provider.accepted[3].body
+    # Personal data is purged at the end; the facts for statistics stay.
+    rows = harness.outbox(incident)
+    assert all(row.to is None and row.body is None for row in rows)
+    assert all(row.status == "queued" and row.provider_id for row in rows)
+    with harness.db.session() as session:
+        call = session.exec(select(CallRecord)).one()
+        assert call.caller_phone is None and call.purged_at is not None
+        assert call.texting_state == "finished" and call.status == "cleared"
+        assert len(session.exec(select(CallEventRecord)).all()) == 3
+        decisions = session.exec(select(EligibilityDecisionRecord)).all()
+        assert [d.reason for d in decisions] == ["eligible"]
+
+
+async def test_survey_waits_for_the_survey_delay(harness: Harness) -> None:
+    incident = new_incident_id()
+    await harness.send(eligible_call(incident), cad_event(incident, CadEventType.CLEARED, minutes=5))
+    assert harness.kinds(incident) == ["confirmation", "cleared"]
+
+    await harness.env.sleep(timedelta(hours=23))
+    state = await harness.settle(incident)
+    assert not state.sent(TextKind.SURVEY)
+
+    await harness.env.sleep(timedelta(hours=2))
+    state = await harness.settle(incident, lambda s: s.sent(TextKind.SURVEY))
+    survey_at = next(t.at for t in state.texts if t.kind == TextKind.SURVEY)
+    assert state.closed_at is not None
+    assert timedelta(hours=24) <= survey_at - state.closed_at < timedelta(hours=25)
+
+
+async def test_call_that_is_never_eligible_sends_nothing_and_finishes_at_close(
+    harness: Harness, provider: RecordingProvider
+) -> None:
+    incident = new_incident_id()
+    await harness.send(
+        eligible_call(incident, call_type="DOMESTIC VIOL NO INJ"),
+        cad_event(incident, CadEventType.ASSIGNED, minutes=3),
+        cad_event(incident, CadEventType.CLEARED, minutes=40),
+    )
+    outcome = await harness.finish(incident)
+    assert outcome.texts == []
+    assert outcome.reason == "call_type_sensitive"
+    assert provider.calls == 0
+    assert harness.outbox(incident) == []
+
+
+async def test_call_closed_before_confirmation_gets_only_the_closing_note(
+    harness: Harness,
+) -> None:
+    incident = new_incident_id()
+    # The first thing callerloop hears of this call is its closure (a late CAD feed).
+    created = eligible_call(incident)
+    await harness.send(
+        cad_event(
+            incident,
+            CadEventType.CLEARED,
+            minutes=30,
+            priority=created.priority,
+            call_type=created.call_type,
+            source=created.source,
+            caller_phone=created.caller_phone,
+            caller_line_type=created.caller_line_type,
+        )
+    )
+    outcome = await harness.finish(incident)
+    assert outcome.texts == [TextKind.CLEARED, TextKind.SURVEY]

@@ -1,0 +1,296 @@
+"""CallForServiceWorkflow: one durable workflow per call for service.
+
+Id `call/{agency}/{incident_id}`, started by signal-with-start so the first CAD event of
+any kind starts it. Signal handlers only apply facts to the call's state; the main loop
+decides (pure `policy.decide` and `lifecycle.plan`) and does the I/O through activities,
+re-deciding after every await so a call that turns sensitive stops texting at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.call_records import CallRecordActivities
+    from activities.errors import PERMANENT_SMS_ERROR, UNKNOWN_AGENCY, SmsFailure
+    from activities.opt_outs import OptOutActivities
+    from activities.policy_loader import PolicyActivities
+    from activities.texts import TextActivities
+    from workflows import search_attributes as sa
+    from workflows.call_state import apply_event
+    from workflows.lifecycle import plan, texting_state
+    from workflows.model import (
+        CadEvent,
+        CallInput,
+        CallOutcome,
+        CallState,
+        CheckOptOutInput,
+        Decision,
+        EventRecord,
+        LoadPolicyInput,
+        OptInSignal,
+        OptOutSignal,
+        PurgeInput,
+        RecordCallInput,
+        SendTextInput,
+        SentText,
+        SuppressSignal,
+        TextingState,
+        TextKind,
+    )
+    from workflows.policy import AgencyPolicy, decide
+
+LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# A text that cannot reach the provider within this is no longer news to the caller.
+SEND_TIMEOUT = timedelta(minutes=15)
+SEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=[PERMANENT_SMS_ERROR],
+)
+
+
+def workflow_id_for(agency: str, incident_id: str) -> str:
+    return f"call/{agency}/{incident_id}"
+
+
+@workflow.defn
+class CallForServiceWorkflow:
+    @workflow.init
+    def __init__(self, input: CallInput) -> None:
+        self._state = input.carried_state or CallState(
+            agency=input.agency, incident_id=input.incident_id
+        )
+        self._unrecorded_events: list[EventRecord] = []
+        self._recorded_decision: Decision | None = self._state.decision
+        self._changed = False
+        self._policy: AgencyPolicy | None = None
+        self._indexed: tuple[object, ...] = ()
+
+    # --- signals and queries: facts in, state out; no I/O here ---------------------
+
+    @workflow.signal
+    def cad_event(self, event: CadEvent) -> None:
+        if (event.agency, event.incident_id) != (self._state.agency, self._state.incident_id):
+            workflow.logger.warning(
+                "CAD event for another call ignored",
+                extra={"event_agency": event.agency, "event_incident": event.incident_id},
+            )
+            return
+        result = apply_event(self._state, event, workflow.now())
+        self._unrecorded_events.append(
+            EventRecord(
+                event_id=event.event_id,
+                event_type=event.event_type,
+                occurred_at=event.occurred_at,
+                applied=result.applied,
+                note=result.note,
+            )
+        )
+        self._changed = True
+
+    @workflow.signal
+    def opt_out(self, signal: OptOutSignal) -> None:
+        self._state.opted_out = True
+        self._changed = True
+
+    @workflow.signal
+    def opt_in(self, signal: OptInSignal) -> None:
+        self._state.opted_out = False
+        self._changed = True
+
+    @workflow.signal
+    def suppress(self, signal: SuppressSignal) -> None:
+        if self._state.suppressed_reason is None:
+            self._state.suppressed_reason = f"{signal.reason} (by {signal.by})"
+            self._changed = True
+
+    @workflow.query
+    def state(self) -> CallState:
+        return self._state
+
+    # --- the lifecycle ---------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: CallInput) -> CallOutcome:
+        policy = self._policy = await self._load_policy()
+        call = self._state
+        while True:
+            await self._check_opt_out_registry()
+            self._decide(policy)
+            if self._unrecorded_events or call.decision != self._recorded_decision:
+                await self._record()
+                continue  # signals may have arrived meanwhile: decide again before acting
+            step = plan(call, policy, workflow.now())
+            call.skipped.extend(step.skip)
+            if step.finished:
+                break
+            if step.send is not None:
+                await self._send(step.send, policy)
+                continue
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(CallInput(call.agency, call.incident_id, call))
+            await self._wait_for_change(step.wake_at)
+
+        await self._purge()
+        self._decide(policy)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return CallOutcome(
+            workflow_id=workflow.info().workflow_id,
+            status=call.status,
+            texting_state=call.texting_state,
+            reason=call.decision.reason if call.decision else "",
+            texts=[t.kind for t in call.texts],
+        )
+
+    async def _load_policy(self) -> AgencyPolicy:
+        try:
+            return await workflow.execute_local_activity_method(
+                PolicyActivities.load_agency_policy,
+                LoadPolicyInput(agency=self._state.agency),
+                start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
+                retry_policy=RetryPolicy(non_retryable_error_types=[UNKNOWN_AGENCY]),
+            )
+        except ActivityError as error:
+            raise ApplicationError(
+                f"cannot load the policy of agency {self._state.agency!r}", non_retryable=True
+            ) from error
+
+    async def _check_opt_out_registry(self) -> None:
+        """Look the number up in the opt-out registry once per number the call carries."""
+        call = self._state
+        phone = call.caller_phone
+        if phone is None or phone == call.opt_out_checked_for:
+            return
+        result = await workflow.execute_local_activity_method(
+            OptOutActivities.check_opt_out,
+            CheckOptOutInput(agency=call.agency, phone=phone),
+            start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
+        )
+        call.opt_out_checked_for = phone
+        call.opted_out = call.opted_out or result.opted_out
+
+    def _decide(self, policy: AgencyPolicy) -> None:
+        """Re-decide eligibility from the current facts. Synchronous on purpose: nothing
+        can change between this decision and the plan that acts on it."""
+        call = self._state
+        decision = decide(call, policy)
+        if decision.permanent and call.blocked is None:
+            call.blocked = decision
+            workflow.logger.info("texting blocked for safety", extra={"reason": decision.reason})
+        call.decision = decision
+        call.texting_state = texting_state(call, policy)
+        self._index()
+
+    def _index(self) -> None:
+        """Keep the search attributes operators filter on current, writing only changes."""
+        call = self._state
+        indexed = (call.status, call.priority, call.texting_state)
+        if indexed == self._indexed:
+            return
+        self._indexed = indexed
+        updates = [sa.TEXTING_STATE.value_set(call.texting_state.value)]
+        if call.status is not None:
+            updates.append(sa.CALL_STATUS.value_set(call.status.value))
+        if call.priority is not None:
+            updates.append(sa.CALL_PRIORITY.value_set(call.priority))
+        workflow.upsert_search_attributes(updates)
+
+    async def _record(self) -> None:
+        events, self._unrecorded_events = self._unrecorded_events, []
+        decision = self._state.decision
+        new_decision = decision if decision != self._recorded_decision else None
+        self._recorded_decision = decision
+        await workflow.execute_local_activity_method(
+            CallRecordActivities.record_call,
+            RecordCallInput(
+                workflow_id=workflow.info().workflow_id,
+                snapshot=self._state,
+                events=events,
+                decision=new_decision,
+                decided_at=workflow.now() if new_decision else None,
+            ),
+            start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
+        )
+
+    async def _send(self, kind: TextKind, policy: AgencyPolicy) -> None:
+        call = self._state
+        assert call.caller_phone is not None  # eligibility requires it
+        language = call.caller_language if call.caller_language in policy.languages else None
+        request = SendTextInput(
+            workflow_id=workflow.info().workflow_id,
+            agency=call.agency,
+            incident_id=call.incident_id,
+            case_number=call.case_number or call.incident_id,
+            kind=kind,
+            language=language or policy.default_language,
+            to=call.caller_phone,
+        )
+        try:
+            result = await workflow.execute_activity_method(
+                TextActivities.send_text,
+                request,
+                schedule_to_close_timeout=SEND_TIMEOUT,
+                retry_policy=SEND_RETRY,
+                summary=f"{kind.value} text",
+            )
+        except ActivityError as error:
+            call.texts.append(SentText(kind=kind, status="failed", at=workflow.now()))
+            self._on_send_failure(error)
+            return
+        call.texts.append(
+            SentText(
+                kind=kind,
+                status=result.status,
+                at=workflow.now(),
+                segments=result.segments,
+                provider_id=result.provider_id,
+            )
+        )
+
+    def _on_send_failure(self, error: ActivityError) -> None:
+        cause = error.cause
+        failure = None
+        if isinstance(cause, ApplicationError) and cause.type == PERMANENT_SMS_ERROR:
+            failure = SmsFailure(cause.details[0]) if cause.details else None
+        workflow.logger.warning("text not sent", extra={"failure": str(failure or cause)})
+        if failure == SmsFailure.OPTED_OUT:
+            self._state.opted_out = True
+        elif failure == SmsFailure.NUMBER_UNUSABLE:
+            self._state.unusable_phone = self._state.caller_phone
+
+    async def _wait_for_change(self, wake_at: datetime | None) -> None:
+        """Sleep until a signal changes something or the next deadline comes."""
+        self._changed = False
+        timeout = None
+        if wake_at is not None:
+            timeout = max((wake_at - workflow.now()).total_seconds(), 0.001)
+        self._state.idle = True
+        try:
+            await workflow.wait_condition(lambda: self._changed, timeout=timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._state.idle = False
+
+    async def _purge(self) -> None:
+        await workflow.execute_activity_method(
+            CallRecordActivities.purge_personal_data,
+            PurgeInput(workflow_id=workflow.info().workflow_id),
+            start_to_close_timeout=timedelta(minutes=1),
+        )
+        call = self._state
+        call.caller_phone = None
+        call.opt_out_checked_for = None
+        call.unusable_phone = None
+        call.purged = True
+
+
+__all__ = ["CallForServiceWorkflow", "TextingState", "workflow_id_for"]

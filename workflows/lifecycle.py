@@ -1,0 +1,138 @@
+"""What a call should do next: a pure planner over the call's state and its agency policy.
+
+The workflow asks `plan` after every change and every timer; the planner answers with at
+most one text to send now, the kinds that no longer make sense, and when to look again.
+Keeping this pure lets property-based tests drive thousands of event sequences through
+the same logic the workflow runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from workflows.model import CallState, CallStatus, Decision, TextingState, TextKind
+from workflows.policy import AgencyPolicy, EligibilityReason
+from workflows.quiet_hours import wait_out_quiet_hours
+
+# Denials that only mean "not known yet": the call may still become eligible.
+_INCOMPLETE = frozenset(
+    {
+        EligibilityReason.SOURCE_UNKNOWN.value,
+        EligibilityReason.CALL_TYPE_UNKNOWN.value,
+        EligibilityReason.PRIORITY_UNKNOWN.value,
+        EligibilityReason.NO_PHONE.value,
+    }
+)
+
+
+@dataclass
+class Plan:
+    send: TextKind | None = None
+    skip: list[TextKind] = field(default_factory=list)
+    wake_at: datetime | None = None
+    finished: bool = False
+
+
+def cap_reached(call: CallState, policy: AgencyPolicy) -> bool:
+    return call.texts_counted() >= policy.max_texts_per_call
+
+
+def texting_state(call: CallState, policy: AgencyPolicy) -> TextingState:
+    decision = call.decision
+    if call.purged:
+        return TextingState.FINISHED
+    if call.blocked is not None:
+        return TextingState.BLOCKED
+    if call.opted_out:
+        return TextingState.OPTED_OUT
+    if decision is None or decision.reason in _INCOMPLETE:
+        return TextingState.PENDING
+    if not decision.eligible:
+        return TextingState.INELIGIBLE
+    if cap_reached(call, policy):
+        return TextingState.CAPPED
+    return TextingState.ACTIVE
+
+
+def survey_due_at(call: CallState, policy: AgencyPolicy) -> datetime | None:
+    """When the survey goes out: the survey delay after closure, moved past quiet hours.
+
+    Fixed at closure, so a deferral is computed once (under a time scale the wall clock
+    may still be in the night when a scaled deferral ends)."""
+    if call.closed_at is None:
+        return None
+    due = call.closed_at + timedelta(seconds=policy.survey_delay_seconds)
+    wait = wait_out_quiet_hours(due, policy.quiet_hours, policy.time_zone)
+    return due + wait / policy.time_scale
+
+
+def finish_at(call: CallState, policy: AgencyPolicy) -> datetime | None:
+    """When the lifecycle ends and personal data is purged."""
+    survey = next((t for t in call.texts if t.kind == TextKind.SURVEY), None)
+    if survey is not None:
+        return survey.at + timedelta(seconds=policy.survey_window_seconds)
+    if call.status is not None and call.status.is_closed and call.closed_at is not None:
+        if call.blocked is not None:
+            return call.closed_at  # nothing can ever be texted: no reason to wait for a reopen
+        return call.closed_at + timedelta(seconds=policy.survey_delay_seconds + policy.survey_window_seconds
+        )
+    if call.received_at is not None:
+        return call.received_at + timedelta(seconds=policy.max_open_seconds)
+    return None
+
+
+def plan(call: CallState, policy: AgencyPolicy, now: datetime) -> Plan:
+    """The next step for this call at `now`."""
+    end = finish_at(call, policy)
+    if end is not None and now >= end:
+        return Plan(finished=True)
+    wakes: list[datetime] = [end] if end is not None else []
+    decision: Decision | None = call.decision
+    if decision is None or not decision.eligible or cap_reached(call, policy):
+        return Plan(wake_at=min(wakes, default=None))
+
+    status = call.status
+    closed = status is not None and status.is_closed
+    pending = [kind for kind in TextKind if not call.sent(kind) and kind not in call.skipped]
+    skip: list[TextKind] = []
+
+    def next_step(send: TextKind | None) -> Plan:
+        return Plan(send=send, skip=skip, wake_at=min(wakes, default=None))
+
+    for kind in pending:
+        if kind == TextKind.CONFIRMATION:
+            if closed:
+                skip.append(kind)  # closed before we could confirm: the closing note says it all
+                continue
+            return next_step(kind)
+        if kind == TextKind.ASSIGNED:
+            if closed:
+                skip.append(kind)
+            elif status is not None and status.has_unit:
+                return next_step(kind)
+        elif kind == TextKind.DELAYED:
+            if closed:
+                skip.append(kind)
+                continue
+            if call.delay_reported:
+                return next_step(kind)
+            threshold = policy.delay_threshold_seconds(call.priority)
+            if threshold is not None and call.unit_assigned_at is None and call.received_at:
+                due = call.received_at + timedelta(seconds=threshold)
+                if now >= due:
+                    return next_step(kind)
+                wakes.append(due)
+        elif kind == TextKind.CLEARED:
+            if status == CallStatus.CANCELLED:
+                skip.append(kind)
+            elif status == CallStatus.CLEARED:
+                return next_step(kind)
+        elif kind == TextKind.SURVEY:
+            if status == CallStatus.CANCELLED:
+                skip.append(kind)
+            elif status == CallStatus.CLEARED and (due := survey_due_at(call, policy)) is not None:
+                if now >= due:
+                    return next_step(kind)
+                wakes.append(due)
+    return next_step(None)

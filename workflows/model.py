@@ -1,0 +1,287 @@
+"""Dataclasses shared by the workflow, its activities and the CAD side.
+
+Plain dataclasses only: they cross the Temporal boundary through the default JSON
+converter and are imported into the workflow sandbox, so no I/O and no heavy imports.
+Each workflow call and activity takes exactly one of these so fields can be added later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+# Tells pydantic (used at the edges to validate these dataclasses) to reject unknown keys.
+_FORBID_EXTRA = {"extra": "forbid"}
+
+
+class CadEventType(StrEnum):
+    """What happened to the call in CAD."""
+
+    CREATED = "created"
+    UPDATED = "updated"  # priority, type, flags or caller details changed
+    ASSIGNED = "assigned"  # a unit was dispatched
+    ENROUTE = "enroute"
+    ON_SCENE = "on_scene"
+    DELAYED = "delayed"  # dispatch says the response will be late
+    CLEARED = "cleared"
+    CANCELLED = "cancelled"
+    REOPENED = "reopened"
+
+
+class CallStatus(StrEnum):
+    RECEIVED = "received"
+    DISPATCHED = "dispatched"
+    ENROUTE = "enroute"
+    ON_SCENE = "on_scene"
+    CLEARED = "cleared"
+    CANCELLED = "cancelled"
+    REOPENED = "reopened"
+
+    @property
+    def is_closed(self) -> bool:
+        return self in (CallStatus.CLEARED, CallStatus.CANCELLED)
+
+    @property
+    def has_unit(self) -> bool:
+        return self in (CallStatus.DISPATCHED, CallStatus.ENROUTE, CallStatus.ON_SCENE)
+
+
+class CallSource(StrEnum):
+    """How the call reached the dispatch centre, normalised from the CAD's own words."""
+
+    PHONE = "phone"  # non-emergency line
+    E911 = "911"
+    TEXT = "text"  # text-to-911
+    OFFICER = "officer"  # officer-initiated / on view / flag down
+    RADIO = "radio"
+    WALK_IN = "walk_in"
+    ALARM_COMPANY = "alarm_company"
+    OTHER_AGENCY = "other_agency"
+    UNKNOWN = "unknown"
+
+
+class LineType(StrEnum):
+    """What is known about the caller's line: from CAD (e.g. ALI class of service) or a lookup."""
+
+    MOBILE = "mobile"
+    LANDLINE = "landline"
+    VOIP = "voip"
+    UNKNOWN = "unknown"
+
+
+class TextKind(StrEnum):
+    CONFIRMATION = "confirmation"
+    ASSIGNED = "assigned"
+    DELAYED = "delayed"
+    CLEARED = "cleared"
+    SURVEY = "survey"
+
+
+class TextingState(StrEnum):
+    """The call's texting state as operators filter on it in the Temporal UI."""
+
+    PENDING = "pending"  # not enough known yet to decide
+    ACTIVE = "active"  # eligible: texts are going out
+    INELIGIBLE = "ineligible"  # not texted, may change (e.g. no mobile number yet)
+    BLOCKED = "blocked"  # safety stop: never texts again
+    OPTED_OUT = "opted_out"
+    CAPPED = "capped"  # the per-call text cap is reached
+    FINISHED = "finished"  # lifecycle over, personal data purged
+
+
+@dataclass
+class CadEvent:
+    """One change to a call for service, as the CAD system reports it.
+
+    Every field but the identity, type and time is optional: an event carries what
+    changed (or a full snapshot; applying a snapshot twice changes nothing).
+    """
+
+    __pydantic_config__ = _FORBID_EXTRA
+
+    agency: str
+    incident_id: str
+    event_type: CadEventType
+    occurred_at: datetime  # CAD's clock, timezone-aware
+    event_id: str = ""  # unique per event; derived from the content when the CAD gives none
+    case_number: str | None = None
+    priority: int | None = None
+    call_type: str | None = None
+    source: CallSource | None = None
+    caller_phone: str | None = None  # E.164
+    caller_line_type: LineType | None = None
+    caller_language: str | None = None  # ISO 639-1
+    in_progress: bool | None = None
+    do_not_text: bool | None = None
+    disposition: str | None = None
+
+
+@dataclass
+class CallInput:
+    agency: str
+    incident_id: str
+    # Set only when the workflow continues as new, to carry the call over.
+    carried_state: CallState | None = None
+
+
+@dataclass
+class AppliedField:
+    """When a field was last set, so an older event never rolls it back."""
+
+    name: str
+    occurred_at: datetime
+
+
+@dataclass
+class Decision:
+    eligible: bool
+    reason: str  # an EligibilityReason value
+    detail: str = ""
+    permanent: bool = False  # a safety stop: the call never texts again
+
+
+@dataclass
+class SentText:
+    kind: TextKind
+    status: str  # outbox status after the send
+    at: datetime
+    segments: int = 0
+    provider_id: str | None = None
+
+
+@dataclass
+class CallState:
+    """Everything the workflow knows about one call. Also the `state` query's answer."""
+
+    agency: str
+    incident_id: str
+    case_number: str | None = None
+    status: CallStatus | None = None
+    priority: int | None = None
+    call_type: str | None = None
+    source: CallSource | None = None
+    caller_phone: str | None = None
+    caller_line_type: LineType | None = None
+    caller_language: str | None = None
+    in_progress: bool | None = None
+    do_not_text: bool | None = None
+    disposition: str | None = None
+    opted_out: bool = False
+    opt_out_checked_for: str | None = None  # the phone number the registry was checked for
+    suppressed_reason: str | None = None
+    unusable_phone: str | None = None  # the provider said this number cannot take texts
+    delay_reported: bool = False
+    received_at: datetime | None = None  # workflow clock: when callerloop learnt of the call
+    unit_assigned_at: datetime | None = None
+    closed_at: datetime | None = None
+    reopened_count: int = 0
+    decision: Decision | None = None
+    blocked: Decision | None = None  # the first safety stop, kept forever
+    texting_state: TextingState = TextingState.PENDING
+    texts: list[SentText] = field(default_factory=list)
+    skipped: list[TextKind] = field(default_factory=list)  # kinds that no longer make sense
+    events_applied: int = 0
+    events_ignored: int = 0
+    applied_event_ids: list[str] = field(default_factory=list)
+    field_times: list[AppliedField] = field(default_factory=list)
+    purged: bool = False
+    idle: bool = False  # waiting for an event or a deadline, nothing in flight
+
+    def sent(self, kind: TextKind) -> bool:
+        return any(t.kind == kind for t in self.texts)
+
+    def texts_counted(self) -> int:
+        return sum(1 for t in self.texts if t.status != "failed")
+
+
+@dataclass
+class OptOutSignal:
+    phone: str | None = None
+    keyword: str = ""
+    received_at: datetime | None = None
+
+
+@dataclass
+class OptInSignal:
+    phone: str | None = None
+    keyword: str = ""
+
+
+@dataclass
+class SuppressSignal:
+    reason: str
+    by: str = "operator"
+
+
+@dataclass
+class CallOutcome:
+    """What the workflow returns when the call's lifecycle is over (no personal data)."""
+
+    workflow_id: str
+    status: CallStatus | None
+    texting_state: TextingState
+    reason: str
+    texts: list[TextKind]
+
+
+# --- activities -------------------------------------------------------------------
+
+
+@dataclass
+class LoadPolicyInput:
+    agency: str
+
+
+@dataclass
+class CheckOptOutInput:
+    agency: str
+    phone: str
+
+
+@dataclass
+class CheckOptOutResult:
+    opted_out: bool
+
+
+@dataclass
+class SendTextInput:
+    workflow_id: str
+    agency: str
+    incident_id: str
+    case_number: str
+    kind: TextKind
+    language: str
+    to: str
+    link_expires_at: datetime | None = None
+
+
+@dataclass
+class SendTextResult:
+    status: str  # outbox status: sent, failed, unknown, …
+    provider_id: str | None
+    segments: int
+    already_sent: bool = False  # the outbox already held this (call, kind): nothing was sent
+
+
+@dataclass
+class EventRecord:
+    event_id: str
+    event_type: CadEventType
+    occurred_at: datetime
+    applied: bool
+    note: str = ""
+
+
+@dataclass
+class RecordCallInput:
+    workflow_id: str
+    snapshot: CallState
+    events: list[EventRecord] = field(default_factory=list)
+    decision: Decision | None = None
+    decided_at: datetime | None = None
+
+
+@dataclass
+class PurgeInput:
+    workflow_id: str

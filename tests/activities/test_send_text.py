@@ -1,0 +1,136 @@
+"""The outbox protocol: a retried send never sends twice, whatever fails where."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.errors import PERMANENT_SMS_ERROR, SmsFailure
+from activities.sms_providers.base import (
+    OutgoingText,
+    PermanentProviderError,
+    TransientProviderError,
+)
+from activities.texts import TextActivities
+from callerloop.db import Database, LinkToken, OutboxMessage
+from callerloop.links import hash_token
+from tests.factories import RecordingProvider, make_agency
+from workflows.model import SendTextInput, TextKind
+
+
+def send_input(kind: TextKind = TextKind.CONFIRMATION, language: str = "en") -> SendTextInput:
+    return SendTextInput(
+        workflow_id="call/testville/T-1",
+        agency="testville",
+        incident_id="T-1",
+        case_number="25-071089",
+        kind=kind,
+        language=language,
+        to="+17035550142",
+    )
+
+
+@pytest.fixture
+def activities(database: Database, provider: RecordingProvider) -> TextActivities:
+    agency = make_agency()
+    return TextActivities(database, {agency.id: agency}, provider, "https://callerloop.test")
+
+
+def outbox(database: Database) -> list[OutboxMessage]:
+    with database.session() as session:
+        return list(session.exec(select(OutboxMessage)))
+
+
+def crash_after_handing_over(text: OutgoingText) -> None:
+    """The provider took the text, then the worker died before recording the id."""
+    raise ConnectionResetError("worker lost the connection mid-send")
+
+
+def test_repeated_send_reaches_the_provider_once(
+    activities: TextActivities, provider: RecordingProvider, database: Database
+) -> None:
+    env = ActivityEnvironment()
+    first = env.run(activities.send_text, send_input())
+    second = env.run(activities.send_text, send_input())
+    assert provider.calls == 1
+    assert not first.already_sent and second.already_sent
+    assert second.provider_id == first.provider_id
+    [row] = outbox(database)
+    assert row.status == "queued" and row.provider_id == first.provider_id and row.attempts == 1
+
+
+def test_outbox_row_is_written_before_the_provider_is_called(
+    activities: TextActivities, provider: RecordingProvider, database: Database
+) -> None:
+    seen: list[str] = []
+
+    def look_at_outbox(text: OutgoingText) -> None:
+        [row] = outbox(database)
+        seen.append(row.status)
+
+    provider.failures.append(look_at_outbox)
+    ActivityEnvironment().run(activities.send_text, send_input())
+    assert seen == ["sending"]
+
+
+def test_crash_mid_send_is_not_resent(
+    activities: TextActivities, provider: RecordingProvider, database: Database
+) -> None:
+    provider.failures.append(crash_after_handing_over)
+    env = ActivityEnvironment()
+    with pytest.raises(ConnectionResetError):
+        env.run(activities.send_text, send_input())
+    retried = env.run(activities.send_text, send_input())
+    assert provider.calls == 1  # at most once: the retry does not call the provider
+    assert retried.status == "unknown" and retried.already_sent
+    [row] = outbox(database)
+    assert row.status == "unknown"
+
+
+def test_transient_error_is_retried_and_sent_once(
+    activities: TextActivities, provider: RecordingProvider, database: Database
+) -> None:
+    def throttled(text: OutgoingText) -> None:
+        raise TransientProviderError("20429", "Too Many Requests")
+
+    provider.failures.append(throttled)
+    env = ActivityEnvironment()
+    with pytest.raises(TransientProviderError):
+        env.run(activities.send_text, send_input())
+    assert outbox(database)[0].status == "pending"
+    result = env.run(activities.send_text, send_input())
+    assert result.status == "queued" and len(provider.accepted) == 1
+    [row] = outbox(database)
+    assert row.attempts == 2
+
+
+def test_permanent_error_is_not_retryable_and_names_the_failure(
+    activities: TextActivities, provider: RecordingProvider, database: Database
+) -> None:
+    def opted_out(text: OutgoingText) -> None:
+        raise PermanentProviderError(SmsFailure.OPTED_OUT, "21610", "unsubscribed recipient")
+
+    provider.failures.append(opted_out)
+    with pytest.raises(ApplicationError) as raised:
+        ActivityEnvironment().run(activities.send_text, send_input())
+    assert raised.value.type == PERMANENT_SMS_ERROR and raised.value.non_retryable
+    assert raised.value.details == ("opted_out",)
+    [row] = outbox(database)
+    assert row.status == "failed" and row.error_code == "21610"
+
+
+def test_rendered_text_counts_segments_and_stores_only_the_link_hash(
+    activities: TextActivities, provider: RecordingProvider, database: Database
+) -> None:
+    ActivityEnvironment().run(activities.send_text, send_input(language="es"))
+    [row] = outbox(database)
+    assert row.body is not None and "25-071089" in row.body and "STOP" in row.body
+    assert row.encoding == "UCS-2"  # "número" and "más" are not in GSM-7
+    assert row.segments == 3
+    token = row.body.split("/s/")[1].split()[0]
+    with database.session() as session:
+        [link] = session.exec(select(LinkToken)).all()
+    assert link.token_hash == hash_token(token) and token not in link.token_hash
+    assert len(token) >= 22  # 128 bits in URL-safe base64

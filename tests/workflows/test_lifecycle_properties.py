@@ -1,0 +1,124 @@
+"""Property-based tests of the pure lifecycle: thousands of random call histories run
+through the same `apply_event`, `refresh_decision` and `plan` the workflow runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.factories import make_agency
+from tests.workflows.scenarios import Action, Event, Signal, Wait, call_histories, unsafe_for_good
+from workflows.call_state import apply_event
+from workflows.lifecycle import plan, refresh_decision
+from workflows.model import CallState, SentText, TextKind
+from workflows.policy import AgencyPolicy
+
+POLICY = make_agency().to_policy()
+START = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+
+
+@dataclass
+class Simulation:
+    """The workflow's loop without Temporal: facts in, decide, plan, 'send'."""
+
+    policy: AgencyPolicy
+    call: CallState = field(default_factory=lambda: CallState(agency="testville", incident_id="P-1"))
+    now: datetime = START
+    finished: bool = False
+    sends: list[tuple[int, TextKind]] = field(default_factory=list)
+    survey_waits: list[timedelta] = field(default_factory=list)  # closure to survey
+
+    def run_until(self, until: datetime, step: int) -> None:
+        while not self.finished:
+            refresh_decision(self.call, self.policy)
+            next_step = plan(self.call, self.policy, self.now)
+            self.call.skipped.extend(next_step.skip)
+            if next_step.finished:
+                self.finished = True
+            elif next_step.send is not None:
+                self.call.texts.append(SentText(kind=next_step.send, status="sent", at=self.now))
+                self.sends.append((step, next_step.send))
+                if next_step.send == TextKind.SURVEY and self.call.closed_at is not None:
+                    self.survey_waits.append(self.now - self.call.closed_at)
+            elif next_step.wake_at is not None and next_step.wake_at <= until:
+                self.now = max(self.now, next_step.wake_at)
+            else:
+                self.now = max(self.now, until)
+                return
+
+    def act(self, action: Action, step: int) -> None:
+        if isinstance(action, Event):
+            apply_event(self.call, action.event, self.now)
+        elif isinstance(action, Signal):
+            if action.kind == "opt_out":
+                self.call.opted_out = True
+            elif action.kind == "opt_in":
+                self.call.opted_out = False
+            elif self.call.suppressed_reason is None:
+                self.call.suppressed_reason = "operator"
+        until = self.now + timedelta(minutes=action.minutes if isinstance(action, Wait) else 0)
+        self.run_until(until, step)
+
+
+def simulate(actions: list[Action]) -> tuple[Simulation, list[bool], list[bool]]:
+    """Run the history; return the simulation and, per step, whether the call was unsafe
+    for good and whether it was opted out once the step's facts were applied."""
+    simulation = Simulation(POLICY)
+    unsafe: list[bool] = []
+    opted_out: list[bool] = []
+    for step, action in enumerate(actions):
+        if simulation.finished:
+            break
+        simulation.act(action, step)
+        unsafe.append(unsafe_for_good(simulation.call) or (bool(unsafe) and unsafe[-1]))
+        opted_out.append(simulation.call.opted_out)
+    simulation.run_until(simulation.now + timedelta(days=60), len(actions))
+    return simulation, unsafe, opted_out
+
+
+@settings(max_examples=1500, deadline=None)
+@given(call_histories("P-1"))
+def test_no_text_after_a_call_becomes_unsafe_or_opts_out(actions: list[Action]) -> None:
+    simulation, unsafe, opted_out = simulate(actions)
+    for step, kind in simulation.sends:
+        if step < len(unsafe):
+            assert not unsafe[step], f"{kind} sent at step {step} after the call became unsafe"
+            assert not opted_out[step], f"{kind} sent at step {step} while opted out"
+        else:  # the final run: nothing after anything unsafe, nor while opted out
+            assert not any(unsafe) and not (opted_out and opted_out[-1])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(call_histories("P-1"))
+def test_each_kind_at_most_once_and_never_over_the_cap(actions: list[Action]) -> None:
+    simulation, _, _ = simulate(actions)
+    kinds = [kind for _, kind in simulation.sends]
+    assert len(kinds) == len(set(kinds))
+    assert len(kinds) <= POLICY.max_texts_per_call
+    if kinds:
+        assert kinds[0] in (TextKind.CONFIRMATION, TextKind.CLEARED)
+    if TextKind.SURVEY in kinds:
+        assert kinds.index(TextKind.SURVEY) == len(kinds) - 1
+
+
+@settings(max_examples=500, deadline=None)
+@given(call_histories("P-1"), st.sampled_from([1, 2]))
+def test_a_smaller_cap_is_respected(actions: list[Action], cap: int) -> None:
+    simulation = Simulation(make_agency(texts={"max_per_call": cap}).to_policy())
+    for step, action in enumerate(actions):
+        simulation.act(action, step)
+    simulation.run_until(simulation.now + timedelta(days=60), len(actions))
+    assert len(simulation.sends) <= cap
+
+
+@settings(max_examples=500, deadline=None)
+@given(call_histories("P-1"))
+def test_every_call_finishes_and_the_survey_follows_the_clearing(actions: list[Action]) -> None:
+    simulation, _, _ = simulate(actions)
+    assert simulation.finished, "a call must end (purge) within 60 days of its last event"
+    surveys = [kind for _, kind in simulation.sends if kind == TextKind.SURVEY]
+    assert len(simulation.survey_waits) == len(surveys)
+    assert all(wait >= timedelta(hours=24) for wait in simulation.survey_waits)

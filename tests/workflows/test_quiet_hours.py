@@ -1,0 +1,57 @@
+"""Surveys never go out during the agency's quiet hours, in its own time zone."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from callerloop.agency_config import AgencyConfig
+from callerloop.db import Database
+from tests.conftest import start_harness
+from tests.factories import RecordingProvider, cad_event, eligible_call, make_agency, new_incident_id
+from tests.harness import Harness
+from workflows.model import CadEventType, TextKind
+
+ZONE = ZoneInfo("America/Los_Angeles")
+
+
+@pytest.fixture
+async def quiet_agency(env: WorkflowEnvironment) -> AgencyConfig:
+    """Quiet hours that cover the moment the survey would fall due: from one hour before
+    to three hours after (the shared test clock has no fixed time of day)."""
+    due = (await env.get_current_time()).astimezone(ZONE) + timedelta(hours=24)
+    start, end = due - timedelta(hours=1), due + timedelta(hours=3)
+    return make_agency(
+        agency={"time_zone": "America/Los_Angeles"},
+        timing={"quiet_hours": {"start": start.strftime("%H:%M"), "end": end.strftime("%H:%M")}},
+    )
+
+
+@pytest.fixture
+async def quiet_harness(
+    env: WorkflowEnvironment, database: Database, quiet_agency: AgencyConfig
+) -> AsyncIterator[Harness]:
+    async for running in start_harness(
+        env, database, {quiet_agency.id: quiet_agency}, RecordingProvider()
+    ):
+        yield running
+
+
+async def test_survey_due_in_quiet_hours_waits_for_their_end(quiet_harness: Harness) -> None:
+    harness, incident = quiet_harness, new_incident_id()
+    await harness.send(eligible_call(incident), cad_event(incident, CadEventType.CLEARED, minutes=9))
+    await harness.env.sleep(timedelta(hours=26))
+    state = await harness.settle(incident)
+    assert not state.sent(TextKind.SURVEY), "sent inside quiet hours"
+
+    await harness.env.sleep(timedelta(hours=2))
+    state = await harness.settle(incident, lambda s: s.sent(TextKind.SURVEY))
+    survey_at = next(t.at for t in state.texts if t.kind == TextKind.SURVEY)
+    assert state.closed_at is not None
+    # Quiet hours end 3 h after the due time (floored to the minute): the survey goes then.
+    waited = survey_at - state.closed_at
+    assert timedelta(hours=27) - timedelta(minutes=1) <= waited < timedelta(hours=27, minutes=5)

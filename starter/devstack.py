@@ -419,7 +419,8 @@ async def wait_for_surveys(
         waiting = await outstanding_surveys(client, agency, pending)
         pending = {incident: pending[incident] for incident in waiting}
         if pending and len(pending) != shown:
-            console.print(f"waiting for {len(pending)} calls to send their survey …")
+            calls = "call" if len(pending) == 1 else "calls"
+            console.print(f"waiting for {len(pending)} {calls} to send their survey …")
             shown = len(pending)
         if pending:
             await asyncio.sleep(SURVEY_POLL_SECONDS)
@@ -672,7 +673,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def main(options: DevOptions) -> int:
     settings = get_settings()
-    console = Console()
+    console = Console(soft_wrap=True)  # paths and commands stay whole, to copy and paste
     stack = DevStack(settings, options, console)
     # SIGTERM outside the event loop (starting, stopping) must still clean up.
     signal.signal(signal.SIGTERM, _interrupt)

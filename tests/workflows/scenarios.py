@@ -64,9 +64,12 @@ def unsafe_for_good(call: CallState) -> bool:
 
 
 @st.composite
-def call_histories(draw: st.DrawFn, incident_id: str, max_actions: int = 12) -> list[Action]:
-    """A created event with random facts, then random events, signals and waits. CAD
-    times mostly move forward but sometimes go back (late, out-of-order events)."""
+def call_histories(
+    draw: st.DrawFn, incident_id: str, max_actions: int = 12, eligible_start: bool = False
+) -> list[Action]:
+    """A created event with random facts (or, with `eligible_start`, facts every rule says
+    yes to), then random events, signals and waits. CAD times mostly move forward but
+    sometimes go back (late, out-of-order events)."""
     minute = 0
 
     def next_time() -> int:
@@ -74,21 +77,56 @@ def call_histories(draw: st.DrawFn, incident_id: str, max_actions: int = 12) -> 
         minute += draw(st.integers(min_value=0, max_value=90))
         return minute - draw(st.sampled_from([0, 0, 0, 0, 30]))
 
+    if eligible_start:
+        priorities, types = st.sampled_from(ELIGIBLE_PRIORITIES), st.sampled_from(SAFE_TYPES)
+        sources, lines = st.sampled_from([CallSource.PHONE, CallSource.E911]), st.just(LineType.MOBILE)
+    else:
+        priorities = st.sampled_from([1, 2, 3, 4, 4, 4, 5])
+        types = st.sampled_from(SAFE_TYPES * 3 + SENSITIVE_TYPES + IN_PROGRESS_TYPES)
+        sources = st.sampled_from([CallSource.PHONE, CallSource.E911, CallSource.OFFICER])
+        lines = st.sampled_from([LineType.MOBILE] * 4 + [LineType.LANDLINE])
     created = cad_event(
         incident_id,
         CadEventType.CREATED,
         at=T0,
-        priority=draw(st.sampled_from([1, 2, 3, 4, 4, 4, 5])),
-        call_type=draw(st.sampled_from(SAFE_TYPES * 3 + SENSITIVE_TYPES + IN_PROGRESS_TYPES)),
-        source=draw(st.sampled_from([CallSource.PHONE, CallSource.E911, CallSource.OFFICER])),
+        priority=draw(priorities),
+        call_type=draw(types),
+        source=draw(sources),
         caller_phone="+17035550142",
-        caller_line_type=draw(st.sampled_from([LineType.MOBILE] * 4 + [LineType.LANDLINE])),
+        caller_line_type=draw(lines),
         caller_language=draw(st.sampled_from(["en", "es", "fr", "de"])),
     )
     actions: list[Action] = [Event(created)]
     for _ in range(draw(st.integers(min_value=0, max_value=max_actions))):
-        choice = draw(st.sampled_from(["status", "update", "signal", "wait", "duplicate"]))
-        if choice == "status":
+        choice = draw(st.sampled_from(["status", "update", "signal", "wait", "duplicate", "flip"]))
+        if choice == "flip":
+            # Unsafe, then safe-looking again, then news the caller would be told about.
+            field, unsafe_value, safe_value = draw(
+                st.sampled_from(
+                    [
+                        ("call_type", draw(st.sampled_from(SENSITIVE_TYPES)), SAFE_TYPES[0]),
+                        ("priority", draw(st.sampled_from(ESCALATED_PRIORITIES)), 4),
+                        ("in_progress", True, False),
+                        ("do_not_text", True, False),
+                    ]
+                )
+            )
+            for value in (unsafe_value, safe_value):
+                actions.append(
+                    Event(
+                        cad_event(
+                            incident_id,
+                            CadEventType.UPDATED,
+                            at=T0 + timedelta(minutes=minute + 1),
+                            **{field: value},
+                        )
+                    )
+                )
+                minute += 1
+            news = draw(st.sampled_from([CadEventType.ASSIGNED, CadEventType.DELAYED, CadEventType.CLEARED]))
+            minute += 1
+            actions.append(Event(cad_event(incident_id, news, at=T0 + timedelta(minutes=minute))))
+        elif choice == "status":
             event_type = draw(st.sampled_from([t for t in CadEventType if t != CadEventType.UPDATED]))
             actions.append(
                 Event(cad_event(incident_id, event_type, at=T0 + timedelta(minutes=next_time())))

@@ -37,7 +37,7 @@ def parse_cad_event(
     try:
         event = _EVENT.validate_python(dict(data))
     except ValidationError as error:
-        raise InvalidCadEvent(f"{where}: {_describe(error)}") from None
+        raise InvalidCadEvent(_describe(error, where)) from None
     agency = agencies.get(event.agency)
     if agency is None:
         raise InvalidCadEvent(
@@ -88,9 +88,12 @@ def parse_cad_json(text: str, agencies: Mapping[str, AgencyConfig], where: str) 
     return events
 
 
-def _describe(error: ValidationError) -> str:
+def _describe(error: ValidationError, where: str) -> str:
     parts = []
     for detail in error.errors():
-        field = ".".join(str(p) for p in detail["loc"]) or "(event)"
-        parts.append(f"{field}: {detail['msg']}")
+        path = ".".join([where, *(str(p) for p in detail["loc"])])
+        message = detail["msg"]
+        if detail["type"] == "unexpected_keyword_argument":
+            message = "unknown field (not part of the CAD event schema)"
+        parts.append(f"{path}: {message}")
     return "; ".join(parts)

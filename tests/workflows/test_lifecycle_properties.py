@@ -3,64 +3,17 @@ through the same `apply_event`, `refresh_decision` and `plan` the workflow runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.factories import make_agency
-from tests.workflows.scenarios import Action, Event, Signal, Wait, call_histories, unsafe_for_good
-from workflows.call_state import apply_event
-from workflows.lifecycle import plan, refresh_decision
-from workflows.model import CallState, SentText, TextKind
-from workflows.policy import AgencyPolicy
+from tests.workflows.scenarios import Action, call_histories, unsafe_for_good
+from tests.workflows.simulation import Simulation
+from workflows.model import TextKind
 
 POLICY = make_agency().to_policy()
-START = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
-
-
-@dataclass
-class Simulation:
-    """The workflow's loop without Temporal: facts in, decide, plan, 'send'."""
-
-    policy: AgencyPolicy
-    call: CallState = field(default_factory=lambda: CallState(agency="testville", incident_id="P-1"))
-    now: datetime = START
-    finished: bool = False
-    sends: list[tuple[int, TextKind]] = field(default_factory=list)
-    survey_waits: list[timedelta] = field(default_factory=list)  # closure to survey
-
-    def run_until(self, until: datetime, step: int) -> None:
-        while not self.finished:
-            refresh_decision(self.call, self.policy)
-            next_step = plan(self.call, self.policy, self.now)
-            self.call.skipped.extend(next_step.skip)
-            if next_step.finished:
-                self.finished = True
-            elif next_step.send is not None:
-                self.call.texts.append(SentText(kind=next_step.send, status="sent", at=self.now))
-                self.sends.append((step, next_step.send))
-                if next_step.send == TextKind.SURVEY and self.call.closed_at is not None:
-                    self.survey_waits.append(self.now - self.call.closed_at)
-            elif next_step.wake_at is not None and next_step.wake_at <= until:
-                self.now = max(self.now, next_step.wake_at)
-            else:
-                self.now = max(self.now, until)
-                return
-
-    def act(self, action: Action, step: int) -> None:
-        if isinstance(action, Event):
-            apply_event(self.call, action.event, self.now)
-        elif isinstance(action, Signal):
-            if action.kind == "opt_out":
-                self.call.opted_out = True
-            elif action.kind == "opt_in":
-                self.call.opted_out = False
-            elif self.call.suppressed_reason is None:
-                self.call.suppressed_reason = "operator"
-        until = self.now + timedelta(minutes=action.minutes if isinstance(action, Wait) else 0)
-        self.run_until(until, step)
 
 
 def simulate(actions: list[Action]) -> tuple[Simulation, list[bool], list[bool]]:

@@ -1,0 +1,34 @@
+# callerloop: `make run` starts the local stack, `make test` checks everything.
+# Both set up a fresh clone first: uv (installed with pip if missing), then `uv sync`.
+
+.PHONY: setup run test lint clean
+
+# Never let uv download a Python: use one already on the machine (>= 3.11).
+export UV_PYTHON_DOWNLOADS := never
+
+# uv from PATH, else the one pip installs as a module (its binary may not be on PATH).
+UV := $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
+RUN := $(UV) run --frozen
+
+setup:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || { \
+		echo "uv not found: installing it with pip (--user)"; \
+		python3 -m pip install --user uv \
+			|| python3 -m pip install --user --break-system-packages uv; \
+	}
+	$(UV) sync --frozen
+
+run: setup
+	$(RUN) callerloop dev
+
+lint: setup
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+test: lint
+	$(RUN) pytest -q
+
+clean:
+	rm -rf .data .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -path ./.venv -prune -o -type d -name __pycache__ -exec rm -rf {} +

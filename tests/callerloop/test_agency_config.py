@@ -1,0 +1,105 @@
+"""Agency files: the shipped ones load; bad ones fail with the file, the key and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from callerloop.agency_config import AgencyConfigError, load_agencies, load_agency_file
+from callerloop.settings import PROJECT_ROOT
+from workflows.model import TextKind
+
+EXAMPLE = (PROJECT_ROOT / "agencies" / "example.toml").read_text()
+
+
+def test_shipped_agencies_load_with_complete_templates() -> None:
+    agencies = load_agencies(PROJECT_ROOT / "agencies")
+    assert set(agencies) == {"example", "ottawa", "santa-monica"}
+    assert agencies["ottawa"].agency.languages == ["en", "fr"]
+    assert agencies["ottawa"].eligibility.priorities == [3, 4]
+    assert agencies["santa-monica"].agency.languages == ["en", "es"]
+    for agency in agencies.values():
+        for language in agency.agency.languages:
+            templates = agency.templates[language]
+            assert all(getattr(templates, kind.value) for kind in TextKind)
+
+
+def test_time_scale_divides_every_policy_duration() -> None:
+    example = load_agency_file(PROJECT_ROOT / "agencies" / "example.toml")
+    real, fast = example.to_policy(), example.to_policy(time_scale=720)
+    assert real.survey_delay_seconds == 24 * 3600 and fast.survey_delay_seconds == 120
+    assert fast.survey_window_seconds == real.survey_window_seconds / 720
+    assert [t.seconds * 720 for t in fast.delay_thresholds] == [
+        t.seconds for t in real.delay_thresholds
+    ]
+
+
+def write(tmp_path: Path, text: str, name: str = "acme.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("America/New_York", "America/Gotham"), "agency.time_zone: unknown time zone"),
+        (('priorities = [2, 3, 4]', 'priorities = "all"'), "eligibility.priorities"),
+        (('sources = ["phone", "911", "text"]', 'sources = ["phone", "officer"]'),
+         "['officer'] are not caller-originated sources"),
+        (('survey_delay = "PT24H"', 'survey_delay = "tomorrow"'), "timing.survey_delay"),
+        (('survey_delay = "PT24H"', 'survey_delay = "PT0S"'), "must be a positive duration"),
+        (("2 = \"PT20M\"", "7 = \"PT20M\""), "delay_thresholds names priorities [7]"),
+        (("'\\bIN PROG',", "'(IN PROG',"), "invalid regular expression"),
+        (('start = "21:00"', 'start = "9pm"'), "expected a time of day as HH:MM"),
+        (("[texts]", "[texts]\nsend_at_night = true"), "texts.send_at_night: Extra inputs"),
+        (('languages = ["en", "es", "fr"]', 'languages = ["en", "de"]'), "unsupported language"),
+    ],
+)  # fmt: skip
+def test_bad_values_name_the_file_and_the_key(
+    tmp_path: Path, change: tuple[str, str], expected: str
+) -> None:
+    old, new = change
+    assert old in EXAMPLE
+    path = write(tmp_path, EXAMPLE.replace(old, new, 1))
+    with pytest.raises(AgencyConfigError) as raised:
+        load_agency_file(path)
+    message = str(raised.value)
+    assert message.startswith(str(path)) and expected in message
+
+
+def test_templates_are_checked(tmp_path: Path) -> None:
+    unknown = EXAMPLE + '\n[templates.en]\nassigned = "Officer {officer_name} is coming"\n'
+    with pytest.raises(AgencyConfigError, match=r"templates.en.assigned: unknown placeholder"):
+        load_agency_file(write(tmp_path, unknown))
+    no_stop = EXAMPLE + '\n[templates.fr]\nconfirmation = "Dossier {case_number}."\n'
+    with pytest.raises(AgencyConfigError, match="templates.fr.confirmation must tell"):
+        load_agency_file(write(tmp_path, no_stop))
+    no_link = EXAMPLE + '\n[templates.es]\nsurvey = "Encuesta pronto."\n'
+    with pytest.raises(AgencyConfigError, match=r"templates.es.survey.*\{survey_url\}"):
+        load_agency_file(write(tmp_path, no_link))
+
+
+def test_own_templates_override_the_defaults_kind_by_kind(tmp_path: Path) -> None:
+    own = EXAMPLE + '\n[templates.en]\ncleared = "{agency_name}: case {case_number} closed."\n'
+    agency = load_agency_file(write(tmp_path, own))
+    assert agency.templates["en"].cleared == "{agency_name}: case {case_number} closed."
+    assert "Reply STOP" in agency.templates["en"].confirmation  # still the default
+
+
+def test_broken_toml_and_bad_file_names(tmp_path: Path) -> None:
+    with pytest.raises(AgencyConfigError, match=r"acme.toml: not valid TOML: .*line 2"):
+        load_agency_file(write(tmp_path, "[agency]\nname = \n"))
+    with pytest.raises(AgencyConfigError, match="file name must be a lower-case agency id"):
+        load_agency_file(write(tmp_path, EXAMPLE, name="Acme PD.toml"))
+
+
+def test_every_bad_file_is_reported_at_once(tmp_path: Path) -> None:
+    write(tmp_path, "[agency]\n", name="one.toml")
+    write(tmp_path, EXAMPLE.replace("America/New_York", "Mars/Olympus"), name="two.toml")
+    with pytest.raises(AgencyConfigError) as raised:
+        load_agencies(tmp_path)
+    assert "one.toml" in str(raised.value) and "two.toml" in str(raised.value)
+    with pytest.raises(AgencyConfigError, match="no agency files"):
+        load_agencies(tmp_path / "empty")

@@ -1,0 +1,31 @@
+"""Logs are structlog JSON; Temporal's stdlib loggers carry the workflow and incident ids."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import structlog
+
+from callerloop.logging import configure_logging
+
+
+def test_workflow_logger_records_carry_workflow_and_incident_ids(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("json", "INFO")
+    logging.getLogger("temporalio.workflow").info(
+        "texting blocked for safety",
+        extra={
+            "reason": "call_type_sensitive",
+            "temporal_workflow": {"workflow_id": "call/example/25-071089", "run_id": "r1"},
+        },
+    )
+    structlog.get_logger("callerloop.test").info("worker started", task_queue="callerloop")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert lines[0]["event"] == "texting blocked for safety"
+    assert lines[0]["workflow_id"] == "call/example/25-071089"
+    assert lines[0]["agency"] == "example" and lines[0]["incident_id"] == "25-071089"
+    assert lines[0]["reason"] == "call_type_sensitive" and lines[0]["level"] == "info"
+    assert lines[1]["event"] == "worker started" and lines[1]["task_queue"] == "callerloop"

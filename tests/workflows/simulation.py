@@ -1,0 +1,60 @@
+"""The workflow's loop without Temporal, for property tests and whole-export checks: the
+same `apply_event`, `refresh_decision` and `plan` the workflow runs, on a virtual clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from tests.workflows.scenarios import Action, Event, Signal, Wait
+from workflows.call_state import apply_event
+from workflows.lifecycle import plan, refresh_decision
+from workflows.model import CallState, SentText, TextKind
+from workflows.policy import AgencyPolicy
+
+START = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+
+
+@dataclass
+class Simulation:
+    """The workflow's loop without Temporal: facts in, decide, plan, 'send'."""
+
+    policy: AgencyPolicy
+    call: CallState = field(default_factory=lambda: CallState(agency="testville", incident_id="P-1"))
+    now: datetime = START
+    finished: bool = False
+    sends: list[tuple[int, TextKind]] = field(default_factory=list)
+    survey_waits: list[timedelta] = field(default_factory=list)  # closure to survey
+
+    def run_until(self, until: datetime, step: int) -> None:
+        while not self.finished:
+            refresh_decision(self.call, self.policy)
+            next_step = plan(self.call, self.policy, self.now)
+            self.call.skipped.extend(next_step.skip)
+            if next_step.finished:
+                self.finished = True
+            elif next_step.send is not None:
+                self.call.texts.append(SentText(kind=next_step.send, status="sent", at=self.now))
+                self.sends.append((step, next_step.send))
+                if next_step.send == TextKind.SURVEY and self.call.closed_at is not None:
+                    self.survey_waits.append(self.now - self.call.closed_at)
+            elif next_step.wake_at is not None and next_step.wake_at <= until:
+                self.now = max(self.now, next_step.wake_at)
+            else:
+                self.now = max(self.now, until)
+                return
+
+    def act(self, action: Action, step: int) -> None:
+        if isinstance(action, Event):
+            apply_event(self.call, action.event, self.now)
+        elif isinstance(action, Signal):
+            if action.kind == "opt_out":
+                self.call.opted_out = True
+            elif action.kind == "opt_in":
+                self.call.opted_out = False
+            elif self.call.suppressed_reason is None:
+                self.call.suppressed_reason = "operator"
+        until = self.now + timedelta(minutes=action.minutes if isinstance(action, Wait) else 0)
+        self.run_until(until, step)
+
+

@@ -79,7 +79,10 @@ class CallRecordActivities:
 
 def _upsert_call(session: Session, workflow_id: str, call: CallState) -> None:
     row = session.get(CallRecord, workflow_id) or CallRecord(
-        workflow_id=workflow_id, agency=call.agency, incident_id=call.incident_id
+        workflow_id=workflow_id,
+        agency=call.agency,
+        incident_id=call.incident_id,
+        texting_state=call.texting_state.value,
     )
     row.case_number = call.case_number
     row.status = call.status.value if call.status else None

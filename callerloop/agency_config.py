@@ -200,17 +200,22 @@ class AgencyConfig(_Strict):
     def _templates_complete(self) -> Self:
         for language in self.agency.languages:
             if language not in self.templates:
-                raise ValueError(f"templates.{language} is missing (the agency offers {language!r})")
+                raise ValueError(
+                    f"templates.{language} is missing (the agency offers {language!r})"
+                )
         for language, templates in self.templates.items():
             for kind in TextKind:
                 check_template(getattr(templates, kind.value), kind, f"templates.{language}.{kind}")
             if "STOP" not in templates.confirmation.upper():
                 raise ValueError(
-                    f"templates.{language}.confirmation must tell the caller to reply STOP to opt out"
+                    f"templates.{language}.confirmation must tell the caller to reply STOP"
+                    " to opt out"
                 )
         unknown = [p for p in self.timing.delay_thresholds if p not in self.eligibility.priorities]
         if unknown:
-            raise ValueError(f"timing.delay_thresholds names priorities {unknown} that are not eligible")
+            raise ValueError(
+                f"timing.delay_thresholds names priorities {unknown} that are not eligible"
+            )
         return self
 
     def to_policy(self, time_scale: float = 1.0) -> AgencyPolicy:
@@ -251,7 +256,9 @@ def check_template(template: str, kind: TextKind, where: str) -> None:
         raise ValueError(f"{where}: {error}") from error
     unknown = fields - TEMPLATE_FIELDS
     if unknown:
-        raise ValueError(f"{where}: unknown placeholder(s) {sorted(unknown)}; use {sorted(TEMPLATE_FIELDS)}")
+        raise ValueError(
+            f"{where}: unknown placeholder(s) {sorted(unknown)}; use {sorted(TEMPLATE_FIELDS)}"
+        )
     missing = REQUIRED_FIELDS.get(kind, frozenset()) - fields
     if missing:
         raise ValueError(f"{where}: must contain {sorted('{' + m + '}' for m in missing)}")
@@ -304,7 +311,9 @@ def load_agency_file(path: Path) -> AgencyConfig:
     except OSError as error:
         raise AgencyConfigError(f"{path}: cannot read: {error.strerror}") from None
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", path.stem):
-        raise AgencyConfigError(f"{path}: file name must be a lower-case agency id like 'santa-monica'")
+        raise AgencyConfigError(
+            f"{path}: file name must be a lower-case agency id like 'santa-monica'"
+        )
     return parse_agency_config(data, path.stem, str(path))
 
 

@@ -15,7 +15,14 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from workflows import search_attributes as sa
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
-from workflows.model import CadEvent, CallInput, CallOutcome, OptInSignal, OptOutSignal, SuppressSignal
+from workflows.model import (
+    CadEvent,
+    CallInput,
+    CallOutcome,
+    OptInSignal,
+    OptOutSignal,
+    SuppressSignal,
+)
 
 
 class CallAlreadyFinished(Exception):
@@ -56,10 +63,14 @@ class CadClient:
                 static_summary=f"{event.agency} call {event.incident_id}",
             )
         except WorkflowAlreadyStartedError as error:
-            raise CallAlreadyFinished(f"{workflow_id} has finished; event {event.event_id} not applied") from error
+            raise CallAlreadyFinished(
+                f"{workflow_id} has finished; event {event.event_id} not applied"
+            ) from error
         return Delivered(workflow_id=workflow_id, handle=handle)
 
-    def handle(self, agency: str, incident_id: str) -> WorkflowHandle[CallForServiceWorkflow, object]:
+    def handle(
+        self, agency: str, incident_id: str
+    ) -> WorkflowHandle[CallForServiceWorkflow, object]:
         return self._client.get_workflow_handle_for(
             CallForServiceWorkflow.run, workflow_id_for(agency, incident_id)
         )

@@ -83,7 +83,9 @@ def parse_cad_json(text: str, agencies: Mapping[str, AgencyConfig], where: str) 
     for index, item in enumerate(items):
         item_where = f"{where}[{index}]" if isinstance(data, list) else where
         if not isinstance(item, dict):
-            raise InvalidCadEvent(f"{item_where}: expected a JSON object, got {type(item).__name__}")
+            raise InvalidCadEvent(
+                f"{item_where}: expected a JSON object, got {type(item).__name__}"
+            )
         events.append(parse_cad_event(item, agencies, item_where))
     return events
 

@@ -20,13 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import math
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time as clock
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -198,17 +200,16 @@ class Child:
             f"see {self.log}. Its last lines:\n{self.log_tail()}"
         )
 
-    def stop(self, console: Console) -> None:
-        """Ask politely, wait `grace`, then kill the whole process group."""
+    def stop(self, console: Console, hurry: Callable[[], bool]) -> None:
+        """Ask politely, wait up to `grace` (less if `hurry()`), then kill the process group."""
         if self.exit_code() is None:
             console.print(f"stopping the {self.name} (up to {self.grace:.0f} s) …")
             self._signal_group(self.stop_signal)
-            try:
-                self.process.wait(self.grace)
-            except subprocess.TimeoutExpired:
-                console.print(f"the {self.name} did not stop in {self.grace:.0f} s: killing it")
-            except KeyboardInterrupt:
-                console.print(f"interrupted again: killing the {self.name}")
+            deadline = clock.monotonic() + self.grace
+            while self.exit_code() is None and clock.monotonic() < deadline and not hurry():
+                clock.sleep(0.1)
+            if self.exit_code() is None:
+                console.print(f"the {self.name} has not stopped: killing it")
         self._signal_group(signal.SIGKILL)  # anything it left in its session
         self.process.wait()
 
@@ -510,13 +511,19 @@ class DevStack:
         self.database_url = demo_database_url(settings, self.paths)
         self.speed = options.speed or settings.demo_speed
         self.children: list[Child] = []
+        self.interrupts = Interrupts()
 
     async def run(self) -> int:
         """Until the demo ends, a child dies, or SIGINT/SIGTERM (exit 0) arrives."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def stop_requested() -> None:
+            self.interrupts.note()
+            stop.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stop_requested)
         main = asyncio.create_task(self._start_and_demo())
         stopped = asyncio.create_task(stop.wait())
         try:
@@ -530,9 +537,9 @@ class DevStack:
                 task.cancel()
             await asyncio.gather(main, stopped, return_exceptions=True)
 
-    def stop_children(self) -> None:
+    def stop_children(self, hurry: Callable[[], bool]) -> None:
         for child in reversed(self.children):  # the worker first, then the server it needs
-            child.stop(self.console)
+            child.stop(self.console, hurry)
         if self.children:
             self.console.print(f"stopped. Logs: {self.paths.worker_log}, {self.paths.server_log}")
         self.children.clear()
@@ -667,16 +674,40 @@ class DevStack:
             self.console.print(f"  (SQLite file: {self.database_url.removeprefix('sqlite:///')})")
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+class Interrupts:
+    """SIGINT/SIGTERM requests. One Ctrl-C can arrive twice (the terminal signals the whole
+    foreground group and `uv run` may forward its own copy): a signal within ECHO_SECONDS of
+    the previous one is the same request. A new one while stopping means "kill, do not wait"."""
+
+    ECHO_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self._last = -math.inf
+
+    def note(self, *_: object) -> None:
+        now = clock.monotonic()
+        if now - self._last > self.ECHO_SECONDS:
+            self.requests += 1
+        self._last = now
+
+    def interrupt(self, signum: int, frame: FrameType | None) -> None:
+        self.note()
+        raise KeyboardInterrupt
+
+    def since(self) -> Callable[[], bool]:
+        """Whether a new request has come since now."""
+        seen = self.requests
+        return lambda: self.requests > seen
 
 
 def main(options: DevOptions) -> int:
     settings = get_settings()
     console = Console(soft_wrap=True)  # paths and commands stay whole, to copy and paste
     stack = DevStack(settings, options, console)
-    # SIGTERM outside the event loop (starting, stopping) must still clean up.
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupts = stack.interrupts
+    # SIGTERM outside the event loop (while starting it) must still clean up.
+    signal.signal(signal.SIGTERM, interrupts.interrupt)
     try:
         return asyncio.run(stack.run())
     except StackError as error:
@@ -685,5 +716,7 @@ def main(options: DevOptions) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        signal.signal(signal.SIGTERM, _interrupt)  # asyncio.run reset it to the default
-        stack.stop_children()
+        # While stopping, a signal only hurries the stop: it must not cut the cleanup short.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, interrupts.note)
+        stack.stop_children(hurry=interrupts.since())

@@ -15,5 +15,7 @@ from callerloop.settings import SHARED_CAD_EXPORT
 def real_cad_export() -> Path:
     """The real CAD export beside the checkout (../shared/data), or skip."""
     if not SHARED_CAD_EXPORT.exists():
-        pytest.skip(f"real CAD export not found at {SHARED_CAD_EXPORT} (it is not part of the repo)")
+        pytest.skip(
+            f"real CAD export not found at {SHARED_CAD_EXPORT} (it is not part of the repo)"
+        )
     return SHARED_CAD_EXPORT

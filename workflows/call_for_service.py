@@ -8,11 +8,11 @@ re-deciding after every await so a call that turns sensitive stops texting at on
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -194,7 +194,9 @@ class CallForServiceWorkflow:
         if indexed == self._indexed:
             return
         self._indexed = indexed
-        updates = [sa.TEXTING_STATE.value_set(call.texting_state.value)]
+        updates: list[SearchAttributeUpdate[Any]] = [
+            sa.TEXTING_STATE.value_set(call.texting_state.value)
+        ]
         if call.status is not None:
             updates.append(sa.CALL_STATUS.value_set(call.status.value))
         if call.priority is not None:
@@ -273,7 +275,7 @@ class CallForServiceWorkflow:
         self._state.idle = True
         try:
             await workflow.wait_condition(lambda: self._changed, timeout=timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             self._state.idle = False

@@ -85,7 +85,8 @@ def finish_at(call: CallState, policy: AgencyPolicy) -> datetime | None:
     if call.status is not None and call.status.is_closed and call.closed_at is not None:
         if call.blocked is not None:
             return call.closed_at  # nothing can ever be texted: no reason to wait for a reopen
-        return call.closed_at + timedelta(seconds=policy.survey_delay_seconds + policy.survey_window_seconds
+        return call.closed_at + timedelta(
+            seconds=policy.survey_delay_seconds + policy.survey_window_seconds
         )
     if call.received_at is not None:
         return call.received_at + timedelta(seconds=policy.max_open_seconds)
@@ -136,9 +137,9 @@ def plan(call: CallState, policy: AgencyPolicy, now: datetime) -> Plan:
             if status == CallStatus.CLEARED:
                 return next_step(kind)
         elif kind == TextKind.SURVEY:
-            due = survey_due_at(call, policy) if status == CallStatus.CLEARED else None
-            if due is not None:
-                if now >= due:
+            survey_due = survey_due_at(call, policy) if status == CallStatus.CLEARED else None
+            if survey_due is not None:
+                if now >= survey_due:
                     return next_step(kind)
-                wakes.append(due)
+                wakes.append(survey_due)
     return next_step(None)

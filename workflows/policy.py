@@ -168,18 +168,27 @@ def _safety_stop(call: CallState, policy: AgencyPolicy) -> Decision | None:
         return _deny(EligibilityReason.SOURCE_NOT_CALLER, call.source.value, permanent=True)
     if call.call_type is not None:
         if (pattern := _matching_pattern(call.call_type, BUILT_IN_SENSITIVE_PATTERNS)) is not None:
-            return _deny(EligibilityReason.CALL_TYPE_SENSITIVE, f"{call.call_type} ~ {pattern}", True)
-        if (pattern := _matching_pattern(call.call_type, policy.excluded_call_type_patterns)) is not None:
-            return _deny(EligibilityReason.CALL_TYPE_EXCLUDED, f"{call.call_type} ~ {pattern}", True)
+            return _deny(
+                EligibilityReason.CALL_TYPE_SENSITIVE, f"{call.call_type} ~ {pattern}", True
+            )
+        if (
+            pattern := _matching_pattern(call.call_type, policy.excluded_call_type_patterns)
+        ) is not None:
+            return _deny(
+                EligibilityReason.CALL_TYPE_EXCLUDED, f"{call.call_type} ~ {pattern}", True
+            )
         if (pattern := _matching_pattern(call.call_type, policy.in_progress_patterns)) is not None:
             return _deny(EligibilityReason.IN_PROGRESS, f"{call.call_type} ~ {pattern}", True)
     if call.in_progress:
         return _deny(EligibilityReason.IN_PROGRESS, "flagged in progress by CAD", permanent=True)
     if call.do_not_text:
         return _deny(EligibilityReason.DO_NOT_TEXT, permanent=True)
-    if call.priority is not None and call.priority not in policy.eligible_priorities:
-        if policy.is_escalated(call.priority):
-            return _deny(EligibilityReason.PRIORITY_ESCALATED, f"priority {call.priority}", True)
+    if (
+        call.priority is not None
+        and call.priority not in policy.eligible_priorities
+        and policy.is_escalated(call.priority)
+    ):
+        return _deny(EligibilityReason.PRIORITY_ESCALATED, f"priority {call.priority}", True)
     return None
 
 

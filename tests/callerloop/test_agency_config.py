@@ -74,7 +74,7 @@ def test_templates_are_checked(tmp_path: Path) -> None:
     with pytest.raises(AgencyConfigError, match=r"templates.en.assigned: unknown placeholder"):
         load_agency_file(write(tmp_path, unknown))
     no_stop = EXAMPLE + '\n[templates.fr]\nconfirmation = "Dossier {case_number}."\n'
-    with pytest.raises(AgencyConfigError, match="templates.fr.confirmation must tell"):
+    with pytest.raises(AgencyConfigError, match=r"templates\.fr\.confirmation must tell"):
         load_agency_file(write(tmp_path, no_stop))
     no_link = EXAMPLE + '\n[templates.es]\nsurvey = "Encuesta pronto."\n'
     with pytest.raises(AgencyConfigError, match=r"templates.es.survey.*\{survey_url\}"):

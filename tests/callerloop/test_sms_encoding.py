@@ -26,7 +26,7 @@ from callerloop.sms_encoding import measure
         ("ñé¿¡ü" * 32, "GSM-7", 1),  # Spanish letters that GSM-7 has
         ("á" * 70, "UCS-2", 1),
         ("á" * 71, "UCS-2", 2),
-        ("’", "UCS-2", 1),  # a curly apostrophe alone turns a text into UCS-2
+        ("\u2019", "UCS-2", 1),  # a curly apostrophe alone turns a text into UCS-2
         ("😀" * 35, "UCS-2", 1),  # astral characters take two UTF-16 units
         ("😀" * 36, "UCS-2", 2),
     ],

@@ -93,4 +93,7 @@ def test_arbitrary_input_is_accepted_or_rejected_cleanly(data: dict[str, Any]) -
     try:
         parse_cad_event({**event(), **data}, AGENCIES)
     except InvalidCadEvent as error:
-        assert str(error).startswith("event")
+        message = str(error)
+    else:
+        return
+    assert message.startswith("event.")

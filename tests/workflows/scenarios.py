@@ -38,9 +38,12 @@ class Event:
     event: CadEvent
 
 
+SignalKind = Literal["opt_out", "opt_in", "suppress"]
+
+
 @dataclass(frozen=True)
 class Signal:
-    kind: Literal["opt_out", "opt_in", "suppress"]
+    kind: SignalKind
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,10 @@ def call_histories(
 
     if eligible_start:
         priorities, types = st.sampled_from(ELIGIBLE_PRIORITIES), st.sampled_from(SAFE_TYPES)
-        sources, lines = st.sampled_from([CallSource.PHONE, CallSource.E911]), st.just(LineType.MOBILE)
+        sources, lines = (
+            st.sampled_from([CallSource.PHONE, CallSource.E911]),
+            st.just(LineType.MOBILE),
+        )
     else:
         priorities = st.sampled_from([1, 2, 3, 4, 4, 4, 5])
         types = st.sampled_from(SAFE_TYPES * 3 + SENSITIVE_TYPES + IN_PROGRESS_TYPES)
@@ -118,16 +124,20 @@ def call_histories(
                             incident_id,
                             CadEventType.UPDATED,
                             at=T0 + timedelta(minutes=minute + 1),
-                            **{field: value},
+                            **{field: value},  # type: ignore[arg-type]
                         )
                     )
                 )
                 minute += 1
-            news = draw(st.sampled_from([CadEventType.ASSIGNED, CadEventType.DELAYED, CadEventType.CLEARED]))
+            news = draw(
+                st.sampled_from([CadEventType.ASSIGNED, CadEventType.DELAYED, CadEventType.CLEARED])
+            )
             minute += 1
             actions.append(Event(cad_event(incident_id, news, at=T0 + timedelta(minutes=minute))))
         elif choice == "status":
-            event_type = draw(st.sampled_from([t for t in CadEventType if t != CadEventType.UPDATED]))
+            event_type = draw(
+                st.sampled_from([t for t in CadEventType if t != CadEventType.UPDATED])
+            )
             actions.append(
                 Event(cad_event(incident_id, event_type, at=T0 + timedelta(minutes=next_time())))
             )
@@ -135,7 +145,10 @@ def call_histories(
             field, value = draw(
                 st.sampled_from(
                     [
-                        ("call_type", st.sampled_from(SAFE_TYPES + SENSITIVE_TYPES + EXCLUDED_TYPES)),
+                        (
+                            "call_type",
+                            st.sampled_from(SAFE_TYPES + SENSITIVE_TYPES + EXCLUDED_TYPES),
+                        ),
                         ("priority", st.integers(min_value=1, max_value=5)),
                         ("in_progress", st.booleans()),
                         ("do_not_text", st.booleans()),
@@ -148,13 +161,13 @@ def call_histories(
                         incident_id,
                         CadEventType.UPDATED,
                         at=T0 + timedelta(minutes=next_time()),
-                        **{field: draw(value)},
+                        **{field: draw(value)},  # type: ignore[arg-type]
                     )
                 )
             )
         elif choice == "signal":
-            kind = draw(st.sampled_from(["opt_out", "opt_out", "opt_in", "suppress"]))
-            actions.append(Signal(kind))
+            kinds: list[SignalKind] = ["opt_out", "opt_out", "opt_in", "suppress"]
+            actions.append(Signal(draw(st.sampled_from(kinds))))
         elif choice == "wait":
             actions.append(Wait(draw(st.integers(min_value=1, max_value=3 * 24 * 60))))
         else:

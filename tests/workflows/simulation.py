@@ -20,7 +20,9 @@ class Simulation:
     """The workflow's loop without Temporal: facts in, decide, plan, 'send'."""
 
     policy: AgencyPolicy
-    call: CallState = field(default_factory=lambda: CallState(agency="testville", incident_id="P-1"))
+    call: CallState = field(
+        default_factory=lambda: CallState(agency="testville", incident_id="P-1")
+    )
     now: datetime = START
     finished: bool = False
     sends: list[tuple[int, TextKind]] = field(default_factory=list)
@@ -56,5 +58,3 @@ class Simulation:
                 self.call.suppressed_reason = "operator"
         until = self.now + timedelta(minutes=action.minutes if isinstance(action, Wait) else 0)
         self.run_until(until, step)
-
-

@@ -12,7 +12,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from callerloop.db import Database
 from tests.conftest import start_harness
-from tests.factories import RecordingProvider, cad_event, eligible_call, make_agency, new_incident_id
+from tests.factories import (
+    RecordingProvider,
+    cad_event,
+    eligible_call,
+    make_agency,
+    new_incident_id,
+)
 from tests.harness import Harness
 from workflows.model import CadEventType, TextKind
 
@@ -21,7 +27,9 @@ TIME_SCALE = 43_200
 
 
 @pytest.fixture
-async def dev_harness(dev_server: WorkflowEnvironment, database: Database) -> AsyncIterator[Harness]:
+async def dev_harness(
+    dev_server: WorkflowEnvironment, database: Database
+) -> AsyncIterator[Harness]:
     agency = make_agency(timing={"survey_window": "PT2H"})
     async for running in start_harness(
         dev_server, database, {agency.id: agency}, RecordingProvider(), time_scale=TIME_SCALE
@@ -31,7 +39,7 @@ async def dev_harness(dev_server: WorkflowEnvironment, database: Database) -> As
 
 async def visible(harness: Harness, query: str) -> list[str]:
     """Workflow ids matching a visibility query, waiting out eventual consistency."""
-    for _ in range(100):
+    for _ in range(300):
         ids = [w.id async for w in harness.env.client.list_workflows(query)]
         if ids:
             return ids

@@ -10,12 +10,20 @@ from temporalio.testing import WorkflowEnvironment
 from callerloop.agency_config import AgencyConfig
 from callerloop.db import Database
 from tests.conftest import start_harness
-from tests.factories import RecordingProvider, cad_event, eligible_call, make_agency, new_incident_id
+from tests.factories import (
+    RecordingProvider,
+    cad_event,
+    eligible_call,
+    make_agency,
+    new_incident_id,
+)
 from tests.harness import Harness
 from workflows.model import CadEventType, CallStatus, TextingState, TextKind
 
 
-async def test_duplicate_events_change_nothing(harness: Harness, provider: RecordingProvider) -> None:
+async def test_duplicate_events_change_nothing(
+    harness: Harness, provider: RecordingProvider
+) -> None:
     incident = new_incident_id()
     created = eligible_call(incident)
     assigned = cad_event(incident, CadEventType.ASSIGNED, minutes=5)

@@ -26,7 +26,12 @@ async def test_eligible_call_is_texted_through_to_survey_and_purge(
     outcome = await harness.finish(incident)
 
     assert harness.kinds(incident) == ["confirmation", "assigned", "cleared", "survey"]
-    assert outcome.texts == [TextKind.CONFIRMATION, TextKind.ASSIGNED, TextKind.CLEARED, TextKind.SURVEY]
+    assert outcome.texts == [
+        TextKind.CONFIRMATION,
+        TextKind.ASSIGNED,
+        TextKind.CLEARED,
+        TextKind.SURVEY,
+    ]
     assert outcome.texting_state == TextingState.FINISHED
     # Each text went to the provider exactly once, from the agency's own number.
     assert len(provider.accepted) == 4
@@ -50,7 +55,9 @@ async def test_eligible_call_is_texted_through_to_survey_and_purge(
 
 async def test_survey_waits_for_the_survey_delay(harness: Harness) -> None:
     incident = new_incident_id()
-    await harness.send(eligible_call(incident), cad_event(incident, CadEventType.CLEARED, minutes=5))
+    await harness.send(
+        eligible_call(incident), cad_event(incident, CadEventType.CLEARED, minutes=5)
+    )
     assert harness.kinds(incident) == ["confirmation", "cleared"]
 
     await harness.env.sleep(timedelta(hours=23))

@@ -64,7 +64,11 @@ def test_eligible_only_when_every_rule_says_yes(call: CallState) -> None:
     assert call.priority in POLICY.eligible_priorities
     assert call.call_type and not matches_any(
         call.call_type,
-        [*BUILT_IN_SENSITIVE_PATTERNS, *POLICY.excluded_call_type_patterns, *POLICY.in_progress_patterns],
+        [
+            *BUILT_IN_SENSITIVE_PATTERNS,
+            *POLICY.excluded_call_type_patterns,
+            *POLICY.in_progress_patterns,
+        ],
     )
     assert call.caller_phone == "+17035550142" and call.caller_line_type == LineType.MOBILE
     assert not call.in_progress and not call.do_not_text

@@ -12,7 +12,13 @@ from temporalio.testing import WorkflowEnvironment
 from callerloop.agency_config import AgencyConfig
 from callerloop.db import Database
 from tests.conftest import start_harness
-from tests.factories import RecordingProvider, cad_event, eligible_call, make_agency, new_incident_id
+from tests.factories import (
+    RecordingProvider,
+    cad_event,
+    eligible_call,
+    make_agency,
+    new_incident_id,
+)
 from tests.harness import Harness
 from workflows.model import CadEventType, TextKind
 
@@ -43,7 +49,9 @@ async def quiet_harness(
 
 async def test_survey_due_in_quiet_hours_waits_for_their_end(quiet_harness: Harness) -> None:
     harness, incident = quiet_harness, new_incident_id()
-    await harness.send(eligible_call(incident), cad_event(incident, CadEventType.CLEARED, minutes=9))
+    await harness.send(
+        eligible_call(incident), cad_event(incident, CadEventType.CLEARED, minutes=9)
+    )
     await harness.env.sleep(timedelta(hours=26))
     state = await harness.settle(incident)
     assert not state.sent(TextKind.SURVEY), "sent inside quiet hours"

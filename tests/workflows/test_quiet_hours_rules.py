@@ -14,8 +14,8 @@ NEW_YORK = ZoneInfo("America/New_York")
 NIGHT = QuietHours(start="21:00", end="08:00")
 
 
-def local(*args: int) -> datetime:
-    return datetime(*args, tzinfo=NEW_YORK)  # type: ignore[misc]
+def local(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=NEW_YORK)
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,9 @@ NEVER_TEXTED = re.compile(
 
 
 def simulate(call: ReplayCall) -> Simulation:
-    simulation = Simulation(EXAMPLE.to_policy(), call=CallState(agency="example", incident_id=call.incident_id))
+    simulation = Simulation(
+        EXAMPLE.to_policy(), call=CallState(agency="example", incident_id=call.incident_id)
+    )
     previous = call.events[0].occurred_at
     for step, event in enumerate(call.events):
         gap = int((event.occurred_at - previous).total_seconds() // 60)
@@ -78,4 +80,6 @@ def test_whole_real_export_texts_only_what_it_may() -> None:
     # Most callers the oracle allows are confirmed; delay notices happen for real.
     assert texts[TextKind.CONFIRMATION.value] > 0.8 * eligible
     assert texts[TextKind.DELAYED.value] > 0.05 * texts[TextKind.CONFIRMATION.value]
-    print(f"\n{len(export.calls)} calls, {eligible} not excluded by the oracle; texts: {dict(texts)}")
+    print(
+        f"\n{len(export.calls)} calls, {eligible} not excluded by the oracle; texts: {dict(texts)}"
+    )

@@ -20,7 +20,9 @@ from workflows.model import (
 async def test_opt_out_mid_call_stops_every_later_text(harness: Harness) -> None:
     incident = new_incident_id()
     await harness.send(eligible_call(incident))
-    await harness.handle(incident).signal(CallForServiceWorkflow.opt_out, OptOutSignal(keyword="STOP"))
+    await harness.handle(incident).signal(
+        CallForServiceWorkflow.opt_out, OptOutSignal(keyword="STOP")
+    )
     await harness.send(
         cad_event(incident, CadEventType.ASSIGNED, minutes=5),
         cad_event(incident, CadEventType.DELAYED, minutes=6),
@@ -105,7 +107,8 @@ async def test_do_not_text_flag_and_operator_suppression(harness: Harness) -> No
     await harness.send(eligible_call(flagged), eligible_call(suppressed))
     await harness.send(cad_event(flagged, CadEventType.UPDATED, minutes=1, do_not_text=True))
     await harness.handle(suppressed).signal(
-        CallForServiceWorkflow.suppress, SuppressSignal(reason="caller asked the call-taker", by="op7")
+        CallForServiceWorkflow.suppress,
+        SuppressSignal(reason="caller asked the call-taker", by="op7"),
     )
     await harness.settle(suppressed, lambda s: s.blocked is not None)
     for incident in (flagged, suppressed):

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.harness import Harness
-from tests.workflows.scenarios import Action, Event, Signal, Wait, call_histories, unsafe_for_good
+from tests.workflows.scenarios import Action, Event, Signal, call_histories, unsafe_for_good
 from workflows.call_for_service import CallForServiceWorkflow
 from workflows.model import CallState, OptInSignal, OptOutSignal, SuppressSignal
 

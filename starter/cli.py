@@ -14,7 +14,9 @@ Errors go to stderr; exit code 2 means the input was refused, 1 that something f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -55,7 +57,42 @@ from starter.replay import (
 from starter.synthetic_day import synthetic_day, to_csv_lines
 from workflows.model import CadEvent
 
-app = typer.Typer(
+
+def leave(code: int) -> NoReturn:
+    """Exit now, without interpreter finalisation: there the Temporal SDK's Rust threads can
+    abort the process (PyGILState_Release, sdk-python #300), turning success into 134."""
+    with contextlib.suppress(OSError):  # e.g. `… | head` closed the pipe
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
+
+
+def exit_status(code: object) -> int:
+    """SystemExit.code as a process exit status (a message means failure)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    typer.echo(str(code), err=True)
+    return 1
+
+
+class CallerloopApp(typer.Typer):
+    """Called only as a program (the console script, `python -m starter.cli`); CliRunner
+    invokes the command directly, so tests keep their process."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:
+        try:
+            super().__call__(*args, **kwargs)
+        except SystemExit as done:
+            leave(exit_status(done.code))
+        except Exception as error:
+            sys.excepthook(type(error), error, error.__traceback__)
+            leave(1)
+        leave(0)
+
+
+app = CallerloopApp(
     help="callerloop: texts people who call the police about their call.",
     no_args_is_help=True,
     add_completion=False,

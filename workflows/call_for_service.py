@@ -70,7 +70,6 @@ class CallForServiceWorkflow:
         self._unrecorded_events: list[EventRecord] = []
         self._recorded_decision: Decision | None = self._state.decision
         self._changed = False
-        self._policy: AgencyPolicy | None = None
         self._indexed: tuple[object, ...] = ()
 
     # --- signals and queries: facts in, state out; no I/O here ---------------------
@@ -119,7 +118,9 @@ class CallForServiceWorkflow:
 
     @workflow.run
     async def run(self, input: CallInput) -> CallOutcome:
-        policy = self._policy = await self._load_policy()
+        # The policy is recorded in history once, so a call keeps the rules it started
+        # with (across continue-as-new too) even if the agency file changes.
+        policy = input.carried_policy or await self._load_policy()
         call = self._state
         while True:
             await self._check_opt_out_registry()
@@ -136,7 +137,7 @@ class CallForServiceWorkflow:
                 continue
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(CallInput(call.agency, call.incident_id, call))
+                workflow.continue_as_new(CallInput(call.agency, call.incident_id, call, policy))
             await self._wait_for_change(step.wake_at)
 
         await self._purge()

@@ -91,6 +91,57 @@ class TextingState(StrEnum):
 
 
 @dataclass
+class DelayThreshold:
+    priority: int
+    seconds: float
+
+
+@dataclass
+class QuietHours:
+    start: str  # "21:00" local time
+    end: str  # "08:00" local time; may be before start (spans midnight)
+
+
+@dataclass
+class AgencyPolicy:
+    """The part of an agency's configuration the workflow needs, durations in seconds,
+    already divided by the deployment's time scale."""
+
+    agency: str
+    name: str
+    time_zone: str
+    default_language: str
+    languages: list[str]
+    eligible_priorities: list[int]
+    eligible_sources: list[CallSource]
+    # True when 1 is the most urgent priority (most CAD systems); False when higher is more urgent.
+    lower_priority_is_more_urgent: bool = True
+    excluded_call_type_patterns: list[str] = field(default_factory=list)
+    in_progress_patterns: list[str] = field(default_factory=list)
+    delay_thresholds: list[DelayThreshold] = field(default_factory=list)
+    survey_delay_seconds: float = 24 * 3600
+    survey_window_seconds: float = 7 * 24 * 3600
+    quiet_hours: QuietHours | None = None
+    max_texts_per_call: int = 6
+    max_open_seconds: float = 30 * 24 * 3600  # a call CAD never closes is given up after this
+    time_scale: float = 1.0
+
+    def delay_threshold_seconds(self, priority: int | None) -> float | None:
+        for threshold in self.delay_thresholds:
+            if threshold.priority == priority:
+                return threshold.seconds
+        return None
+
+    def is_escalated(self, priority: int) -> bool:
+        """More urgent than every eligible priority: a safety stop, not just a 'no'."""
+        if not self.eligible_priorities:
+            return True
+        if self.lower_priority_is_more_urgent:
+            return priority < min(self.eligible_priorities)
+        return priority > max(self.eligible_priorities)
+
+
+@dataclass
 class CadEvent:
     """One change to a call for service, as the CAD system reports it.
 
@@ -123,6 +174,7 @@ class CallInput:
     incident_id: str
     # Set only when the workflow continues as new, to carry the call over.
     carried_state: CallState | None = None
+    carried_policy: AgencyPolicy | None = None
 
 
 @dataclass

@@ -9,10 +9,17 @@ are permanent: once a call hits one it never texts again, whatever happens next.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from enum import StrEnum
 
-from workflows.model import CallSource, CallState, Decision, LineType
+from workflows.model import (
+    AgencyPolicy,
+    CallSource,
+    CallState,
+    Decision,
+    DelayThreshold,
+    LineType,
+    QuietHours,
+)
 
 # Sources where a member of the public reached the police. Officer-initiated, radio,
 # alarm-company and other-agency calls have no caller to text.
@@ -57,6 +64,9 @@ BUILT_IN_SENSITIVE_PATTERNS: tuple[str, ...] = (
 )
 
 
+__all__ = ["AgencyPolicy", "DelayThreshold", "EligibilityReason", "QuietHours", "decide"]
+
+
 class EligibilityReason(StrEnum):
     ELIGIBLE = "eligible"
     SUPPRESSED = "suppressed"
@@ -77,57 +87,6 @@ class EligibilityReason(StrEnum):
     PHONE_LANDLINE = "phone_landline"
     PHONE_NOT_MOBILE = "phone_not_mobile"
     OPTED_OUT = "opted_out"
-
-
-@dataclass
-class DelayThreshold:
-    priority: int
-    seconds: float
-
-
-@dataclass
-class QuietHours:
-    start: str  # "21:00" local time
-    end: str  # "08:00" local time; may be before start (spans midnight)
-
-
-@dataclass
-class AgencyPolicy:
-    """The part of an agency's configuration the workflow needs, durations in seconds,
-    already divided by the deployment's time scale."""
-
-    agency: str
-    name: str
-    time_zone: str
-    default_language: str
-    languages: list[str]
-    eligible_priorities: list[int]
-    eligible_sources: list[CallSource]
-    # True when 1 is the most urgent priority (most CAD systems); False when higher is more urgent.
-    lower_priority_is_more_urgent: bool = True
-    excluded_call_type_patterns: list[str] = field(default_factory=list)
-    in_progress_patterns: list[str] = field(default_factory=list)
-    delay_thresholds: list[DelayThreshold] = field(default_factory=list)
-    survey_delay_seconds: float = 24 * 3600
-    survey_window_seconds: float = 7 * 24 * 3600
-    quiet_hours: QuietHours | None = None
-    max_texts_per_call: int = 6
-    max_open_seconds: float = 30 * 24 * 3600  # a call CAD never closes is given up after this
-    time_scale: float = 1.0
-
-    def delay_threshold_seconds(self, priority: int | None) -> float | None:
-        for threshold in self.delay_thresholds:
-            if threshold.priority == priority:
-                return threshold.seconds
-        return None
-
-    def is_escalated(self, priority: int) -> bool:
-        """More urgent than every eligible priority: a safety stop, not just a 'no'."""
-        if not self.eligible_priorities:
-            return True
-        if self.lower_priority_is_more_urgent:
-            return priority < min(self.eligible_priorities)
-        return priority > max(self.eligible_priorities)
 
 
 def normalise_call_type(call_type: str) -> str:

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import subprocess
+import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from io import StringIO
@@ -83,6 +87,35 @@ def test_cad_send_refuses_a_bad_phone_number_naming_the_field() -> None:
     assert result.exit_code == 2
     assert "stdin[0].caller_phone:" in result.stderr
     assert "'12'" in result.stderr
+
+
+async def test_cad_send_as_a_program_prints_the_workflow_id_then_refuses_a_finished_call(
+    dev_server: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """The real process, not a CliRunner: its exit status must survive the Temporal SDK's
+    threads at interpreter exit (sdk-python #300)."""
+    incident = f"CLI-{uuid.uuid4().hex[:8]}"
+    events = tmp_path / "events.json"
+    events.write_text(f"[{event_json(incident_id=incident)}]", encoding="utf-8")
+    env = {
+        **os.environ,
+        "CALLERLOOP_TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
+        "CALLERLOOP_TASK_QUEUE": f"cli-{incident}",  # no worker: the call just waits
+    }
+
+    def cad_send() -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "starter.cli", "cad", "send", str(events)]
+        return subprocess.run(
+            command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+
+    sent = await asyncio.to_thread(cad_send)
+    assert (sent.returncode, sent.stdout) == (0, f"call/example/{incident}\n"), sent.stderr
+
+    await dev_server.client.get_workflow_handle(f"call/example/{incident}").terminate("test")
+    refused = await asyncio.to_thread(cad_send)
+    assert refused.returncode == 1, refused.stderr
+    assert f"call already finished, event not applied: call/example/{incident}" in refused.stderr
 
 
 # --- cad replay: refusals before anything is sent ---------------------------------------

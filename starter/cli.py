@@ -167,7 +167,7 @@ def dev_command(
     ] = None,
     speed: Annotated[
         float | None,
-        typer.Option(min=0, help="Times real time (default CALLERLOOP_DEMO_SPEED)."),
+        typer.Option(min=1, help="Times real time (default CALLERLOOP_DEMO_SPEED)."),
     ] = None,
     follow: Annotated[
         bool,
@@ -177,7 +177,8 @@ def dev_command(
         ),
     ] = True,
     max_seconds: Annotated[
-        float | None, typer.Option(min=1, help="Stop after this many seconds of demo.")
+        float | None,
+        typer.Option(min=1, help="Stop (exit 0) this many seconds after the stack is up."),
     ] = None,
 ) -> None:
     """Start a local stack (Temporal dev server + worker), replay a day, show texts flow."""
@@ -402,12 +403,15 @@ async def run_replay(
     )
     task = progress.add_task("replay", total=len(events), calls=0, failures=0)
     calls_started: set[str] = set()
-    failures = 0
+    failures = finished = 0
 
-    async def send(event: CadEvent) -> Delivered:
-        nonlocal failures
+    async def send(event: CadEvent) -> Delivered | None:
+        nonlocal failures, finished
         try:
             return await cad.send(event)
+        except CallAlreadyFinished:
+            finished += 1
+            return None
         except Exception:
             failures += 1  # replay() records the error; the bar only counts it
             progress.update(task, advance=1, failures=failures)
@@ -418,7 +422,10 @@ async def run_replay(
         progress.update(task, advance=1, calls=len(calls_started))
 
     with progress:
-        return await replay(events, send, speed=speed, on_sent=sent)
+        report = await replay(events, send, speed=speed, on_sent=sent)
+    report.sent -= finished
+    report.for_finished_calls = finished
+    return report
 
 
 def print_replay_summary(console: Console, export: ParsedExport, report: ReplayReport) -> None:
@@ -428,6 +435,7 @@ def print_replay_summary(console: Console, export: ParsedExport, report: ReplayR
     table.add_row("rows read", str(export.rows_read))
     table.add_row("calls", str(len(export.calls)))
     table.add_row("events sent", str(report.sent))
+    table.add_row("events for finished calls (not applied)", str(report.for_finished_calls))
     table.add_row("failures", str(len(report.failed)))
     table.add_row("bad rows", str(len(export.errors)))
     table.add_row("elapsed", f"{report.elapsed_seconds:.1f} s")

@@ -375,9 +375,11 @@ def pick_demo_agency(settings: Settings) -> AgencyConfig:
 
 def survey_outstanding(state: CallState, events_sent: int) -> bool:
     """True while this call may still send its survey."""
+    if state.purged:
+        return False  # finished: later events for it are refused, nothing more will come
     if state.events_applied + state.events_ignored < events_sent:
         return True  # the workflow has not seen every replayed event yet
-    if state.purged or state.sent(TextKind.SURVEY) or TextKind.SURVEY in state.skipped:
+    if state.sent(TextKind.SURVEY) or TextKind.SURVEY in state.skipped:
         return False
     # A call still open, cancelled, or not texted gets no survey: nothing more will come.
     return state.status == CallStatus.CLEARED and state.texting_state == TextingState.ACTIVE
@@ -475,7 +477,7 @@ def render_outbox(summary: OutboxSummary) -> Group:
     for row in summary.recent:
         body = row.body if row.body is not None else "(purged)"
         short = body if len(body) <= BODY_WIDTH else body[: BODY_WIDTH - 1] + "…"
-        recent.add_row(row.kind, row.language, row.status, short)
+        recent.add_row(row.kind, row.language, row.status, Text(short))  # not markup
     return Group(counts, recent)
 
 
@@ -509,7 +511,7 @@ class DevStack:
         self.console = console
         self.paths = StackPaths(settings.data_dir.resolve())
         self.database_url = demo_database_url(settings, self.paths)
-        self.speed = options.speed or settings.demo_speed
+        self.speed = settings.demo_speed if options.speed is None else options.speed
         self.children: list[Child] = []
         self.interrupts = Interrupts()
 

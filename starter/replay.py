@@ -427,6 +427,9 @@ class ReplayReport:
     sent: int
     failed: list[tuple[CadEvent, str]]
     elapsed_seconds: float
+    # Events refused because their call had already finished (e.g. a late reopen of a call
+    # that could never be texted): not applied, but not an error either.
+    for_finished_calls: int = 0
 
 
 async def replay(

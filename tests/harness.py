@@ -43,7 +43,8 @@ class Harness:
 
     async def send(self, *events: CadEvent) -> CallState:
         """Deliver events one by one, then wait until the workflow has handled them all
-        and has nothing in flight (every event counts as applied or ignored)."""
+        and has nothing in flight (every event counts as applied or ignored). Events sent
+        together may be handled together: send separately when a text between them matters."""
         for event in events:
             delivered = await self.cad.send(event)
             self.handles.setdefault(event.incident_id, delivered.handle)

@@ -55,10 +55,8 @@ async def test_explicit_delay_event_sends_the_notice_at_most_once(harness: Harne
     # A second delay report, then the threshold passing, send nothing more.
     await harness.send(cad_event(incident, CadEventType.DELAYED, minutes=40))
     await harness.env.sleep(timedelta(hours=3))
-    await harness.send(
-        cad_event(incident, CadEventType.ASSIGNED, minutes=190),
-        cad_event(incident, CadEventType.CLEARED, minutes=230),
-    )
+    await harness.send(cad_event(incident, CadEventType.ASSIGNED, minutes=190))
+    await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=230))
     outcome = await harness.finish(incident)
     assert outcome.texts.count(TextKind.DELAYED) == 1
     assert harness.kinds(incident) == ["confirmation", "delayed", "assigned", "cleared", "survey"]

@@ -58,10 +58,8 @@ async def test_call_lifecycle_on_the_dev_server_is_filterable(dev_harness: Harne
         harness, f"IncidentId = '{incident}' AND TextingState = 'active' AND Agency = 'testville'"
     ) == [workflow_id]
 
-    await harness.send(
-        cad_event(incident, CadEventType.ASSIGNED, minutes=5),
-        cad_event(incident, CadEventType.CLEARED, minutes=40),
-    )
+    await harness.send(cad_event(incident, CadEventType.ASSIGNED, minutes=5))
+    await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=40))
     outcome = await asyncio.wait_for(harness.finish(incident), timeout=60)
     assert outcome.texts == [
         TextKind.CONFIRMATION,

@@ -58,10 +58,8 @@ async def test_reopened_call_resumes_and_is_surveyed_once(harness: Harness) -> N
     await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=20))
     state = await harness.send(cad_event(incident, CadEventType.REOPENED, minutes=25))
     assert state.status == CallStatus.REOPENED and state.reopened_count == 1
-    await harness.send(
-        cad_event(incident, CadEventType.ASSIGNED, minutes=30),
-        cad_event(incident, CadEventType.CLEARED, minutes=70),
-    )
+    await harness.send(cad_event(incident, CadEventType.ASSIGNED, minutes=30))
+    await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=70))
     outcome = await harness.finish(incident)
     assert outcome.texts == [
         TextKind.CONFIRMATION,

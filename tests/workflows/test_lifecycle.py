@@ -55,9 +55,8 @@ async def test_eligible_call_is_texted_through_to_survey_and_purge(
 
 async def test_survey_waits_for_the_survey_delay(harness: Harness) -> None:
     incident = new_incident_id()
-    await harness.send(
-        eligible_call(incident), cad_event(incident, CadEventType.CLEARED, minutes=5)
-    )
+    await harness.send(eligible_call(incident))
+    await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=5))
     assert harness.kinds(incident) == ["confirmation", "cleared"]
 
     await harness.env.sleep(timedelta(hours=23))

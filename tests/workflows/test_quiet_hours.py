@@ -49,9 +49,8 @@ async def quiet_harness(
 
 async def test_survey_due_in_quiet_hours_waits_for_their_end(quiet_harness: Harness) -> None:
     harness, incident = quiet_harness, new_incident_id()
-    await harness.send(
-        eligible_call(incident), cad_event(incident, CadEventType.CLEARED, minutes=9)
-    )
+    await harness.send(eligible_call(incident))
+    await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=9))
     await harness.env.sleep(timedelta(hours=26))
     state = await harness.settle(incident)
     assert not state.sent(TextKind.SURVEY), "sent inside quiet hours"

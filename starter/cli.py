@@ -18,7 +18,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from enum import StrEnum
@@ -387,6 +387,7 @@ async def run_replay(
     *,
     speed: float,
     console: Console | None = None,
+    on_sent: Callable[[CadEvent], None] | None = None,
 ) -> ReplayReport:
     """Send the calls' events to Temporal in CAD-time order at `speed` times real time,
     with a progress bar on `console` (none without one)."""
@@ -420,6 +421,8 @@ async def run_replay(
     def sent(event: CadEvent) -> None:
         calls_started.add(event.incident_id)
         progress.update(task, advance=1, calls=len(calls_started))
+        if on_sent is not None:
+            on_sent(event)
 
     with progress:
         report = await replay(events, send, speed=speed, on_sent=sent)

@@ -54,7 +54,7 @@ from starter.replay import ParsedExport, ReplayReport, column_names, parse_cad_e
 from starter.synthetic_day import synthetic_day, to_csv_lines
 from workflows import search_attributes as sa
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
-from workflows.model import CallState, CallStatus, TextingState, TextKind
+from workflows.model import CadEvent, CallState, CallStatus, TextingState, TextKind
 
 DEMO_SEED = 7
 SERVER_READY_TIMEOUT = 30.0
@@ -460,9 +460,10 @@ def read_outbox_summary(db: Database) -> OutboxSummary:
     return OutboxSummary(counts, recent)
 
 
-def render_outbox(summary: OutboxSummary) -> Group:
+def render_outbox(summary: OutboxSummary, headline: str = "") -> Group:
     statuses = sorted({status for _, status in summary.counts})
-    counts = Table(title=f"Texts in the outbox: {summary.total}", title_justify="left")
+    title = f"{headline} · " if headline else ""
+    counts = Table(title=f"{title}texts in the outbox: {summary.total}", title_justify="left")
     counts.add_column("kind")
     for status in statuses:
         counts.add_column(status, justify="right")
@@ -481,24 +482,29 @@ def render_outbox(summary: OutboxSummary) -> Group:
     return Group(counts, recent)
 
 
-def plain_outbox_line(summary: OutboxSummary) -> str:
+def plain_outbox_line(summary: OutboxSummary, headline: str = "") -> str:
     totals = summary.by_kind()
     kinds = ", ".join(f"{kind.value} {totals.get(kind.value, 0)}" for kind in TextKind)
-    return f"outbox: {summary.total} texts ({kinds})"
+    title = f"{headline} · " if headline else ""
+    return f"{title}outbox: {summary.total} texts ({kinds})"
 
 
-async def follow_outbox(db: Database, console: Console) -> None:
-    """Show the outbox until cancelled: a redrawn table on a terminal, lines otherwise."""
+async def follow_outbox(
+    db: Database, console: Console, headline: Callable[[], str] = lambda: ""
+) -> None:
+    """Show the outbox until cancelled: a redrawn table on a terminal, lines otherwise.
+    `headline` says how far the replay is; lines printed meanwhile appear above the table."""
     if not console.is_terminal:
         while True:
-            console.print(plain_outbox_line(await asyncio.to_thread(read_outbox_summary, db)))
+            summary = await asyncio.to_thread(read_outbox_summary, db)
+            console.print(plain_outbox_line(summary, headline()))
             await asyncio.sleep(PLAIN_SUMMARY_SECONDS)
     summary = await asyncio.to_thread(read_outbox_summary, db)
-    with Live(render_outbox(summary), console=console, auto_refresh=False) as live:
+    with Live(render_outbox(summary, headline()), console=console, auto_refresh=False) as live:
         while True:
             await asyncio.sleep(LIVE_REFRESH_SECONDS)
             summary = await asyncio.to_thread(read_outbox_summary, db)
-            live.update(render_outbox(summary), refresh=True)
+            live.update(render_outbox(summary, headline()), refresh=True)
 
 
 # --- the stack --------------------------------------------------------------------------
@@ -629,19 +635,38 @@ class DevStack:
         self.console.print(f"replaying {source.description}")
         self._print_pace(export)
         self._print_where_to_look(export)
-        report = await run_replay(
-            client, self.settings.task_queue, export.calls, speed=self.speed, console=self.console
-        )
-        print_replay_summary(self.console, export, report)
-        if self.options.follow:
-            self.console.print(
-                "texts keep flowing (a survey goes ~24 h of CAD time after its call clears); "
-                "Ctrl-C stops everything"
+        total, replayed, replay_done = len(timeline(export.calls)), 0, False
+
+        def count(_: CadEvent) -> None:
+            nonlocal replayed
+            replayed += 1
+
+        def headline() -> str:
+            if replay_done:
+                return f"replay done: {replayed} of {total} CAD events delivered"
+            return f"replaying: {replayed} of {total} CAD events"
+
+        # The texts show as they go out, while the day is replayed and after.
+        follow = asyncio.create_task(follow_outbox(db, self.console, headline))
+        try:
+            report = await run_replay(
+                client, self.settings.task_queue, export.calls, speed=self.speed, on_sent=count
             )
-            await follow_outbox(db, self.console)  # until cancelled
-        else:
-            events_sent = events_sent_per_call(export, report)
-            await wait_for_surveys(client, agency.id, events_sent, self.console)
+            replay_done = True
+            print_replay_summary(self.console, export, report)
+            if self.options.follow:
+                self.console.print(
+                    "texts keep flowing (a survey goes ~24 h of CAD time after its call clears);"
+                    " Ctrl-C stops everything"
+                )
+                await follow  # until cancelled
+            else:
+                events_sent = events_sent_per_call(export, report)
+                await wait_for_surveys(client, agency.id, events_sent, self.console)
+        finally:
+            follow.cancel()
+            await asyncio.gather(follow, return_exceptions=True)
+        if not self.options.follow:
             self.console.print(render_outbox(await asyncio.to_thread(read_outbox_summary, db)))
         return 0
 
@@ -652,11 +677,12 @@ class DevStack:
             return
         span = events[-1].occurred_at - events[0].occurred_at
         minutes = span.total_seconds() / self.speed / 60
+        hours = round(span.total_seconds() / 3600)
         late = (
             " (calls closed days later stretch it past a day)" if span > timedelta(days=1) else ""
         )
         self.console.print(
-            f"{len(export.calls)} calls, {len(events)} events over {span} of CAD time: "
+            f"{len(export.calls)} calls, {len(events)} events over {hours} h of CAD time: "
             f"about {minutes:.1f} min at {self.speed:g}x{late}"
         )
 

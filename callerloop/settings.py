@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -31,8 +31,19 @@ class Settings(BaseSettings):
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     task_queue: str = "callerloop"
-    sms_provider: Literal["local"] = "local"
-    public_base_url: str = "http://localhost:8000"
+    sms_provider: Literal["local", "twilio"] = "local"
+    public_base_url: str = Field(
+        default="http://localhost:8000",
+        description="The web app's public URL, exactly as configured at Twilio (links in "
+        "texts, webhook signature checks behind a TLS-terminating proxy).",
+    )
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr = SecretStr("")
+    # Only for the local Twilio stand-in: where the client's api.twilio.com and
+    # lookups.twilio.com requests go instead (e.g. http://127.0.0.1:8089).
+    twilio_api_base_url: str | None = None
+    twilio_lookups_base_url: str | None = None
+    line_type_cache_days: int = Field(default=30, ge=0)
     time_scale: float = Field(
         default=1.0,
         gt=0,

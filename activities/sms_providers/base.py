@@ -16,6 +16,7 @@ class OutgoingText:
     messaging_service_sid: str | None
     validity_seconds: int
     reference: str  # the outbox row, echoed in provider logs and callbacks
+    status_callback: str | None = None  # where the provider posts delivery receipts
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
-from typing import Any
 
 import structlog
 from temporalio.client import Client
@@ -36,26 +36,12 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 ACTIVITY_THREADS = 32
 
 
-def build_activities(
-    db: Database,
-    agencies: Mapping[str, AgencyConfig],
-    provider: SmsProvider,
-    settings: Settings,
-) -> list[Callable[..., Any]]:
-    policies = PolicyActivities(agencies, settings.time_scale)
-    opt_outs = OptOutActivities(db)
-    records = CallRecordActivities(db)
-    texts = TextActivities(db, agencies, provider, settings.public_base_url)
-    return [
-        policies.load_agency_policy,
-        opt_outs.check_opt_out,
-        records.record_call,
-        records.purge_personal_data,
-        texts.send_text,
-    ]
+def sms_task_queue(settings: Settings, agency_id: str) -> str:
+    """Each agency's sender gets its own task queue, so its rate limit is its own."""
+    return f"{settings.task_queue}-sms-{agency_id}"
 
 
-def build_worker(
+def build_workers(
     client: Client,
     settings: Settings,
     db: Database,
@@ -63,16 +49,50 @@ def build_worker(
     provider: SmsProvider,
     executor: ThreadPoolExecutor,
     max_concurrent_activities: int = ACTIVITY_THREADS,
-) -> Worker:
-    return Worker(
+) -> list[Worker]:
+    """The call workflow with its bookkeeping activities on the main task queue, and one
+    worker per sender whose task queue the server paces at the sender's messages/second."""
+    policies = PolicyActivities(
+        agencies, settings.time_scale, lambda agency_id: sms_task_queue(settings, agency_id)
+    )
+    opt_outs = OptOutActivities(db)
+    records = CallRecordActivities(db)
+    texts = TextActivities(db, agencies, provider, settings.public_base_url)
+    main = Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[CallForServiceWorkflow],
-        activities=build_activities(db, agencies, provider, settings),
+        activities=[
+            policies.load_agency_policy,
+            opt_outs.check_opt_out,
+            records.record_call,
+            records.purge_personal_data,
+        ],
         activity_executor=executor,
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
+    senders = [
+        Worker(
+            client,
+            task_queue=sms_task_queue(settings, agency.id),
+            activities=[texts.send_text],
+            activity_executor=executor,
+            max_concurrent_activities=max_concurrent_activities,
+            max_task_queue_activities_per_second=agency.texts.messages_per_second,
+            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        )
+        for agency in agencies.values()
+    ]
+    return [main, *senders]
+
+
+@asynccontextmanager
+async def all_running(workers: Sequence[Worker]) -> AsyncIterator[None]:
+    async with AsyncExitStack() as stack:
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        yield
 
 
 async def run_worker(settings: Settings) -> None:
@@ -81,7 +101,7 @@ async def run_worker(settings: Settings) -> None:
     db.create_schema()
     client = await connect(settings)
     with ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity") as executor:
-        worker = build_worker(
+        workers = build_workers(
             client, settings, db, agencies, make_provider(settings.sms_provider), executor
         )
         stop = asyncio.Event()
@@ -96,7 +116,7 @@ async def run_worker(settings: Settings) -> None:
             time_scale=settings.time_scale,
             sms_provider=settings.sms_provider,
         )
-        async with worker:
+        async with all_running(workers):
             await stop.wait()
             log.info("worker stopping: letting activities in flight finish")
     db.dispose()

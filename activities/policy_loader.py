@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -14,9 +14,15 @@ from workflows.policy import AgencyPolicy
 
 
 class PolicyActivities:
-    def __init__(self, agencies: Mapping[str, AgencyConfig], time_scale: float) -> None:
+    def __init__(
+        self,
+        agencies: Mapping[str, AgencyConfig],
+        time_scale: float,
+        sms_task_queue: Callable[[str], str],
+    ) -> None:
         self._agencies = agencies
         self._time_scale = time_scale
+        self._sms_task_queue = sms_task_queue
 
     @activity.defn(name="load_agency_policy")
     def load_agency_policy(self, input: LoadPolicyInput) -> AgencyPolicy:
@@ -29,4 +35,4 @@ class PolicyActivities:
                 type=UNKNOWN_AGENCY,
                 non_retryable=True,
             )
-        return agency.to_policy(self._time_scale)
+        return agency.to_policy(self._time_scale, self._sms_task_queue(agency.id))

@@ -22,6 +22,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import PERMANENT_SMS_ERROR, UNKNOWN_AGENCY, SmsFailure
+from activities.pacing import Pacer
 from activities.sms_providers.base import (
     OutgoingText,
     PermanentProviderError,
@@ -51,6 +52,7 @@ class TextActivities:
         self._agencies = agencies
         self._provider = provider
         self._base_url = public_base_url
+        self._pacers = {a.id: Pacer(a.texts.messages_per_second) for a in agencies.values()}
 
     @activity.defn(name="send_text")
     def send_text(self, input: SendTextInput) -> SendTextResult:
@@ -135,6 +137,7 @@ class TextActivities:
             validity_seconds=int(agency.texts.validity_period / timedelta(seconds=1)),
             reference=f"{row.workflow_id}/{row.kind}",
         )
+        self._pacers[agency.id].wait_turn()
         try:
             receipt = self._provider.send(text)
         except TransientProviderError as error:

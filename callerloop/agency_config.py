@@ -141,6 +141,8 @@ class Timing(_Strict):
 class Texts(_Strict):
     max_per_call: int = Field(default=6, ge=1, le=20)
     validity_period: timedelta = timedelta(minutes=10)
+    # The sender's throughput: 1 for a long code, 3 for toll-free, more for a short code.
+    messages_per_second: float = Field(default=1.0, gt=0, le=100)
 
 
 class Retention(_Strict):
@@ -218,7 +220,7 @@ class AgencyConfig(_Strict):
             )
         return self
 
-    def to_policy(self, time_scale: float = 1.0) -> AgencyPolicy:
+    def to_policy(self, time_scale: float = 1.0, sms_task_queue: str = "") -> AgencyPolicy:
         """The workflow's view of this agency, every duration divided by `time_scale`."""
 
         def seconds(duration: timedelta) -> float:
@@ -246,6 +248,7 @@ class AgencyConfig(_Strict):
             max_texts_per_call=self.texts.max_per_call,
             max_open_seconds=seconds(self.timing.max_open),
             time_scale=time_scale,
+            sms_task_queue=sms_task_queue,
         )
 
 

@@ -142,6 +142,27 @@ class OptOut(SQLModel, table=True):
     updated_at: datetime = utc_column(nullable=False)
 
 
+class AutoReply(SQLModel, table=True):
+    """An inbound text that was not a keyword gets one "not monitored" reply per call."""
+
+    __tablename__ = "auto_replies"
+
+    agency: str = Field(primary_key=True)
+    phone: str = Field(primary_key=True)
+    workflow_id: str = Field(primary_key=True)
+    sent_at: datetime = utc_column(nullable=False)
+
+
+class LineTypeCache(SQLModel, table=True):
+    """Line-type lookups are paid for: one per number per cache period."""
+
+    __tablename__ = "line_type_cache"
+
+    phone: str = Field(primary_key=True)
+    line_type: str
+    looked_up_at: datetime = utc_column(nullable=False)
+
+
 class LinkToken(SQLModel, table=True):
     """Links in texts carry a random token; only its SHA-256 is stored."""
 

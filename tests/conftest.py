@@ -29,7 +29,7 @@ from callerloop.settings import Settings
 from callerloop.temporal import installed_binary
 from tests.factories import RecordingProvider, make_agency
 from tests.harness import Harness
-from worker import build_worker
+from worker import all_running, build_workers
 from workflows import search_attributes as sa
 
 REQUIRE_ALL = os.environ.get("CALLERLOOP_REQUIRE_ALL") == "1"
@@ -153,10 +153,10 @@ async def start_harness(
         public_base_url="https://callerloop.test",
     )
     with ThreadPoolExecutor(8) as executor:
-        worker = build_worker(
+        workers = build_workers(
             environment.client, settings, database, agencies, provider, executor, 8
         )
-        async with worker:
+        async with all_running(workers):
             harness = Harness(environment, database, settings, agencies)
             yield harness
             await harness.terminate_running()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,6 +45,8 @@ AGENCY_DATA: dict[str, Any] = {
         "survey_delay": "PT24H",
         "survey_window": "P7D",
     },
+    # Fast enough that pacing never shapes a test, except the tests of pacing.
+    "texts": {"messages_per_second": 50},
 }
 
 
@@ -100,6 +103,7 @@ class RecordingProvider:
 
     def __init__(self) -> None:
         self.accepted: list[OutgoingText] = []
+        self.accepted_at: list[float] = []  # time.monotonic() of each accepted text
         self.calls = 0
         self.failures: list[Callable[[OutgoingText], None]] = []  # consumed one per call
         self._lock = threading.Lock()
@@ -112,4 +116,5 @@ class RecordingProvider:
             failure(text)
         with self._lock:
             self.accepted.append(text)
+            self.accepted_at.append(time.monotonic())
             return ProviderReceipt(provider_id=f"SM{len(self.accepted):032d}", status="queued")

@@ -19,3 +19,45 @@ def real_cad_export() -> Path:
             f"real CAD export not found at {SHARED_CAD_EXPORT} (it is not part of the repo)"
         )
     return SHARED_CAD_EXPORT
+
+
+TWILIO_SPECS = SHARED_CAD_EXPORT.parents[1] / "reference" / "twilio-oai"  # in ../shared
+PRISM_PACKAGE = "@stoplight/prism-cli@5"
+
+
+def twilio_spec(name: str) -> Path:
+    """One of Twilio's OpenAPI specs beside the checkout (../shared/reference/twilio-oai),
+    e.g. "twilio_api_v2010.json", or skip."""
+    spec = TWILIO_SPECS / name
+    if not spec.exists():
+        pytest.skip(f"Twilio's OpenAPI spec not found at {spec} (it is not part of the repo)")
+    return spec
+
+
+def prism_cli() -> Path:
+    """The `prism` binary of Stoplight Prism, installed with npm into .data/prism (ignored
+    by git) on first use; skip when npm is missing or cannot install it."""
+    import shutil
+    import subprocess
+
+    from callerloop.settings import PROJECT_ROOT
+
+    folder = PROJECT_ROOT / ".data" / "prism"
+    binary = folder / "node_modules" / ".bin" / "prism"
+    if binary.exists():
+        return binary
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip(f"npm not found: the Prism contract test installs {PRISM_PACKAGE} with it")
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"]
+    result = subprocess.run(
+        [*command, str(folder), PRISM_PACKAGE],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if result.returncode != 0 or not binary.exists():
+        pytest.skip(f"npm could not install {PRISM_PACKAGE}: {result.stderr.strip()[-500:]}")
+    return binary

@@ -238,6 +238,7 @@ class CallForServiceWorkflow:
             result = await workflow.execute_activity_method(
                 TextActivities.send_text,
                 request,
+                task_queue=policy.sms_task_queue or None,
                 schedule_to_close_timeout=SEND_TIMEOUT,
                 retry_policy=SEND_RETRY,
                 summary=f"{kind.value} text",

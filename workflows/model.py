@@ -125,6 +125,8 @@ class AgencyPolicy:
     max_texts_per_call: int = 6
     max_open_seconds: float = 30 * 24 * 3600  # a call CAD never closes is given up after this
     time_scale: float = 1.0
+    # Texts go through the sender's own task queue, rate-limited to its messages per second.
+    sms_task_queue: str = ""
 
     def delay_threshold_seconds(self, priority: int | None) -> float | None:
         for threshold in self.delay_thresholds:

@@ -53,12 +53,14 @@ async def visible(harness: Harness, query: str) -> list[str]:
 async def test_call_lifecycle_on_the_dev_server_is_filterable(dev_harness: Harness) -> None:
     harness, incident = dev_harness, new_incident_id()
     workflow_id = f"call/testville/{incident}"
-    await harness.send(eligible_call(incident))
+    # Assigned at once: under this time scale the delay threshold passes in 0.2 s.
+    await harness.send(
+        eligible_call(incident), cad_event(incident, CadEventType.ASSIGNED, minutes=5)
+    )
     assert await visible(
         harness, f"IncidentId = '{incident}' AND TextingState = 'active' AND Agency = 'testville'"
     ) == [workflow_id]
 
-    await harness.send(cad_event(incident, CadEventType.ASSIGNED, minutes=5))
     await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=40))
     outcome = await asyncio.wait_for(harness.finish(incident), timeout=60)
     assert outcome.texts == [

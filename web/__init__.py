@@ -1,0 +1,1 @@
+"""The web app: Twilio's webhooks (delivery receipts and inbound texts)."""

@@ -1,0 +1,69 @@
+"""The web app: `create_app(...)` for tests and embedding, `app_from_environment()` for
+
+    uvicorn --factory web.app:app_from_environment --host 0.0.0.0 --port 8000
+
+Configure Twilio's webhooks as `{CALLERLOOP_PUBLIC_BASE_URL}/twilio/status` (status
+callback) and `{CALLERLOOP_PUBLIC_BASE_URL}/twilio/inbound` (incoming messages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+from temporalio.client import Client
+
+from callerloop.agency_config import AgencyConfig, load_agencies
+from callerloop.db import Database
+from callerloop.inbound import temporal_signaller
+from callerloop.logging import configure_logging
+from callerloop.settings import Settings, get_settings
+from callerloop.temporal import connect
+from web.twilio_signature import TwilioSignatureCheck
+from web.twilio_webhooks import twilio_router
+
+ClientFactory = Callable[[], Awaitable[Client]]
+
+
+def create_app(
+    settings: Settings,
+    db: Database,
+    agencies: Mapping[str, AgencyConfig],
+    temporal_client_factory: ClientFactory,
+) -> FastAPI:
+    app = FastAPI(title="callerloop", docs_url=None, redoc_url=None, openapi_url=None)
+    signature_check = TwilioSignatureCheck(
+        settings.public_base_url, settings.twilio_auth_token.get_secret_value()
+    )
+    signal_call = temporal_signaller(once(temporal_client_factory))
+    app.include_router(twilio_router(signature_check, db, agencies, signal_call))
+
+    @app.get("/healthz", response_class=PlainTextResponse)
+    async def healthz() -> str:
+        return "ok"
+
+    return app
+
+
+def once(factory: ClientFactory) -> ClientFactory:
+    """Connect on first use (most webhooks never signal a call) and reuse the client."""
+    lock = asyncio.Lock()
+    connected: list[Client] = []
+
+    async def client() -> Client:
+        async with lock:
+            if not connected:
+                connected.append(await factory())
+            return connected[0]
+
+    return client
+
+
+def app_from_environment() -> FastAPI:
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    db = Database(settings.database_url)
+    db.create_schema()
+    return create_app(settings, db, load_agencies(settings.agencies_dir), lambda: connect(settings))

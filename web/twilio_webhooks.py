@@ -1,0 +1,85 @@
+"""Twilio's two webhooks. Thin on purpose: check the signature, read the fields, hand the
+work to `callerloop.delivery_status` and `callerloop.inbound`, answer in Twilio's terms.
+
+Twilio sends form fields it may add to at any time: unknown ones are ignored.
+"""
+
+# No `from __future__ import annotations` here: FastAPI must evaluate the endpoints'
+# annotations where they are defined, since `SignedForm` is local to `twilio_router`.
+
+from collections.abc import Mapping
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Response, status
+from starlette.concurrency import run_in_threadpool
+from twilio.twiml.messaging_response import MessagingResponse  # type: ignore[import-untyped]
+
+from callerloop.agency_config import AgencyConfig
+from callerloop.db import Database
+from callerloop.delivery_status import apply_delivery_status
+from callerloop.inbound import SignalCall, find_agency, handle_inbound
+from web.twilio_signature import TwilioForm, TwilioSignatureCheck
+
+log = structlog.get_logger("web.twilio_webhooks")
+
+STATUS_PATH = "/twilio/status"
+INBOUND_PATH = "/twilio/inbound"
+
+
+def twilio_router(
+    signature_check: TwilioSignatureCheck,
+    db: Database,
+    agencies: Mapping[str, AgencyConfig],
+    signal_call: SignalCall,
+) -> APIRouter:
+    router = APIRouter()
+    SignedForm = Annotated[TwilioForm, Depends(signature_check)]
+
+    @router.post(STATUS_PATH, status_code=status.HTTP_204_NO_CONTENT)
+    async def delivery_status(form: SignedForm) -> Response:
+        """A status callback for a text callerloop sent."""
+        provider_id = _required(form, "MessageSid", "SmsSid")
+        message_status = _required(form, "MessageStatus", "SmsStatus")
+        await run_in_threadpool(
+            apply_delivery_status, db, provider_id, message_status, form.get("ErrorCode")
+        )
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @router.post(INBOUND_PATH)
+    async def inbound_message(form: SignedForm) -> Response:
+        """A text a resident sent to an agency's number; the reply goes back as TwiML."""
+        to_number = _required(form, "To")
+        agency = find_agency(agencies, to_number, form.get("MessagingServiceSid"))
+        if agency is None:
+            # 200, not an error: Twilio would only retry, and no agency can answer it.
+            log.warning("inbound text to a number no agency uses", to=to_number)
+            return twiml(None)
+        reply = await handle_inbound(
+            db,
+            agency,
+            _required(form, "From"),
+            form.get("Body", ""),
+            signal_call,
+            provider_keyword_type=form.get("OptOutType"),
+        )
+        return twiml(reply.text)
+
+    return router
+
+
+def twiml(text: str | None) -> Response:
+    """`<Response><Message>text</Message></Response>`, or an empty `<Response/>`."""
+    response = MessagingResponse()
+    if text:
+        response.message(text)
+    return Response(content=str(response), media_type="text/xml")
+
+
+def _required(form: TwilioForm, *names: str) -> str:
+    """The first of `names` present (Twilio still sends the older Sms* names too)."""
+    for name in names:
+        value = form.get(name, "").strip()
+        if value:
+            return value
+    raise HTTPException(status.HTTP_400_BAD_REQUEST, f"form field {names[0]} is missing")

@@ -170,11 +170,15 @@ class TwilioStandIn:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        """Stop serving, after waiting (a few seconds at most) for pending callbacks."""
+        if self._thread is not None:
+            self._server.shutdown()  # blocks until serve_forever returns: only if started
+            self._thread.join(timeout=5)
         self._server.server_close()
-        for thread in [self._thread, *self._callback_threads]:
-            if thread is not None:
-                thread.join(timeout=5)
+        with self._lock:
+            callback_threads = list(self._callback_threads)
+        for thread in callback_threads:
+            thread.join(timeout=5)
 
     def __enter__(self) -> TwilioStandIn:
         return self.start()
@@ -300,7 +304,8 @@ class TwilioStandIn:
                 self.send_status_callback(message.sid, status)
 
         thread = threading.Thread(target=post_in_order, name=f"callbacks-{message.sid}")
-        self._callback_threads.append(thread)
+        with self._lock:
+            self._callback_threads.append(thread)
         thread.start()
 
     # Answering requests (called from the server's threads)

@@ -155,9 +155,7 @@ def test_send_through_a_messaging_service_is_valid(prism: PrismPair) -> None:
     assert send_or_explain(prism, outgoing).startswith("SM")
 
 
-def test_line_type_lookup_is_valid(
-    prism: PrismPair, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_line_type_lookup_is_valid(prism: PrismPair, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="activities.sms_providers.twilio"):
         line_type = prism.provider().lookup_line_type("+17035550142")
 
@@ -185,9 +183,10 @@ def test_prism_does_reject_what_the_spec_does_not_allow(prism: PrismPair) -> Non
 
 def test_standin_message_resource_has_the_spec_properties() -> None:
     with TwilioStandIn() as standin:
-        TwilioProvider(
+        provider = TwilioProvider(
             standin.account_sid, standin.auth_token, api_base_url=standin.base_url
-        ).send(text())
+        )
+        provider.send(text())
         resource = standin.message_resource(standin.messages[0])
     assert set(resource) == spec_properties(API_SPEC, "api.v2010.account.message")
 

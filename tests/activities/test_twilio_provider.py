@@ -19,6 +19,7 @@ from temporalio.testing import ActivityEnvironment
 from twilio.request_validator import (  # type: ignore[import-untyped, unused-ignore]
     RequestValidator,
 )
+from twilio.rest import Client  # type: ignore[import-untyped, unused-ignore]
 
 from activities.errors import SmsFailure
 from activities.sms_providers.base import (
@@ -445,3 +446,20 @@ def test_send_activity_retries_a_429_without_a_double_send(
     with database.session() as session:
         [row] = session.exec(select(OutboxMessage)).all()
     assert row.status == "queued" and row.provider_id == message.sid and row.attempts == 2
+
+
+def test_standin_answers_a_message_fetch_with_its_latest_status(
+    twilio: TwilioProvider, standin: TwilioStandIn, webhook: WebhookReceiver
+) -> None:
+    receipt = twilio.send(text(status_callback=webhook.url))
+    standin.send_status_callback(receipt.provider_id, "delivered")
+    client = Client(
+        standin.account_sid,
+        standin.auth_token,
+        http_client=RedirectingHttpClient({"api": standin.base_url}, timeout=5),
+    )
+    assert client.messages(receipt.provider_id).fetch().status == "delivered"
+
+
+def test_standin_can_stop_without_having_started() -> None:
+    TwilioStandIn().stop()

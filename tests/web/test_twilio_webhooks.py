@@ -18,8 +18,16 @@ from twilio.request_validator import RequestValidator  # type: ignore[import-unt
 
 from callerloop.agency_config import AgencyConfig
 from callerloop.db import AutoReply, CallRecord, Database, OptOut, OutboxMessage, utcnow
-from callerloop.inbound import CallSignal, SignalDeliveryFailed, handle_inbound
+from callerloop.inbound import (
+    NOT_MONITORED_REPLIES,
+    OPT_IN_CONFIRMATIONS,
+    OPT_OUT_CONFIRMATIONS,
+    CallSignal,
+    SignalDeliveryFailed,
+    handle_inbound,
+)
 from callerloop.settings import Settings
+from callerloop.sms_encoding import measure
 from tests.factories import cad_event, eligible_call, new_incident_id
 from tests.harness import Harness
 from web.app import create_app
@@ -500,3 +508,15 @@ async def test_the_reply_is_in_the_latest_calls_language(
 
     reply = await handle_inbound(database, agency, CALLER, "STOP", signal_call)
     assert reply.text is not None and "ne recevrez plus" in reply.text
+
+
+@pytest.mark.parametrize(
+    "texts", [OPT_OUT_CONFIRMATIONS, OPT_IN_CONFIRMATIONS, NOT_MONITORED_REPLIES]
+)
+def test_callerloops_own_replies_fit_one_gsm7_segment(texts: Mapping[str, str]) -> None:
+    for language in ("en", "es", "fr"):
+        body = texts[language].format(
+            agency_name="Example City Police", non_emergency_phone="703-555-0100"
+        )
+        size = measure(body)
+        assert (size.encoding, size.segments) == ("GSM-7", 1), (language, body)

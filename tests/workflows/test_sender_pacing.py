@@ -43,9 +43,9 @@ async def test_burst_of_calls_never_exceeds_the_sender_rate(
         await asyncio.sleep(0.05)
     assert len(provider.accepted) == BURST
     times = sorted(provider.accepted_at)
-    # The server's limiter may let the first second through at the rate plus one token.
-    print([round(t - times[0], 2) for t in times])
-    assert busiest_second(times) <= RATE + 1
-    # …and drains at the rate: 50 texts at 5/s take about 10 s, not less.
-    assert times[-1] - times[0] >= (BURST - RATE - 1) / RATE
-    await paced_harness.terminate_running() if False else None
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    # Sends are spaced 1/rate apart (less a little timer jitter), so no second carries more
+    # than the rate, and the queue drains at the rate: 50 texts at 5/s take about 10 s.
+    assert min(gaps) >= 0.9 / RATE
+    assert busiest_window(times, seconds=0.99) <= RATE  # 10 ms of slack for timer jitter
+    assert times[-1] - times[0] >= 0.95 * (BURST - 1) / RATE

@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.call_records import CallRecordActivities
+from activities.line_types import LineTypeActivities
 from activities.opt_outs import OptOutActivities
 from activities.policy_loader import PolicyActivities
 from activities.sms_providers import make_provider
@@ -57,6 +58,7 @@ def build_workers(
     )
     opt_outs = OptOutActivities(db)
     records = CallRecordActivities(db)
+    line_types = LineTypeActivities(db, provider, settings.line_type_cache_days)
     texts = TextActivities(db, agencies, provider, settings.public_base_url)
     main = Worker(
         client,
@@ -67,6 +69,7 @@ def build_workers(
             opt_outs.check_opt_out,
             records.record_call,
             records.purge_personal_data,
+            line_types.lookup_line_type,
         ],
         activity_executor=executor,
         max_concurrent_activities=max_concurrent_activities,
@@ -101,9 +104,7 @@ async def run_worker(settings: Settings) -> None:
     db.create_schema()
     client = await connect(settings)
     with ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity") as executor:
-        workers = build_workers(
-            client, settings, db, agencies, make_provider(settings.sms_provider), executor
-        )
+        workers = build_workers(client, settings, db, agencies, make_provider(settings), executor)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session, col, delete, update
 from temporalio import activity
 
 from callerloop.db import (
+    AutoReply,
     CallEventRecord,
     CallRecord,
     Database,
@@ -64,6 +65,7 @@ class CallRecordActivities:
                 .where(col(OutboxMessage.workflow_id) == input.workflow_id)
                 .values(to=None, body=None, updated_at=now)
             )
+            session.exec(delete(AutoReply).where(col(AutoReply.workflow_id) == input.workflow_id))
             session.exec(
                 update(CallRecord)
                 .where(col(CallRecord.workflow_id) == input.workflow_id)
@@ -107,6 +109,3 @@ def _insert_once(session: Session, row: CallEventRecord | EligibilityDecisionRec
             session.add(row)
     except IntegrityError:
         pass
-
-
-__all__ = ["CallRecordActivities", "select"]

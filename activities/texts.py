@@ -136,6 +136,7 @@ class TextActivities:
             messaging_service_sid=agency.agency.messaging_service_sid,
             validity_seconds=int(agency.texts.validity_period / timedelta(seconds=1)),
             reference=f"{row.workflow_id}/{row.kind}",
+            status_callback=f"{self._base_url.rstrip('/')}/twilio/status",
         )
         self._pacers[agency.id].wait_turn()
         try:

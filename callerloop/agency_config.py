@@ -94,6 +94,7 @@ class Eligibility(_Strict):
     sources: list[CallSource] = [CallSource.PHONE, CallSource.E911, CallSource.TEXT]
     excluded_call_types: list[Pattern] = []
     in_progress_patterns: list[Pattern] = [r"\bIN PROG"]
+    allow_voip: bool = False
 
     @field_validator("sources")
     @classmethod
@@ -249,6 +250,7 @@ class AgencyConfig(_Strict):
             max_open_seconds=seconds(self.timing.max_open),
             time_scale=time_scale,
             sms_task_queue=sms_task_queue,
+            allow_voip=self.eligibility.allow_voip,
         )
 
 

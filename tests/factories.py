@@ -106,7 +106,14 @@ class RecordingProvider:
         self.accepted_at: list[float] = []  # time.monotonic() of each accepted text
         self.calls = 0
         self.failures: list[Callable[[OutgoingText], None]] = []  # consumed one per call
+        self.line_types: dict[str, LineType] = {}  # what a lookup answers; UNKNOWN if absent
+        self.lookups: list[str] = []
         self._lock = threading.Lock()
+
+    def lookup_line_type(self, phone: str) -> LineType:
+        with self._lock:
+            self.lookups.append(phone)
+        return self.line_types.get(phone, LineType.UNKNOWN)
 
     def send(self, text: OutgoingText) -> ProviderReceipt:
         with self._lock:

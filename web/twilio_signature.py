@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import structlog
 from fastapi import HTTPException, Request, status
 from starlette.datastructures import ImmutableMultiDict
-from twilio.request_validator import (  # type: ignore[import-untyped]
+from twilio.request_validator import (
     SIGNATURE_HEADER,
     SIGNATURE_SETTINGS_HEADER,
     RequestValidator,

@@ -13,7 +13,7 @@ from typing import Annotated
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 from starlette.concurrency import run_in_threadpool
-from twilio.twiml.messaging_response import MessagingResponse  # type: ignore[import-untyped]
+from twilio.twiml.messaging_response import MessagingResponse
 
 from callerloop.agency_config import AgencyConfig
 from callerloop.db import Database

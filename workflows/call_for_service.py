@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.call_records import CallRecordActivities
     from activities.errors import PERMANENT_SMS_ERROR, UNKNOWN_AGENCY, SmsFailure
+    from activities.line_types import LineTypeActivities
     from activities.opt_outs import OptOutActivities
     from activities.policy_loader import PolicyActivities
     from activities.texts import TextActivities
@@ -32,7 +33,9 @@ with workflow.unsafe.imports_passed_through():
         CheckOptOutInput,
         Decision,
         EventRecord,
+        LineType,
         LoadPolicyInput,
+        LookupLineTypeInput,
         OptInSignal,
         OptOutSignal,
         PurgeInput,
@@ -43,11 +46,12 @@ with workflow.unsafe.imports_passed_through():
         TextingState,
         TextKind,
     )
-    from workflows.policy import AgencyPolicy
+    from workflows.policy import AgencyPolicy, EligibilityReason
 
 LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # A text that cannot reach the provider within this is no longer news to the caller.
 SEND_TIMEOUT = timedelta(minutes=15)
+LOOKUP_TIMEOUT = timedelta(minutes=2)
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -71,6 +75,7 @@ class CallForServiceWorkflow:
         self._recorded_decision: Decision | None = self._state.decision
         self._changed = False
         self._indexed: tuple[object, ...] = ()
+        self._registry_fresh = False
 
     # --- signals and queries: facts in, state out; no I/O here ---------------------
 
@@ -125,6 +130,9 @@ class CallForServiceWorkflow:
         while True:
             await self._check_opt_out_registry()
             self._decide(policy)
+            if self._needs_line_type():
+                await self._look_up_line_type()
+                continue  # decide again with what the lookup said
             if self._unrecorded_events or call.decision != self._recorded_decision:
                 await self._record()
                 continue  # signals may have arrived meanwhile: decide again before acting
@@ -133,6 +141,13 @@ class CallForServiceWorkflow:
             if step.finished:
                 break
             if step.send is not None:
+                if not self._registry_fresh:
+                    # A STOP may have reached the registry before this call was on record
+                    # to be signalled: look again before every text, then decide again.
+                    await self._check_opt_out_registry(force=True)
+                    self._registry_fresh = True
+                    continue
+                self._registry_fresh = False
                 await self._send(step.send, policy)
                 continue
             if workflow.info().is_continue_as_new_suggested():
@@ -165,11 +180,12 @@ class CallForServiceWorkflow:
                 f"cannot load the policy of agency {self._state.agency!r}", non_retryable=True
             ) from error
 
-    async def _check_opt_out_registry(self) -> None:
-        """Look the number up in the opt-out registry once per number the call carries."""
+    async def _check_opt_out_registry(self, force: bool = False) -> None:
+        """Look the number up in the opt-out registry: when the call learns a number, and
+        (forced) right before each text."""
         call = self._state
         phone = call.caller_phone
-        if phone is None or phone == call.opt_out_checked_for:
+        if phone is None or (phone == call.opt_out_checked_for and not force):
             return
         result = await workflow.execute_local_activity_method(
             OptOutActivities.check_opt_out,
@@ -178,6 +194,35 @@ class CallForServiceWorkflow:
         )
         call.opt_out_checked_for = phone
         call.opted_out = call.opted_out or result.opted_out
+
+    def _needs_line_type(self) -> bool:
+        """Only a call that would otherwise be texted is worth a (paid) lookup."""
+        call = self._state
+        return (
+            call.decision is not None
+            and call.decision.reason == EligibilityReason.PHONE_NOT_MOBILE
+            and call.caller_line_type in (None, LineType.UNKNOWN)
+            and call.caller_phone is not None
+            and call.caller_phone != call.line_type_looked_up_for
+        )
+
+    async def _look_up_line_type(self) -> None:
+        call = self._state
+        phone = call.caller_phone
+        assert phone is not None
+        try:
+            result = await workflow.execute_activity_method(
+                LineTypeActivities.lookup_line_type,
+                LookupLineTypeInput(phone=phone),
+                schedule_to_close_timeout=LOOKUP_TIMEOUT,
+                retry_policy=SEND_RETRY,
+            )
+        except ActivityError:
+            workflow.logger.warning("line type lookup failed; the number stays unknown")
+        else:
+            if call.caller_phone == phone and call.caller_line_type in (None, LineType.UNKNOWN):
+                call.caller_line_type = result.line_type
+        call.line_type_looked_up_for = phone
 
     def _decide(self, policy: AgencyPolicy) -> None:
         """Re-decide eligibility from the current facts. Synchronous on purpose: nothing

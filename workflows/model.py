@@ -127,6 +127,7 @@ class AgencyPolicy:
     time_scale: float = 1.0
     # Texts go through the sender's own task queue, rate-limited to its messages per second.
     sms_task_queue: str = ""
+    allow_voip: bool = False  # VoIP numbers often take texts, but not always
 
     def delay_threshold_seconds(self, priority: int | None) -> float | None:
         for threshold in self.delay_thresholds:
@@ -223,6 +224,7 @@ class CallState:
     disposition: str | None = None
     opted_out: bool = False
     opt_out_checked_for: str | None = None  # the phone number the registry was checked for
+    line_type_looked_up_for: str | None = None  # the number whose line type was looked up
     suppressed_reason: str | None = None
     unusable_phone: str | None = None  # the provider said this number cannot take texts
     delay_reported: bool = False
@@ -296,6 +298,16 @@ class CheckOptOutInput:
 @dataclass
 class CheckOptOutResult:
     opted_out: bool
+
+
+@dataclass
+class LookupLineTypeInput:
+    phone: str
+
+
+@dataclass
+class LookupLineTypeResult:
+    line_type: LineType
 
 
 @dataclass

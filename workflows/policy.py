@@ -173,7 +173,8 @@ def decide(call: CallState, policy: AgencyPolicy) -> Decision:
         return _deny(EligibilityReason.PHONE_UNUSABLE, "the SMS provider refused this number")
     if call.caller_line_type == LineType.LANDLINE:
         return _deny(EligibilityReason.PHONE_LANDLINE)
-    if call.caller_line_type != LineType.MOBILE:
+    voip_allowed = call.caller_line_type == LineType.VOIP and policy.allow_voip
+    if call.caller_line_type != LineType.MOBILE and not voip_allowed:
         return _deny(EligibilityReason.PHONE_NOT_MOBILE, str(call.caller_line_type or "unknown"))
     if call.opted_out:
         return _deny(EligibilityReason.OPTED_OUT)

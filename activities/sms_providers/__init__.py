@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from activities.sms_providers.base import SmsProvider
 from activities.sms_providers.local import LocalProvider
+from callerloop.settings import Settings
 
 
-def make_provider(name: str) -> SmsProvider:
-    if name == "local":
-        return LocalProvider()
-    raise ValueError(f"unknown SMS provider {name!r}; available: local")
+def make_provider(settings: Settings) -> SmsProvider:
+    if settings.sms_provider == "twilio":
+        from activities.sms_providers.twilio import twilio_provider_from_settings
+
+        return twilio_provider_from_settings(settings)
+    return LocalProvider()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from activities.errors import SmsFailure
+from workflows.model import LineType
 
 
 @dataclass(frozen=True)
@@ -47,4 +48,8 @@ class SmsProvider(Protocol):
     def send(self, text: OutgoingText) -> ProviderReceipt:
         """Hand the text to the provider. Raises PermanentProviderError or
         TransientProviderError; any other exception means the outcome is unknown."""
+        ...
+
+    def lookup_line_type(self, phone: str) -> LineType:
+        """What kind of line the number is (mobile, landline, VoIP), or UNKNOWN."""
         ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from activities.sms_providers.base import OutgoingText, ProviderReceipt
+from workflows.model import LineType
 
 
 class LocalProvider:
@@ -12,3 +13,6 @@ class LocalProvider:
 
     def send(self, text: OutgoingText) -> ProviderReceipt:
         return ProviderReceipt(provider_id=f"local-{uuid.uuid4().hex}", status="sent")
+
+    def lookup_line_type(self, phone: str) -> LineType:
+        return LineType.UNKNOWN  # no lookup service: only CAD's word counts

@@ -181,7 +181,8 @@ def send_error(error: TwilioRestException) -> Exception:
     code = str(error.code or error.status)
     if rule.outcome == "failed":
         logger.warning(
-            "Twilio refused the text with an unmapped code; this text fails",
+            "Twilio refused this text (%s)",
+            rule.description,
             extra={"twilio_code": code, "http_status": error.status},
         )
     return PermanentProviderError(PERMANENT_FAILURES[rule.outcome], code, error_message(error))

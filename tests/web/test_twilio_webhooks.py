@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from sqlmodel import col, select
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
-from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
+from twilio.request_validator import RequestValidator
 
 from callerloop.agency_config import AgencyConfig
 from callerloop.db import AutoReply, CallRecord, Database, OptOut, OutboxMessage, utcnow

@@ -4,6 +4,7 @@ once: the SMS task queue is rate-limited by the Temporal server (the dev server 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -43,7 +44,7 @@ async def test_burst_of_calls_never_exceeds_the_sender_rate(
         await asyncio.sleep(0.05)
     assert len(provider.accepted) == BURST
     times = sorted(provider.accepted_at)
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     # Sends are spaced 1/rate apart (less a little timer jitter), so no second carries more
     # than the rate, and the queue drains at the rate: 50 texts at 5/s take about 10 s.
     assert min(gaps) >= 0.9 / RATE

@@ -121,14 +121,30 @@ def test_permanent_error_is_not_retryable_and_names_the_failure(
     assert row.status == "failed" and row.error_code == "21610"
 
 
+def test_accented_spanish_is_counted_as_ucs2(
+    database: Database, provider: RecordingProvider
+) -> None:
+    accented = make_agency(
+        templates={"es": {"confirmation": "Caso {case_number}: recibimos su llamada. Está en "
+                          "camino la atención policial; la información está en {status_url} "
+                          "Responda STOP para no recibir más mensajes."}}
+    )  # fmt: skip
+    activities = TextActivities(database, {accented.id: accented}, provider, "https://x.test")
+    ActivityEnvironment().run(activities.send_text, send_input(language="es"))
+    [row] = outbox(database)
+    assert row.body is not None
+    assert row.encoding == "UCS-2"  # á, ó and ú are not in GSM-7
+    assert row.segments == 3 == -(-len(row.body) // 67)
+
+
 def test_rendered_text_counts_segments_and_stores_only_the_link_hash(
     activities: TextActivities, provider: RecordingProvider, database: Database
 ) -> None:
     ActivityEnvironment().run(activities.send_text, send_input(language="es"))
     [row] = outbox(database)
     assert row.body is not None and "25-071089" in row.body and "STOP" in row.body
-    assert row.encoding == "UCS-2"  # "número" and "más" are not in GSM-7
-    assert row.segments == 3
+    assert row.encoding == "GSM-7"  # the shipped Spanish is worded around á í ó ú
+    assert row.segments == 1
     token = row.body.split("/s/")[1].split()[0]
     with database.session() as session:
         [link] = session.exec(select(LinkToken)).all()

@@ -24,7 +24,7 @@ from activities.opt_outs import OptOutActivities
 from activities.policy_loader import PolicyActivities
 from activities.sms_providers import make_provider
 from activities.sms_providers.base import SmsProvider
-from activities.texts import TextActivities
+from activities.texts import TextActivities, sender_rate
 from callerloop.agency_config import AgencyConfig, load_agencies
 from callerloop.db import Database
 from callerloop.logging import configure_logging
@@ -59,7 +59,7 @@ def build_workers(
     opt_outs = OptOutActivities(db)
     records = CallRecordActivities(db)
     line_types = LineTypeActivities(db, provider, settings.line_type_cache_days)
-    texts = TextActivities(db, agencies, provider, settings.public_base_url)
+    texts = TextActivities(db, agencies, provider, settings.public_base_url, settings.time_scale)
     main = Worker(
         client,
         task_queue=settings.task_queue,
@@ -82,7 +82,7 @@ def build_workers(
             activities=[texts.send_text],
             activity_executor=executor,
             max_concurrent_activities=max_concurrent_activities,
-            max_task_queue_activities_per_second=agency.texts.messages_per_second,
+            max_task_queue_activities_per_second=sender_rate(agency, settings.time_scale),
             graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         )
         for agency in agencies.values()

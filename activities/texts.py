@@ -1,11 +1,11 @@
 """Sending one text: the outbox protocol that makes a retried send never send twice.
 
 1. Claim: in one transaction, find or create the outbox row for (workflow id, kind) and
-   mark it `sending`. A row already sent (or failed for good) is returned as it is.
+   mark it `handing_over`. A row already sent (or failed for good) is returned as it is.
 2. Call the provider.
 3. Record the provider's id and `sent`, or the failure.
 
-If a worker dies between 1 and 3 the row stays `sending` and the provider may or may not
+If a worker dies between 1 and 3 the row stays `handing_over` and the provider may or may not
 have the message. The next attempt does not resend: it marks the row `unknown`. For texts
 to a caller, at most once is the safe side (a duplicate confirmation erodes trust; a
 missing one is reconciled from the provider's records).
@@ -31,13 +31,16 @@ from activities.sms_providers.base import (
 )
 from callerloop.agency_config import AgencyConfig
 from callerloop.db import Database, OutboxMessage, utcnow
+from callerloop.delivery_status import STATUS_ORDER
 from callerloop.links import issue_link
 from callerloop.messages import MessageContext, render_message
 from callerloop.sms_encoding import measure
 from workflows.model import SendTextInput, SendTextResult, TextKind
 
+# Claimed by a send attempt that is calling the provider right now.
+HANDING_OVER = "handing_over"
 # Outbox statuses after which a send attempt must not call the provider again.
-SETTLED = frozenset({"sent", "queued", "delivered", "undelivered", "failed", "unknown"})
+SETTLED = frozenset(STATUS_ORDER) - {"pending", HANDING_OVER}
 
 
 class TextActivities:
@@ -47,12 +50,13 @@ class TextActivities:
         agencies: Mapping[str, AgencyConfig],
         provider: SmsProvider,
         public_base_url: str,
+        time_scale: float = 1.0,
     ) -> None:
         self._db = db
         self._agencies = agencies
         self._provider = provider
         self._base_url = public_base_url
-        self._pacers = {a.id: Pacer(a.texts.messages_per_second) for a in agencies.values()}
+        self._pacers = {a.id: Pacer(sender_rate(a, time_scale)) for a in agencies.values()}
 
     @activity.defn(name="send_text")
     def send_text(self, input: SendTextInput) -> SendTextResult:
@@ -61,14 +65,15 @@ class TextActivities:
             row = self._claim(session, agency, input)
             if row.status in SETTLED:
                 return _result(row, already_sent=True)
-            if row.status == "sending":
+            if row.status == HANDING_OVER:
                 # An earlier attempt died mid-send: the provider may have the text.
                 row.status, row.updated_at = "unknown", utcnow()
                 session.add(row)
                 session.commit()
                 activity.logger.warning("send outcome unknown; not resending", extra=_ids(row))
                 return _result(row, already_sent=True)
-            row.status, row.attempts, row.updated_at = "sending", row.attempts + 1, utcnow()
+            row.status, row.attempts = HANDING_OVER, row.attempts + 1
+            row.updated_at = utcnow()
             session.add(row)
             session.commit()
             self._deliver(session, agency, row)
@@ -136,7 +141,8 @@ class TextActivities:
             messaging_service_sid=agency.agency.messaging_service_sid,
             validity_seconds=int(agency.texts.validity_period / timedelta(seconds=1)),
             reference=f"{row.workflow_id}/{row.kind}",
-            status_callback=f"{self._base_url.rstrip('/')}/twilio/status",
+            # The outbox id lets a receipt that overtakes the provider's answer find its row.
+            status_callback=f"{self._base_url.rstrip('/')}/twilio/status?outbox={row.id}",
         )
         self._pacers[agency.id].wait_turn()
         try:
@@ -149,9 +155,17 @@ class TextActivities:
             raise ApplicationError(
                 str(error), error.failure.value, type=PERMANENT_SMS_ERROR, non_retryable=True
             ) from error
+        session.refresh(row)  # a delivery receipt may have overtaken the provider's answer
         row.provider_id, row.sent_at = receipt.provider_id, utcnow()
-        _settle(session, row, "sent" if receipt.status in ("sent", "delivered") else "queued")
+        first = "sent" if receipt.status in ("sent", "delivered") else "queued"
+        _settle(session, row, first if row.status == HANDING_OVER else row.status)
         activity.logger.info("text sent", extra=_ids(row))
+
+
+def sender_rate(agency: AgencyConfig, time_scale: float) -> float:
+    """Messages per second for this agency's sender. The gap between two texts is a policy
+    duration like any other, so the time scale divides it too (a demo day in minutes)."""
+    return agency.texts.messages_per_second * time_scale
 
 
 def _find(session: Session, workflow_id: str, kind: TextKind) -> OutboxMessage | None:

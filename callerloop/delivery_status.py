@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 import structlog
+from sqlalchemy import and_, or_
 from sqlmodel import col, select, update
 
 from callerloop.db import Database, OutboxMessage, utcnow
@@ -25,10 +26,11 @@ class StatusStep(NamedTuple):
 
 
 # Twilio's message statuses (`message_enum_status` in its API spec), plus the outbox's own
-# states before the provider's first callback (`pending`, `unknown`; `sending`, `queued`
-# and `sent` mean the same on both sides).
+# states before the provider's first callback (`pending`, `handing_over`, `unknown`;
+# `queued` and `sent` mean the same on both sides).
 STATUS_ORDER: Mapping[str, StatusStep] = {
     "pending": StatusStep(0),
+    "handing_over": StatusStep(0),  # the send activity is calling the provider
     "unknown": StatusStep(0),  # a send died mid-flight: a callback tells what happened
     "accepted": StatusStep(1),
     "scheduled": StatusStep(1),
@@ -61,7 +63,11 @@ def replaceable_by(status: str) -> frozenset[str]:
 
 
 def apply_delivery_status(
-    db: Database, provider_id: str, status: str, error_code: str | None = None
+    db: Database,
+    provider_id: str,
+    status: str,
+    error_code: str | None = None,
+    outbox_id: int | None = None,
 ) -> bool:
     """Move the outbox row the provider knows as `provider_id` to `status` if that is a
     step forward. True when the row changed; False for a stale or repeated status, an
@@ -75,13 +81,25 @@ def apply_delivery_status(
         )
         return False
     # One conditional UPDATE: two callbacks racing cannot both win against a stale read.
-    changes: dict[str, object] = {"status": status, "updated_at": utcnow()}
+    changes: dict[str, object] = {
+        "status": status,
+        "updated_at": utcnow(),
+        "provider_id": provider_id,
+    }
     if error_code:
         changes["error_code"] = error_code
+    # The row is the provider's message, or (the receipt overtook the send activity's
+    # record of the id) the outbox row named in the callback URL that has no id yet.
+    this_message = col(OutboxMessage.provider_id) == provider_id
+    if outbox_id is not None:
+        this_message = or_(
+            this_message,
+            and_(col(OutboxMessage.id) == outbox_id, col(OutboxMessage.provider_id).is_(None)),
+        )
     with db.session() as session:
         result = session.exec(
             update(OutboxMessage)
-            .where(col(OutboxMessage.provider_id) == provider_id)
+            .where(this_message)
             .where(col(OutboxMessage.status).in_(replaceable_by(status)))
             .values(changes)
         )

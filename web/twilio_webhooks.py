@@ -37,12 +37,17 @@ def twilio_router(
     SignedForm = Annotated[TwilioForm, Depends(signature_check)]
 
     @router.post(STATUS_PATH, status_code=status.HTTP_204_NO_CONTENT)
-    async def delivery_status(form: SignedForm) -> Response:
+    async def delivery_status(form: SignedForm, outbox: str | None = None) -> Response:
         """A status callback for a text callerloop sent."""
         provider_id = _required(form, "MessageSid", "SmsSid")
         message_status = _required(form, "MessageStatus", "SmsStatus")
         await run_in_threadpool(
-            apply_delivery_status, db, provider_id, message_status, form.get("ErrorCode")
+            apply_delivery_status,
+            db,
+            provider_id,
+            message_status,
+            form.get("ErrorCode"),
+            _outbox_id(outbox),
         )
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -74,6 +79,11 @@ def twiml(text: str | None) -> Response:
     if text:
         response.message(text)
     return Response(content=str(response), media_type="text/xml")
+
+
+def _outbox_id(value: str | None) -> int | None:
+    """The outbox row callerloop named in the callback URL (signed with it)."""
+    return int(value) if value is not None and value.isdigit() else None
 
 
 def _required(form: TwilioForm, *names: str) -> str:

@@ -72,7 +72,7 @@ def test_outbox_row_is_written_before_the_provider_is_called(
 
     provider.failures.append(look_at_outbox)
     ActivityEnvironment().run(activities.send_text, send_input())
-    assert seen == ["sending"]
+    assert seen == ["handing_over"]
 
 
 def test_crash_mid_send_is_not_resent(

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     data_dir: Path = PROJECT_ROOT / ".data"
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
+    web_port: int = 8000
     demo_csv: Path = SHARED_CAD_EXPORT
     demo_agency: str = "example"
     demo_speed: float = Field(default=720, gt=0)

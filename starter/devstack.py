@@ -49,6 +49,7 @@ from callerloop.agency_config import AgencyConfig, AgencyConfigError, load_agenc
 from callerloop.db import Database, OutboxMessage
 from callerloop.settings import PROJECT_ROOT, Settings, get_settings
 from callerloop.temporal import installed_binary
+from callerloop.twilio_standin import TwilioStandIn
 from starter.cli import print_replay_summary, run_replay
 from starter.replay import ParsedExport, ReplayReport, column_names, parse_cad_export, timeline
 from starter.synthetic_day import synthetic_day, to_csv_lines
@@ -109,6 +110,10 @@ class StackPaths:
     def worker_log(self) -> Path:
         return self.data_dir / "worker.log"
 
+    @property
+    def web_log(self) -> Path:
+        return self.data_dir / "web.log"
+
 
 def demo_database_url(settings: Settings, paths: StackPaths) -> str:
     """CALLERLOOP_DATABASE_URL when set; otherwise the SQLite file in the data dir."""
@@ -150,9 +155,10 @@ def check_ports_free(settings: Settings) -> None:
     ports = {
         "CALLERLOOP_TEMPORAL_PORT": settings.temporal_port,
         "CALLERLOOP_TEMPORAL_UI_PORT": settings.temporal_ui_port,
+        "CALLERLOOP_WEB_PORT": settings.web_port,
     }
-    if settings.temporal_port == settings.temporal_ui_port:
-        raise StackError("CALLERLOOP_TEMPORAL_PORT and CALLERLOOP_TEMPORAL_UI_PORT must differ")
+    if len(set(ports.values())) < len(ports):
+        raise StackError(f"{', '.join(ports)} must all differ")
     busy = [
         f"port {port} is in use (another `make run` or Temporal server?): "
         f"stop it or set {setting} to a free port"
@@ -272,9 +278,19 @@ def temporal_address(settings: Settings) -> str:
     return f"127.0.0.1:{settings.temporal_port}"
 
 
-def worker_environment(settings: Settings, database_url: str, time_scale: float) -> dict[str, str]:
+def web_url(settings: Settings) -> str:
+    return f"http://localhost:{settings.web_port}"
+
+
+def worker_environment(
+    settings: Settings, database_url: str, time_scale: float, twilio: Mapping[str, str]
+) -> dict[str, str]:
+    """What the worker and the web app run with: the stack's own ports, paths and, when
+    texts go through the Twilio stand-in, where it is."""
     return {
         **os.environ,
+        **twilio,
+        "CALLERLOOP_PUBLIC_BASE_URL": web_url(settings),
         "CALLERLOOP_TIME_SCALE": str(time_scale),
         "CALLERLOOP_LOG_FORMAT": "console",
         "CALLERLOOP_DATABASE_URL": database_url,
@@ -520,6 +536,8 @@ class DevStack:
         self.speed = settings.demo_speed if options.speed is None else options.speed
         self.children: list[Child] = []
         self.interrupts = Interrupts()
+        self.standin: TwilioStandIn | None = None
+        self.twilio_env: dict[str, str] = {}
 
     async def run(self) -> int:
         """Until the demo ends, a child dies, or SIGINT/SIGTERM (exit 0) arrives."""
@@ -548,8 +566,12 @@ class DevStack:
     def stop_children(self, hurry: Callable[[], bool]) -> None:
         for child in reversed(self.children):  # the worker first, then the server it needs
             child.stop(self.console, hurry)
+        if self.standin is not None:  # after the worker: texts in flight still reach it
+            self.standin.stop()
+            self.standin = None
         if self.children:
-            self.console.print(f"stopped. Logs: {self.paths.worker_log}, {self.paths.server_log}")
+            logs = ", ".join(str(p) for p in (self.paths.worker_log, self.paths.web_log))
+            self.console.print(f"stopped. Logs: {logs}, {self.paths.server_log}")
         self.children.clear()
 
     async def _start_and_demo(self) -> int:
@@ -563,10 +585,54 @@ class DevStack:
         db.create_schema()  # before the worker starts, so the two never race to create it
         try:
             client = await self._start_server()
+            self._start_twilio_standin()
             self._start_worker()
+            self._start_web()
             return await self._demo_until_done(client, agency, source, db)
         finally:
             db.dispose()
+
+    def _start_twilio_standin(self) -> None:
+        """With CALLERLOOP_SMS_PROVIDER=twilio and no account configured, texts go through
+        the real twilio client to a local Twilio stand-in, whose delivery receipts come
+        back signed to the web app, as Twilio's would."""
+        if self.settings.sms_provider != "twilio" or self.settings.twilio_account_sid:
+            return
+        self.standin = TwilioStandIn(auto_callbacks=True).start()
+        self.twilio_env = {
+            "CALLERLOOP_TWILIO_ACCOUNT_SID": self.standin.account_sid,
+            "CALLERLOOP_TWILIO_AUTH_TOKEN": self.standin.auth_token,
+            "CALLERLOOP_TWILIO_API_BASE_URL": self.standin.base_url,
+            "CALLERLOOP_TWILIO_LOOKUPS_BASE_URL": self.standin.base_url,
+        }
+        self.console.print(
+            f"Twilio stand-in on {self.standin.base_url}: texts go through the real twilio "
+            "client; delivery receipts come back signed to the web app"
+        )
+
+    def _start_web(self) -> None:
+        web = spawn(
+            "web app",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "web.app:app_from_environment",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.settings.web_port),
+            ],
+            self.paths.web_log,
+            env=worker_environment(self.settings, self.database_url, self.speed, self.twilio_env),
+            stop_signal=signal.SIGINT,
+            grace=WORKER_STOP_GRACE,
+        )
+        self.children.append(web)
+        self.console.print(
+            f"web app on {web_url(self.settings)} (Twilio webhooks); logs in {self.paths.web_log}"
+        )
 
     async def _start_server(self) -> Client:
         server = spawn(
@@ -591,7 +657,7 @@ class DevStack:
             "worker",
             [sys.executable, "-m", "starter.cli", "worker"],
             self.paths.worker_log,
-            env=worker_environment(self.settings, self.database_url, self.speed),
+            env=worker_environment(self.settings, self.database_url, self.speed, self.twilio_env),
             stop_signal=signal.SIGINT,  # graceful: texts in flight are finished
             grace=WORKER_STOP_GRACE,
         )

@@ -2,7 +2,11 @@
 starts the real Temporal dev server and a worker, replays a synthetic day (as on a clone
 without the CAD export) at 3600x, waits for its surveys and stops everything.
 
-SLOW: one test of about a minute (the day's CAD time at 3600x plus the 24 h survey delay).
+Twice: with the `local` provider (the default), and with `CALLERLOOP_SMS_PROVIDER=twilio`,
+where texts go through the real twilio client to the Twilio stand-in and its signed
+delivery receipts come back to the web app.
+
+SLOW: about a minute each (the day's CAD time at 3600x plus the 24 h survey delay).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import urllib.request
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
 from callerloop.db import Database, OutboxMessage
@@ -58,29 +63,35 @@ def alive(pid: int) -> bool:
     return True
 
 
-def web_ui_answers(port: int) -> bool:
+def answers(port: int, path: str = "/") -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
             return bool(response.status == 200)
     except OSError:
         return False
 
 
-def outbox_kinds_by_call(database_url: str) -> dict[str, set[str]]:
+def outbox_kinds_by_call(database_url: str) -> tuple[dict[str, set[str]], Counter[str]]:
+    """Each call's kinds of text, and the count of texts by status."""
     db = Database(database_url)
     try:
         with db.session() as session:
-            rows = session.exec(select(OutboxMessage.workflow_id, OutboxMessage.kind)).all()
+            rows = session.exec(
+                select(OutboxMessage.workflow_id, OutboxMessage.kind, OutboxMessage.status)
+            ).all()
     finally:
         db.dispose()
     kinds: defaultdict[str, set[str]] = defaultdict(set)
-    for workflow_id, kind in rows:
+    for workflow_id, kind, _ in rows:
         kinds[workflow_id].add(kind)
-    return kinds
+    return kinds, Counter(status for _, _, status in rows)
 
 
-def test_dev_stack_replays_a_day_texts_callers_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    temporal_port, ui_port = free_port(), free_port()
+@pytest.mark.parametrize("sms_provider", ["local", "twilio"])
+def test_dev_stack_replays_a_day_texts_callers_and_leaves_nothing_behind(
+    tmp_path: Path, sms_provider: str
+) -> None:
+    temporal_port, ui_port, web_port = free_port(), free_port(), free_port()
     database_url = f"sqlite:///{tmp_path / 'callerloop.db'}"
     env = {
         **os.environ,
@@ -90,6 +101,9 @@ def test_dev_stack_replays_a_day_texts_callers_and_leaves_nothing_behind(tmp_pat
         "CALLERLOOP_DEMO_SPEED": str(SPEED),
         "CALLERLOOP_TEMPORAL_PORT": str(temporal_port),
         "CALLERLOOP_TEMPORAL_UI_PORT": str(ui_port),
+        "CALLERLOOP_WEB_PORT": str(web_port),
+        "CALLERLOOP_SMS_PROVIDER": sms_provider,
+        "CALLERLOOP_TWILIO_ACCOUNT_SID": "",
     }
     command = [sys.executable, "-m", "starter.cli", "dev", "--no-follow"]
     command += ["--max-seconds", str(BUDGET_SECONDS), "--day", DAY]
@@ -99,12 +113,13 @@ def test_dev_stack_replays_a_day_texts_callers_and_leaves_nothing_behind(tmp_pat
             command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
     started_children: set[int] = set()
-    ui_answered = False
+    ui_answered = web_answered = False
     try:
         deadline = time.monotonic() + TIMEOUT_SECONDS
         while stack.poll() is None and time.monotonic() < deadline:
             started_children |= children_of(stack.pid)
-            ui_answered = ui_answered or web_ui_answers(ui_port)
+            ui_answered = ui_answered or answers(ui_port)
+            web_answered = web_answered or answers(web_port, "/healthz")
             time.sleep(0.5)
     finally:
         if stack.poll() is None:  # over time: stop it the way a person would, then harder
@@ -120,7 +135,11 @@ def test_dev_stack_replays_a_day_texts_callers_and_leaves_nothing_behind(tmp_pat
     assert "synthetic day" in log
     assert f"http://localhost:{ui_port}" in log
     assert ui_answered, "the Temporal Web UI never answered HTTP 200"
-    kinds = outbox_kinds_by_call(database_url)
+    assert web_answered, "the web app never answered /healthz"
+    kinds, statuses = outbox_kinds_by_call(database_url)
+    if sms_provider == "twilio":
+        assert "Twilio stand-in on" in log
+        assert statuses["delivered"] > 0, statuses  # receipts came back through the web app
     counts = Counter(kind for call_kinds in kinds.values() for kind in call_kinds)
     assert counts["confirmation"] > 0, counts
     assert counts["survey"] > 0, counts
@@ -128,7 +147,8 @@ def test_dev_stack_replays_a_day_texts_callers_and_leaves_nothing_behind(tmp_pat
     told_cleared = {call for call, call_kinds in kinds.items() if "cleared" in call_kinds}
     surveyed = {call for call, call_kinds in kinds.items() if "survey" in call_kinds}
     assert told_cleared == surveyed, log
-    assert len(started_children) >= 2, "expected the dev server and the worker as children"
+    assert len(started_children) >= 3, "expected the dev server, worker and web app as children"
     assert [pid for pid in started_children if alive(pid)] == []
     assert not port_in_use(temporal_port)
     assert not port_in_use(ui_port)
+    assert not port_in_use(web_port)

@@ -11,6 +11,7 @@ from typing import Any
 
 from activities.sms_providers.base import OutgoingText, ProviderReceipt
 from callerloop.agency_config import AgencyConfig, parse_agency_config
+from callerloop.db import Database, OutboxMessage, utcnow
 from workflows.model import CadEvent, CadEventType, CallSource, LineType
 
 _ids = itertools.count(1)
@@ -93,6 +94,36 @@ def eligible_call(incident_id: str, **fields: Any) -> CadEvent:
     }
     details.update(fields)
     return cad_event(incident_id, CadEventType.CREATED, **details)
+
+
+_provider_ids = itertools.count(1)
+
+
+def outbox_row(db: Database, status: str = "queued", to: str = "+17035550142") -> str:
+    """An outbox row the provider has accepted; returns its provider id."""
+    provider_id = f"SM{next(_provider_ids):032x}"
+    now = utcnow()
+    with db.session() as session:
+        session.add(
+            OutboxMessage(
+                workflow_id=f"call/testville/{provider_id}",
+                agency="testville",
+                incident_id=provider_id,
+                kind="confirmation",
+                language="en",
+                to=to,
+                body="hello",
+                encoding="GSM-7",
+                segments=1,
+                provider="twilio",
+                status=status,
+                provider_id=provider_id,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        session.commit()
+    return provider_id
 
 
 class RecordingProvider:

@@ -8,42 +8,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlmodel import col, select
 
-from callerloop.db import Database, OutboxMessage, utcnow
+from callerloop.db import Database, OutboxMessage
 from callerloop.delivery_status import (
     STATUS_ORDER,
     apply_delivery_status,
     moves_forward,
     replaceable_by,
 )
+from tests.factories import outbox_row
 
 _sids = itertools.count(1)
-
-
-def outbox_row(db: Database, status: str = "queued") -> str:
-    """An outbox row the provider has accepted; returns its provider id."""
-    provider_id = f"SM{next(_sids):032x}"
-    now = utcnow()
-    with db.session() as session:
-        session.add(
-            OutboxMessage(
-                workflow_id=f"call/testville/{provider_id}",
-                agency="testville",
-                incident_id=provider_id,
-                kind="confirmation",
-                language="en",
-                to="+17035550142",
-                body="hello",
-                encoding="GSM-7",
-                segments=1,
-                provider="twilio",
-                status=status,
-                provider_id=provider_id,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        session.commit()
-    return provider_id
 
 
 def row_of(db: Database, provider_id: str) -> OutboxMessage:

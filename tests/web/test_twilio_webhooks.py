@@ -28,7 +28,7 @@ from callerloop.inbound import (
 )
 from callerloop.settings import Settings
 from callerloop.sms_encoding import measure
-from tests.factories import cad_event, eligible_call, new_incident_id
+from tests.factories import cad_event, eligible_call, new_incident_id, outbox_row
 from tests.harness import Harness
 from web.app import create_app
 from workflows.model import CadEventType, OptOutSignal, TextingState
@@ -127,32 +127,6 @@ def client_for(app: FastAPI) -> httpx.AsyncClient:
 async def web(database: Database, agency: AgencyConfig) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(make_app(database, agency)) as client:
         yield client
-
-
-def outbox_row(db: Database, status: str = "queued") -> str:
-    provider_id = f"SM{next(_sids):032x}"
-    now = utcnow()
-    with db.session() as session:
-        session.add(
-            OutboxMessage(
-                workflow_id=f"call/testville/{provider_id}",
-                agency="testville",
-                incident_id=provider_id,
-                kind="confirmation",
-                language="en",
-                to=CALLER,
-                body="hello",
-                encoding="GSM-7",
-                segments=1,
-                provider="twilio",
-                status=status,
-                provider_id=provider_id,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        session.commit()
-    return provider_id
 
 
 def status_of(db: Database, provider_id: str) -> str:

@@ -395,7 +395,7 @@ def survey_outstanding(state: CallState, events_sent: int) -> bool:
         return False  # finished: later events for it are refused, nothing more will come
     if state.events_applied + state.events_ignored < events_sent:
         return True  # the workflow has not seen every replayed event yet
-    if state.sent(TextKind.SURVEY) or TextKind.SURVEY in state.skipped:
+    if state.sent(TextKind.SURVEY):
         return False
     # A call still open, cancelled, or not texted gets no survey: nothing more will come.
     return state.status == CallStatus.CLEARED and state.texting_state == TextingState.ACTIVE

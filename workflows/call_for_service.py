@@ -338,6 +338,3 @@ class CallForServiceWorkflow:
         call.opt_out_checked_for = None
         call.unusable_phone = None
         call.purged = True
-
-
-__all__ = ["CallForServiceWorkflow", "TextingState", "workflow_id_for"]

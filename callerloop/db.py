@@ -163,6 +163,35 @@ class LineTypeCache(SQLModel, table=True):
     looked_up_at: datetime = utc_column(nullable=False)
 
 
+class ApiKey(SQLModel, table=True):
+    """A CAD system's key for the ingest API: only its SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency: str = Field(index=True)
+    name: str
+    key_hash: str = Field(unique=True)
+    created_at: datetime = utc_column(nullable=False)
+    revoked_at: datetime | None = utc_column()
+
+
+class DeadLetter(SQLModel, table=True):
+    """A rejected CAD request body, kept whole with the reason, for an operator to fix and
+    resubmit (`callerloop deadletter`)."""
+
+    __tablename__ = "dead_letters"
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = utc_column(nullable=False, index=True)
+    endpoint: str
+    agency: str | None = Field(default=None, index=True)
+    reason: str
+    body: str
+    status: str = Field(default="open", index=True)  # open, delivered, discarded
+    resolved_at: datetime | None = utc_column()
+
+
 class LinkToken(SQLModel, table=True):
     """Links in texts carry a random token; only its SHA-256 is stored."""
 

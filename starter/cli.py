@@ -46,6 +46,7 @@ from callerloop.settings import Settings, get_settings
 from callerloop.temporal import connect
 from starter.cad_client import CadClient, CallAlreadyFinished, Delivered
 from starter.cad_events import InvalidCadEvent, parse_cad_json
+from starter.cli_ingest import deadletter_app, keys_app
 from starter.replay import (
     ParsedExport,
     ReplayCall,
@@ -144,6 +145,10 @@ async def connect_or_exit(settings: Settings) -> Client:
 
 
 # --- worker and dev ---------------------------------------------------------------------
+
+
+app.add_typer(keys_app, name="keys")
+app.add_typer(deadletter_app, name="deadletter")
 
 
 @app.command("worker")

@@ -61,3 +61,16 @@ def prism_cli() -> Path:
     if result.returncode != 0 or not binary.exists():
         pytest.skip(f"npm could not install {PRISM_PACKAGE}: {result.stderr.strip()[-500:]}")
     return binary
+
+
+EIDO_REFERENCE = SHARED_CAD_EXPORT.parents[1] / "reference" / "eido"  # in ../shared
+
+
+def eido_reference() -> Path:
+    """NENA's EIDO JSON schema and sample beside the checkout (../shared/reference/eido),
+    or skip."""
+    if not (EIDO_REFERENCE / "sample_call_transfer_eido.json").exists():
+        pytest.skip(
+            f"NENA EIDO reference not found at {EIDO_REFERENCE} (it is not part of the repo)"
+        )
+    return EIDO_REFERENCE

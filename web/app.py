@@ -21,6 +21,7 @@ from callerloop.inbound import temporal_signaller
 from callerloop.logging import configure_logging
 from callerloop.settings import Settings, get_settings
 from callerloop.temporal import connect
+from web.cad_ingest import cad_ingest_router, temporal_signal_with_start
 from web.twilio_signature import TwilioSignatureCheck
 from web.twilio_webhooks import twilio_router
 
@@ -33,12 +34,16 @@ def create_app(
     agencies: Mapping[str, AgencyConfig],
     temporal_client_factory: ClientFactory,
 ) -> FastAPI:
-    app = FastAPI(title="callerloop", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="callerloop", docs_url="/docs", redoc_url=None)
     signature_check = TwilioSignatureCheck(
         settings.public_base_url, settings.twilio_auth_token.get_secret_value()
     )
-    signal_call = temporal_signaller(once(temporal_client_factory))
+    client = once(temporal_client_factory)
+    signal_call = temporal_signaller(client)
     app.include_router(twilio_router(signature_check, db, agencies, signal_call))
+    app.include_router(
+        cad_ingest_router(db, agencies, temporal_signal_with_start(client, settings.task_queue))
+    )
 
     @app.get("/healthz", response_class=PlainTextResponse)
     async def healthz() -> str:

@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from workflows.model import AppliedField, CadEvent, CadEventType, CallState, CallStatus
+from workflows.model import (
+    AppliedField,
+    CadEvent,
+    CadEventType,
+    CallState,
+    CallStatus,
+    LineType,
+)
 
 STATUS_FOR_EVENT: dict[CadEventType, CallStatus] = {
     CadEventType.CREATED: CallStatus.RECEIVED,
@@ -89,6 +96,8 @@ def apply_event(state: CallState, event: CadEvent, now: datetime) -> ApplyResult
         value = getattr(event, name)
         if value is None or getattr(state, name) == value:
             continue
+        if name == "caller_line_type" and value == LineType.UNKNOWN:
+            continue  # "unknown" is no news: it must not undo what a lookup found
         if _newer(state, name, at):
             setattr(state, name, value)
             _set_field_time(state, name, at)

@@ -1,0 +1,335 @@
+"""NENA EIDO documents in, CadEvents out; and EIDO generated from replayed CAD calls."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callerloop.agency_config import AgencyConfig, load_agency_file
+from callerloop.settings import PROJECT_ROOT
+from starter.eido import EidoMapping, InvalidEido, eido_mapping_for, eido_to_events, events_to_eido
+from starter.replay import ReplayCall, parse_cad_export
+from starter.synthetic_day import synthetic_day, to_csv_lines
+from tests.requirements import eido_reference, real_cad_export
+from workflows.model import CadEvent, CadEventType, CallSource
+
+T = CadEventType
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+@pytest.fixture(scope="module")
+def agency() -> AgencyConfig:
+    return load_agency_file(PROJECT_ROOT / "agencies" / "example.toml")
+
+
+@pytest.fixture(scope="module")
+def mapping(agency: AgencyConfig) -> EidoMapping:
+    return eido_mapping_for(agency)
+
+
+def eido(**incident: Any) -> dict[str, Any]:
+    """A minimal valid EIDO for incident 25-000123; keyword arguments override the incident."""
+    stamp = "2025-09-01T10:00:00-04:00"
+    prologue = {"lastUpdateTimeStamp": stamp, "updatedByAgencyReference": {"$ref": "example"}}
+    return {
+        "$id": "urn:emergency:uid:incidentid:25-000123:example",
+        **prologue,
+        "eidoVersion": "1.0",
+        "issuingElementIdentification": "cad.example",
+        "agencyComponent": [{"$id": "example", **prologue}],
+        "incidentComponent": {
+            "$id": "incident-1",
+            **prologue,
+            "internalIncidentId": "25-000123",
+            "incidentTypeCommonRegistryText": "PARKING",
+            "incidentStatusCommonRegistryText": ["Active"],
+            "incidentCommonPriorityNumber": 7,
+            **incident,
+        },
+        "callbackComponent": [
+            {"$id": "cb", **prologue, "callBackInformationUri": ["tel:+1-703-555-0123"]}
+        ],
+    }
+
+
+def one(document: dict[str, Any], agency: AgencyConfig, mapping: EidoMapping) -> CadEvent:
+    events = eido_to_events(document, agency, mapping)
+    assert len(events) == 1
+    return events[0]
+
+
+def test_nena_sample_is_a_new_911_call_with_its_callback_number(
+    agency: AgencyConfig, mapping: EidoMapping
+) -> None:
+    sample = json.loads((eido_reference() / "sample_call_transfer_eido.json").read_text())
+    [event] = eido_to_events(sample, agency, mapping)
+    assert event.incident_id == "urn:emergency:uid:incidentid:a56e556d871:bcf.state.pa.us"
+    assert event.case_number == event.incident_id
+    assert event.event_type == T.CREATED
+    assert event.occurred_at == datetime(2021, 4, 30, 18, 43, 49, 439000, tzinfo=ZoneInfo("UTC"))
+    assert event.source == CallSource.E911
+    assert event.caller_phone == "+18195551212"  # from sip:8195551212@osp.com
+    assert (event.priority, event.call_type, event.caller_language) == (None, None, None)
+    assert event.event_id.startswith("eido:")
+
+
+def test_a_full_document_maps_every_field(agency: AgencyConfig, mapping: EidoMapping) -> None:
+    document = eido()
+    document["personComponent"] = [
+        {
+            "$id": "p",
+            "lastUpdateTimeStamp": "2025-09-01T10:00:00-04:00",
+            "personIncidentRoleRegistryText": ["Caller"],
+            "ncPersonComponent": {"PersonPrimaryLanguage": {"LanguageCode": "es-US"}},
+        }
+    ]
+    event = one(document, agency, mapping)
+    assert (event.incident_id, event.case_number) == ("25-000123", "25-000123")
+    assert (event.event_type, event.priority, event.call_type) == (
+        T.CREATED,
+        2,
+        "PARKING COMPLAINT",
+    )
+    assert (event.caller_phone, event.caller_language) == ("+17035550123", "es")
+    assert event.occurred_at.utcoffset() == timedelta(hours=-4)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("Active", T.CREATED),
+        ("ResourcesAssigned", T.ASSIGNED),
+        ("ResourcesEnroute", T.ENROUTE),
+        ("ResourcesOnscene", T.ON_SCENE),
+        ("Closed", T.CLEARED),
+        ("Cancelled", T.CANCELLED),
+        ("ReOpened", T.REOPENED),
+    ],
+)
+def test_each_incident_status(
+    status: str, expected: CadEventType, agency: AgencyConfig, mapping: EidoMapping
+) -> None:
+    document = eido(incidentStatusCommonRegistryText=[status])
+    assert one(document, agency, mapping).event_type == expected
+
+
+def unit(*secondary: str) -> dict[str, Any]:
+    return {
+        "$id": "unit-1",
+        "lastUpdateTimeStamp": "2025-09-01T10:00:00-04:00",
+        "agentReference": [],
+        "emergencyResourceTypeCommonRegistryText": "LawEnforcement",
+        "primaryUnitStatusRegistryText": "Committed",
+        "resourceAttributeRegistryText": [],
+        "secondaryUnitStatusRegistryText": list(secondary),
+    }
+
+
+def test_active_with_a_unit_is_an_update_not_a_new_call(
+    agency: AgencyConfig, mapping: EidoMapping
+) -> None:
+    document = {**eido(), "emergencyResourceComponent": [unit("Assigned")]}
+    assert one(document, agency, mapping).event_type == T.UPDATED
+
+
+def test_a_delayed_unit_adds_a_delayed_event(agency: AgencyConfig, mapping: EidoMapping) -> None:
+    document = eido(incidentStatusCommonRegistryText=["ResourcesAssigned"])
+    document["emergencyResourceComponent"] = [unit("Assigned", "Delayed")]
+    events = eido_to_events(document, agency, mapping)
+    assert [e.event_type for e in events] == [T.ASSIGNED, T.DELAYED]
+    assert events[0].event_id != events[1].event_id
+
+
+@pytest.mark.parametrize(("eido_priority", "priority"), [(0, 8), (3, 6), (7, 2), (10, 1)])
+def test_priority_bands(
+    eido_priority: int, priority: int, agency: AgencyConfig, mapping: EidoMapping
+) -> None:
+    document = eido(incidentCommonPriorityNumber=eido_priority)
+    assert one(document, agency, mapping).priority == priority
+
+
+def test_apco_codes_map_and_unmapped_codes_keep_their_text(
+    agency: AgencyConfig, mapping: EidoMapping
+) -> None:
+    mapped = one(eido(incidentTypeCommonRegistryText="trespass"), agency, mapping)
+    assert mapped.call_type == "TRESPASSING IN PROG"
+    unmapped = one(eido(incidentTypeCommonRegistryText="ABDUCTNF"), agency, mapping)
+    assert unmapped.call_type == "ABDUCTNF"
+
+
+@pytest.mark.parametrize(
+    ("uris", "phone"),
+    [
+        (["tel:+1-703-555-0123"], "+17035550123"),
+        (["tel:7035550123;ext=12"], "+17035550123"),
+        (["sip:+17035550123@carrier.example;user=phone"], "+17035550123"),
+        (["sip:alice@carrier.example", "tel:571-555-0199"], "+15715550199"),
+        (["sip:alice@carrier.example"], None),
+    ],
+)
+def test_callback_uris(
+    uris: list[str], phone: str | None, agency: AgencyConfig, mapping: EidoMapping
+) -> None:
+    document = eido()
+    document["callbackComponent"][0]["callBackInformationUri"] = uris
+    assert one(document, agency, mapping).caller_phone == phone
+
+
+def test_source_non_emergency_and_officer_initiated(
+    agency: AgencyConfig, mapping: EidoMapping
+) -> None:
+    document = eido()
+    document["callComponent"] = [{"$id": "c", "standardPrimaryCallType": "nonEmergency"}]
+    assert one(document, agency, mapping).source == CallSource.PHONE
+    officer = one(eido(incidentTypeCommonRegistryText="TRAFFIC STOP"), agency, mapping)
+    assert officer.source == CallSource.OFFICER
+
+
+def test_a_resent_document_has_the_same_event_id(
+    agency: AgencyConfig, mapping: EidoMapping
+) -> None:
+    first = one(eido(), agency, mapping)
+    assert one(eido(), agency, mapping).event_id == first.event_id
+    later = eido()
+    later["lastUpdateTimeStamp"] = "2025-09-01T10:05:00-04:00"
+    assert one(later, agency, mapping).event_id != first.event_id
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"lastUpdateTimeStamp": None}, "eido.lastUpdateTimeStamp: required"),
+        ({"lastUpdateTimeStamp": "2025-09-01T10:00:00"}, "eido.lastUpdateTimeStamp: needs a UTC"),
+        ({"lastUpdateTimeStamp": "yesterday"}, "eido.lastUpdateTimeStamp: not an ISO 8601"),
+        (
+            {"incidentComponent": {"incidentTypeCommonRegistryText": "X", "internalIncidentId": 1}},
+            "eido.incidentComponent.internalIncidentId: expected a non-empty string",
+        ),
+        ({"callbackComponent": {}}, "eido.callbackComponent: expected a list"),
+    ],
+)
+def test_malformed_documents_name_the_path(
+    change: dict[str, Any], message: str, agency: AgencyConfig, mapping: EidoMapping
+) -> None:
+    document = {**eido(), **change}
+    if change.get("lastUpdateTimeStamp", "") is None:
+        del document["lastUpdateTimeStamp"]
+    with pytest.raises(InvalidEido, match=f"^{message}"):
+        eido_to_events(document, agency, mapping)
+
+
+@pytest.mark.parametrize(
+    ("incident", "message"),
+    [
+        (
+            {"incidentStatusCommonRegistryText": ["Dispatched"]},
+            r"eido\.incidentComponent\.incidentStatusCommonRegistryText\[0\]: expected one of "
+            "Active, ResourcesAssigned",
+        ),
+        (
+            {"incidentCommonPriorityNumber": 11},
+            r"eido\.incidentComponent\.incidentCommonPriorityNumber: expected an integer 0-10",
+        ),
+    ],
+)
+def test_bad_status_and_priority_name_the_path(
+    incident: dict[str, Any], message: str, agency: AgencyConfig, mapping: EidoMapping
+) -> None:
+    with pytest.raises(InvalidEido, match=message):
+        eido_to_events(eido(**incident), agency, mapping)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+KEYS = (
+    "lastUpdateTimeStamp",
+    "$id",
+    "incidentComponent",
+    "callbackComponent",
+    "callComponent",
+    "personComponent",
+    "emergencyResourceComponent",
+)
+INCIDENT_KEYS = (
+    "internalIncidentId",
+    "incidentTypeCommonRegistryText",
+    "incidentStatusCommonRegistryText",
+    "incidentCommonPriorityNumber",
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    top=st.dictionaries(st.sampled_from(KEYS), JSON, max_size=3),
+    inner=st.dictionaries(st.sampled_from(INCIDENT_KEYS), JSON, max_size=2),
+    anything=JSON,
+)
+def test_arbitrary_json_gives_events_or_invalid_eido(
+    top: dict[str, Any], inner: dict[str, Any], anything: Any, agency: AgencyConfig
+) -> None:
+    mapping = eido_mapping_for(agency)
+    document = eido(**inner)
+    document.update(top)
+    for candidate in (document, anything):
+        try:
+            events = eido_to_events(candidate, agency, mapping)
+        except InvalidEido:
+            continue
+        assert events
+        assert all(e.occurred_at.tzinfo is not None for e in events)
+
+
+def test_other_agencies_get_an_even_spread(agency: AgencyConfig) -> None:
+    other = agency.model_copy(update={"id": "elsewhere"})
+    spread = eido_mapping_for(other)
+    # Without a table the scale is the highest priority the agency names (eligible 2, 3, 4).
+    assert [spread.priority_for(n) for n in (10, 6, 0)] == [1, 2, 4]
+    assert len(spread.priority_bands) == 4
+
+
+# --- round trip: CAD replay -> EIDO -> events -----------------------------------------
+
+
+def assert_round_trip(calls: list[ReplayCall], agency: AgencyConfig, mapping: EidoMapping) -> int:
+    """Every call whose type is mapped comes back with the replay's event types, priority
+    and call type; returns how many calls were compared."""
+    compared = 0
+    for call in calls:
+        created = call.events[0]
+        if created.call_type is None or mapping.apco_code_for(created.call_type) is None:
+            continue
+        documents = events_to_eido(call, agency, mapping)
+        events = [e for d in documents for e in eido_to_events(d, agency, mapping)]
+        assert [e.event_type for e in events] == [e.event_type for e in call.events]
+        assert {e.incident_id for e in events} == {call.incident_id}
+        assert {(e.priority, e.call_type) for e in events} == {
+            (created.priority, created.call_type)
+        }
+        assert events[0].caller_phone == created.caller_phone
+        compared += 1
+    return compared
+
+
+def test_round_trip_of_a_synthetic_day(agency: AgencyConfig, mapping: EidoMapping) -> None:
+    rows = to_csv_lines(synthetic_day(agency, date(2025, 9, 1), calls=300))
+    parsed = parse_cad_export(rows, agency)
+    assert assert_round_trip(parsed.calls, agency, mapping) > 20
+
+
+def test_round_trip_of_a_real_day(agency: AgencyConfig, mapping: EidoMapping) -> None:
+    export = real_cad_export()
+    since = datetime(2025, 9, 1, tzinfo=NEW_YORK)
+    with export.open(newline="", encoding="utf-8") as lines:
+        parsed = parse_cad_export(lines, agency, since=since, until=since + timedelta(days=1))
+    assert assert_round_trip(parsed.calls, agency, mapping) > 20

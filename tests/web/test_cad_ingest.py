@@ -1,0 +1,373 @@
+"""The CAD ingest API against a real worker: keys, validation, dead letters, rate limit,
+Temporal being away, and the HTTP client over a real socket."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from sqlmodel import select
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from callerloop import dead_letters
+from callerloop.api_keys import create_key, revoke_key
+from callerloop.db import DeadLetter
+from starter.eido import eido_mapping_for, events_to_eido
+from starter.http_client import HttpCadClient, IngestRefused, event_json
+from starter.replay import ReplayCall
+from tests.factories import (
+    RecordingProvider,
+    cad_event,
+    eligible_call,
+    make_agency,
+    new_incident_id,
+)
+from tests.harness import Harness
+from tests.web.test_receipts_end_to_end import free_port
+from web.cad_ingest import (
+    EIDO_PATH,
+    EVENTS_PATH,
+    RateLimit,
+    SignalWithStart,
+    body_delivery,
+    cad_ingest_router,
+    temporal_signal_with_start,
+)
+from workflows.call_for_service import workflow_id_for
+from workflows.model import CadEvent, CadEventType, CallState, LineType
+
+
+def signal_with_start_of(harness: Harness) -> SignalWithStart:
+    async def client() -> Client:
+        return harness.env.client
+
+    return temporal_signal_with_start(client, harness.settings.task_queue)
+
+
+def ingest_app(
+    harness: Harness, signal_with_start: SignalWithStart | None = None, **options: Any
+) -> FastAPI:
+    app = FastAPI()
+    app.include_router(
+        cad_ingest_router(
+            harness.db,
+            harness.agencies,
+            signal_with_start or signal_with_start_of(harness),
+            **options,
+        )
+    )
+    return app
+
+
+def client_for(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+@pytest.fixture
+def key(harness: Harness) -> str:
+    return create_key(harness.db, "testville", "test CAD")[1]
+
+
+@pytest.fixture
+async def web(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(ingest_app(harness)) as client:
+        yield client
+
+
+def track(harness: Harness, incident: str) -> None:
+    """Started over HTTP: let the harness terminate the call when the test ends."""
+    harness.handles.setdefault(
+        incident, harness.env.client.get_workflow_handle(workflow_id_for("testville", incident))
+    )
+
+
+async def post(
+    web: httpx.AsyncClient, body: object, key: str | None, **headers: str
+) -> httpx.Response:
+    if key is not None:
+        headers.setdefault("Authorization", f"Bearer {key}")
+    content = body if isinstance(body, str | bytes) else json.dumps(body)
+    return await web.post(EVENTS_PATH, content=content, headers=headers)
+
+
+def kept(harness: Harness) -> list[DeadLetter]:
+    with harness.db.session() as session:
+        return list(session.exec(select(DeadLetter)))
+
+
+async def applied(harness: Harness, incident: str, count: int) -> CallState:
+    return await harness.settle(incident, lambda s: s.events_applied + s.events_ignored >= count)
+
+
+async def test_events_start_and_advance_the_call(
+    harness: Harness, web: httpx.AsyncClient, key: str
+) -> None:
+    incident = new_incident_id()
+    response = await post(web, event_json(eligible_call(incident)), key)
+    assert response.status_code == 202, response.text
+    assert response.json() == {
+        "workflow_ids": [workflow_id_for("testville", incident)],
+        "finished": [],
+    }
+    track(harness, incident)
+    await applied(harness, incident, 1)
+    assigned = cad_event(incident, CadEventType.ASSIGNED, minutes=5)
+    response = await post(web, [event_json(assigned)], None, **{"X-API-Key": key})
+    assert response.status_code == 202, response.text
+    state = await applied(harness, incident, 2)
+    assert state.events_applied == 2
+    assert harness.kinds(incident) == ["confirmation", "assigned"]
+    assert kept(harness) == []
+
+
+@pytest.mark.parametrize("presented", [None, "clk_not-a-key", "revoked"])
+async def test_a_missing_unknown_or_revoked_key_is_unauthorized(
+    harness: Harness, web: httpx.AsyncClient, presented: str | None
+) -> None:
+    if presented == "revoked":
+        key_id, presented = create_key(harness.db, "testville", "old CAD")
+        revoke_key(harness.db, key_id)
+    response = await post(web, event_json(eligible_call(new_incident_id())), presented)
+    assert response.status_code == 401
+    assert kept(harness) == []
+
+
+async def test_a_key_sends_only_for_its_own_agency(
+    harness: Harness, web: httpx.AsyncClient, key: str
+) -> None:
+    harness.agencies["otherville"] = make_agency("otherville")
+    events = [eligible_call(new_incident_id()), eligible_call("X-1", agency="otherville")]
+    response = await post(web, [event_json(e) for e in events], key)
+    assert response.status_code == 403
+    assert "otherville" in response.json()["detail"]
+
+
+async def test_invalid_json_is_refused_and_kept(
+    harness: Harness, web: httpx.AsyncClient, key: str
+) -> None:
+    response = await post(web, '{"agency": "testville",', key)
+    assert response.status_code == 422
+    [detail] = response.json()["detail"]
+    assert detail["loc"] == ["body"]
+    assert "not valid JSON" in detail["msg"]
+    [letter] = kept(harness)
+    assert (letter.body, letter.agency, letter.status) == (
+        '{"agency": "testville",',
+        "testville",
+        "open",
+    )
+
+
+async def test_a_bad_field_is_named_by_its_path_and_kept(
+    harness: Harness, web: httpx.AsyncClient, key: str
+) -> None:
+    good = event_json(eligible_call(new_incident_id()))
+    bad = {**event_json(eligible_call(new_incident_id())), "priority": "urgent"}
+    response = await post(web, [good, bad], key)
+    assert response.status_code == 422
+    [detail] = response.json()["detail"]
+    assert detail["loc"] == ["body", 1, "priority"]
+    assert "integer" in detail["msg"]
+    [letter] = kept(harness)
+    assert json.loads(letter.body) == [good, bad]
+    assert "body[1].priority" in letter.reason
+    assert response.json()["dead_letter_id"] == letter.id
+
+
+async def test_a_body_too_large_or_with_too_many_events_is_refused(
+    harness: Harness, key: str
+) -> None:
+    async with client_for(ingest_app(harness, max_body_bytes=2000, max_events=2)) as web:
+        response = await post(web, " " * 2001, key)
+        assert response.status_code == 413
+
+        async def chunks() -> AsyncIterator[bytes]:  # streamed: no Content-Length
+            for _ in range(3):
+                yield b" " * 1000
+
+        headers = {"Authorization": f"Bearer {key}"}
+        response = await web.post(EVENTS_PATH, content=chunks(), headers=headers)
+        assert response.status_code == 413
+        events = [event_json(eligible_call(new_incident_id())) for _ in range(3)]
+        response = await post(web, events, key)
+        assert response.status_code == 413
+        assert "at most 2" in response.json()["detail"]
+
+
+async def test_requests_over_the_rate_are_refused_with_retry_after(
+    harness: Harness, key: str
+) -> None:
+    slow = RateLimit(per_second=0.5, burst=2)
+    async with client_for(ingest_app(harness, rate_limit=slow)) as web:
+        statuses = [(await post(web, "[]", key)).status_code for _ in range(3)]
+        assert statuses == [202, 202, 429]
+        response = await post(web, "[]", key)
+        assert response.status_code == 429
+        assert 1 <= int(response.headers["Retry-After"]) <= 2
+        other_key = create_key(harness.db, "testville", "second CAD")[1]
+        assert (await post(web, "[]", other_key)).status_code == 202
+
+
+async def unreachable(event: CadEvent) -> str:
+    raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+
+
+async def test_temporal_away_keeps_the_body_and_retry_delivers_it_once(
+    harness: Harness, key: str
+) -> None:
+    incident = new_incident_id()
+    events = [eligible_call(incident), cad_event(incident, CadEventType.ASSIGNED, minutes=5)]
+    async with client_for(ingest_app(harness, unreachable)) as web:
+        response = await post(web, [event_json(e) for e in events], key)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    [letter] = kept(harness)
+    assert letter.reason.startswith("temporal unavailable: ")
+    assert letter.id is not None and response.json()["dead_letter_id"] == letter.id
+
+    away = body_delivery(harness.agencies, unreachable)
+    still_open = await dead_letters.retry(harness.db, letter.id, away)
+    assert (still_open.status, still_open.reason) == ("open", letter.reason)
+
+    deliver = body_delivery(harness.agencies, signal_with_start_of(harness))
+    delivered = await dead_letters.retry(harness.db, letter.id, deliver)
+    assert delivered.status == "delivered" and delivered.resolved_at is not None
+    track(harness, incident)
+    state = await applied(harness, incident, 2)
+    assert (state.events_applied, state.events_ignored) == (2, 0)
+    assert harness.kinds(incident) == ["confirmation", "assigned"]
+    with pytest.raises(dead_letters.DeadLetterNotOpen):
+        await dead_letters.retry(harness.db, letter.id, deliver)
+
+
+async def test_a_fixed_body_is_validated_before_it_is_delivered(
+    harness: Harness, web: httpx.AsyncClient, key: str
+) -> None:
+    incident = new_incident_id()
+    bad = {**event_json(eligible_call(incident)), "caller_phone": "not a phone"}
+    letter_id = (await post(web, bad, key)).json()["dead_letter_id"]
+    deliver = body_delivery(harness.agencies, signal_with_start_of(harness))
+    again = await dead_letters.retry(harness.db, letter_id, deliver, fixed_body=json.dumps(bad))
+    assert again.status == "open" and "body.caller_phone" in again.reason
+    fixed = json.dumps(event_json(eligible_call(incident)))
+    done = await dead_letters.retry(harness.db, letter_id, deliver, fixed_body=fixed)
+    assert (done.status, done.body) == ("delivered", fixed)
+    track(harness, incident)
+    assert (await applied(harness, incident, 1)).events_applied == 1
+
+
+async def test_events_of_a_finished_call_are_reported_not_kept(
+    harness: Harness, web: httpx.AsyncClient, key: str
+) -> None:
+    incident = new_incident_id()
+    await harness.send(eligible_call(incident, priority=1))  # not eligible: ends at once
+    await harness.finish(incident)
+    late = cad_event(incident, CadEventType.CLEARED, minutes=60)
+    response = await post(web, event_json(late), key)
+    assert response.status_code == 202
+    [finished] = response.json()["finished"]
+    assert finished["event_id"] == late.event_id
+    assert response.json()["workflow_ids"] == []
+    assert kept(harness) == []
+
+
+async def test_the_endpoint_is_documented_with_an_example(harness: Harness) -> None:
+    async with client_for(ingest_app(harness)) as web:
+        spec = (await web.get("/openapi.json")).json()
+    operation = spec["paths"][EVENTS_PATH]["post"]
+    content = operation["requestBody"]["content"]["application/json"]
+    event_schema, list_schema = content["schema"]["oneOf"]
+    assert "incident_id" in event_schema["required"]
+    assert list_schema["maxItems"] == 500
+    assert content["examples"]["one event"]["value"]["event_type"] == "created"
+    assert {"202", "401", "403", "413", "422", "429", "503"} <= set(operation["responses"])
+
+
+# --- the HTTP client over a real socket ---------------------------------------------------
+
+
+@pytest.fixture
+def served(harness: Harness) -> Iterator[str]:
+    port = free_port()
+    app = ingest_app(harness)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+async def test_the_http_client_publishes_events(harness: Harness, served: str, key: str) -> None:
+    incident = new_incident_id()
+    client = HttpCadClient(served, key)
+    assert await client.publish(eligible_call(incident)) == [workflow_id_for("testville", incident)]
+    track(harness, incident)
+    assigned = cad_event(incident, CadEventType.ASSIGNED, minutes=5)
+    assert await client.publish([assigned]) == [workflow_id_for("testville", incident)]
+    await applied(harness, incident, 2)
+
+
+async def test_the_http_client_raises_the_servers_message(
+    harness: Harness, served: str, key: str
+) -> None:
+    bad = eligible_call(new_incident_id(), caller_language="spanish")
+    with pytest.raises(
+        IngestRefused, match=r"HTTP 422: body\.caller_language: expected"
+    ) as refused:
+        await HttpCadClient(served, key).publish(bad)
+    assert refused.value.status_code == 422
+    with pytest.raises(IngestRefused, match="HTTP 401: unknown or revoked"):
+        await HttpCadClient(served, "clk_wrong").publish(bad)
+
+
+async def test_eido_documents_start_and_advance_the_call(
+    harness: Harness, web: httpx.AsyncClient, key: str, provider: RecordingProvider
+) -> None:
+    """EIDO documents generated from a replayed call drive the same workflow. EIDO has no
+    class of service, so the number's line type comes from a lookup."""
+    provider.line_types["+17035550142"] = LineType.MOBILE
+    agency = harness.agencies["testville"]
+    created = eligible_call("EIDO-1")
+    assigned = cad_event("EIDO-1", CadEventType.ASSIGNED, minutes=4)
+    call = ReplayCall("EIDO-1", created_at=created.occurred_at, events=[created, assigned])
+    documents = events_to_eido(call, agency, eido_mapping_for(agency))
+    track(harness, "EIDO-1")
+    for count, document in enumerate(documents, start=1):
+        response = await web.post(
+            EIDO_PATH, content=json.dumps(document), headers={"X-API-Key": key}
+        )
+        assert response.status_code == 202, response.text
+        assert response.json()["workflow_ids"] == [workflow_id_for("testville", "EIDO-1")]
+        await applied(harness, "EIDO-1", count)
+    assert harness.kinds("EIDO-1") == ["confirmation", "assigned"]
+
+
+async def test_a_bad_eido_document_is_refused_with_its_path_and_kept(
+    harness: Harness, web: httpx.AsyncClient, key: str
+) -> None:
+    body = json.dumps(
+        {
+            "lastUpdateTimeStamp": "2025-09-01T10:00:00-04:00",
+            "incidentComponent": {
+                "internalIncidentId": "EIDO-2",
+                "incidentTypeCommonRegistryText": "NOISE",
+                "incidentStatusCommonRegistryText": ["Dispatched"],
+            },
+        }
+    )
+    response = await web.post(EIDO_PATH, content=body, headers={"X-API-Key": key})
+    assert response.status_code == 422
+    assert "incidentStatusCommonRegistryText" in response.text
+    [letter] = kept(harness)
+    assert letter.endpoint == EIDO_PATH and letter.body == body

@@ -1,0 +1,388 @@
+"""The CAD ingest API: `POST /v1/cad/events` with one CAD event or a list of them, and
+`POST /v1/cad/eido` with a NENA-STA-021 EIDO incident document.
+
+Thin like the Twilio router: authenticate the key, validate with `parse_cad_json` (the same
+edge validation as `callerloop cad send`), signal-with-start each event's workflow. A body
+that is refused as invalid, or that cannot reach Temporal, is kept as a dead letter.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter
+from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from callerloop import dead_letters
+from callerloop.agency_config import AgencyConfig
+from callerloop.api_keys import agency_for_key
+from callerloop.db import Database
+from starter.cad_client import CadClient, CallAlreadyFinished
+from starter.cad_events import InvalidCadEvent, parse_cad_json
+from starter.eido import InvalidEido, eido_mapping_for, eido_to_events
+from workflows.model import CadEvent
+
+log = structlog.get_logger("web.cad_ingest")
+
+EVENTS_PATH = "/v1/cad/events"
+EIDO_PATH = "/v1/cad/eido"
+MAX_BODY_BYTES = 1024 * 1024
+MAX_EVENTS = 500
+
+# Starts or signals the event's call workflow; returns its workflow id.
+SignalWithStart = Callable[[CadEvent], Awaitable[str]]
+
+
+def temporal_signal_with_start(
+    client_factory: Callable[[], Awaitable[Client]], task_queue: str
+) -> SignalWithStart:
+    """A SignalWithStart over a (lazily connected) Temporal client."""
+
+    async def signal_with_start(event: CadEvent) -> str:
+        delivered = await CadClient(await client_factory(), task_queue).send(event)
+        return delivered.workflow_id
+
+    return signal_with_start
+
+
+class TemporalUnavailable(Exception):
+    """Temporal could not be reached; the events can be delivered again later."""
+
+
+@dataclass
+class Delivery:
+    workflow_ids: list[str] = field(default_factory=list)
+    finished: list[dict[str, str]] = field(default_factory=list)
+
+
+def _is_unreachable(error: Exception) -> bool:
+    # Client.connect reports a refused connection as RuntimeError("Failed client connect: …").
+    return isinstance(error, RPCError | OSError) or (
+        isinstance(error, RuntimeError) and str(error).startswith("Failed client connect")
+    )
+
+
+async def deliver_events(
+    events: Sequence[CadEvent], signal_with_start: SignalWithStart
+) -> Delivery:
+    """Deliver in order. A finished call refuses its event and the others still go;
+    Temporal being unreachable stops the whole batch (resending it is safe: event ids
+    make every event idempotent)."""
+    delivery = Delivery()
+    for event in events:
+        try:
+            delivery.workflow_ids.append(await signal_with_start(event))
+        except CallAlreadyFinished as error:
+            delivery.finished.append(
+                {"event_id": event.event_id, "incident_id": event.incident_id, "detail": str(error)}
+            )
+        except Exception as error:
+            if not _is_unreachable(error):
+                raise
+            raise TemporalUnavailable(f"temporal unavailable: {error}") from error
+    return delivery
+
+
+# Turns a request body from the key's agency into CAD events, or raises InvalidCadEvent.
+BodyParser = Callable[[str, str], list[CadEvent]]
+
+
+def events_parser(agencies: Mapping[str, AgencyConfig]) -> BodyParser:
+    return lambda body, _agency: parse_cad_json(body, agencies, "body")
+
+
+def eido_parser(agencies: Mapping[str, AgencyConfig]) -> BodyParser:
+    """An EIDO document names no callerloop agency: it is the key's."""
+
+    def parse(body: str, agency_id: str) -> list[CadEvent]:
+        agency = agencies.get(agency_id)
+        if agency is None:
+            raise InvalidCadEvent(f"body: agency {agency_id!r} is not configured")
+        try:
+            document = json.loads(body)
+        except json.JSONDecodeError as error:
+            raise InvalidCadEvent(
+                f"body: not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+            ) from None
+        if not isinstance(document, dict):
+            raise InvalidCadEvent("body: expected an EIDO JSON object")
+        try:
+            return eido_to_events(document, agency, eido_mapping_for(agency), "body")
+        except InvalidEido as error:
+            raise InvalidCadEvent(str(error)) from None
+
+    return parse
+
+
+def body_delivery(
+    agencies: Mapping[str, AgencyConfig],
+    signal_with_start: SignalWithStart,
+    endpoint: str = EVENTS_PATH,
+    agency: str = "",
+) -> dead_letters.Deliver:
+    """Validate a kept body again, as the endpoint it came to would, and deliver it: what
+    `deadletter retry` runs."""
+    parse = eido_parser(agencies) if endpoint == EIDO_PATH else events_parser(agencies)
+
+    async def deliver(body: str) -> Delivery:
+        return await deliver_events(parse(body, agency), signal_with_start)
+
+    return deliver
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    per_second: float = 50.0
+    burst: float = 100.0
+
+
+class TokenBuckets:
+    """One token bucket per API key, in memory (per process: enough to stop a runaway CAD)."""
+
+    def __init__(self, limit: RateLimit, clock: Callable[[], float] = time.monotonic) -> None:
+        self._limit = limit
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last refill)
+
+    def take(self, key: str) -> float:
+        """0 when a request may go now, else the seconds until one may."""
+        now = self._clock()
+        tokens, last = self._buckets.get(key, (self._limit.burst, now))
+        tokens = min(self._limit.burst, tokens + (now - last) * self._limit.per_second)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self._limit.per_second
+        self._buckets[key] = (tokens - 1, now)
+        return 0.0
+
+
+def cad_ingest_router(
+    db: Database,
+    agencies: Mapping[str, AgencyConfig],
+    signal_with_start: SignalWithStart,
+    *,
+    rate_limit: RateLimit = RateLimit(),
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_events: int = MAX_EVENTS,
+) -> APIRouter:
+    router = APIRouter()
+    buckets = TokenBuckets(rate_limit)
+
+    @router.post(
+        EVENTS_PATH,
+        status_code=status.HTTP_202_ACCEPTED,
+        openapi_extra=_OPENAPI_REQUEST,
+        responses=_OPENAPI_RESPONSES,
+    )
+    async def receive_cad_events(request: Request) -> JSONResponse:
+        """CAD events (one object or a list of up to 500): each starts or advances its
+        call's workflow. Authenticate with `Authorization: Bearer <key>` or `X-API-Key`."""
+        return await ingest(request, EVENTS_PATH, events_parser(agencies))
+
+    @router.post(
+        EIDO_PATH,
+        status_code=status.HTTP_202_ACCEPTED,
+        openapi_extra=_OPENAPI_EIDO_REQUEST,
+        responses=_OPENAPI_RESPONSES,
+    )
+    async def receive_eido(request: Request) -> JSONResponse:
+        """A NENA-STA-021 EIDO incident document for the key's agency: its status, units,
+        priority, type and callback number become the call's CAD events."""
+        return await ingest(request, EIDO_PATH, eido_parser(agencies))
+
+    async def ingest(request: Request, path: str, parse: BodyParser) -> JSONResponse:
+        key = _presented_key(request)
+        agency = await run_in_threadpool(agency_for_key, db, key)
+        if agency is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked API key")
+        wait = buckets.take(key)
+        if wait > 0:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                "too many requests for this API key",
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
+        body = await _read_body(request, max_body_bytes)
+        try:
+            events = parse(body, agency)
+        except InvalidCadEvent as error:
+            letter = await run_in_threadpool(dead_letters.keep, db, path, agency, str(error), body)
+            return _invalid(str(error), letter)
+        if len(events) > max_events:
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE,
+                f"{len(events)} events in one request; at most {max_events}",
+            )
+        foreign = sorted({e.agency for e in events if e.agency != agency})
+        if foreign:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"this key is for {agency!r}, not for {foreign}"
+            )
+        try:
+            delivery = await deliver_events(events, signal_with_start)
+        except TemporalUnavailable as error:
+            letter = await run_in_threadpool(dead_letters.keep, db, path, agency, str(error), body)
+            log.warning("cad events kept for later", dead_letter=letter, reason=str(error))
+            return JSONResponse(
+                {"detail": f"{error}; kept as dead letter {letter}", "dead_letter_id": letter},
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": "30"},
+            )
+        return JSONResponse(
+            {"workflow_ids": delivery.workflow_ids, "finished": delivery.finished},
+            status_code=status.HTTP_202_ACCEPTED,
+        )
+
+    return router
+
+
+def _presented_key(request: Request) -> str:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    key = credentials.strip() if scheme.lower() == "bearer" else ""
+    key = key or request.headers.get("x-api-key", "").strip()
+    if not key:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "API key missing: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return key
+
+
+async def _read_body(request: Request, limit: int) -> str:
+    """The body as text, refused past `limit` bytes without reading it all."""
+    too_large = HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE, f"request body larger than {limit} bytes"
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8-sig", errors="replace")
+
+
+def _invalid(message: str, dead_letter_id: int) -> JSONResponse:
+    return JSONResponse(
+        {"detail": validation_details(message), "dead_letter_id": dead_letter_id},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+def validation_details(message: str) -> list[dict[str, Any]]:
+    """`body[0].priority: expected …; body[1]: …` as FastAPI-style `{loc, msg}` items."""
+    details = []
+    for part in re.split(r"; (?=body\b)", message):
+        path, _, problem = part.partition(": ")
+        details.append({"loc": _loc(path), "msg": problem, "type": "value_error"})
+    return details
+
+
+def _loc(path: str) -> list[str | int]:
+    """`body[0].caller_phone` → ["body", 0, "caller_phone"]."""
+    return [
+        int(index) if index else name for index, name in re.findall(r"\[(\d+)\]|([^.\[\]]+)", path)
+    ]
+
+
+def _inline_refs(schema: Any, definitions: Mapping[str, Any]) -> Any:
+    """Replace `#/$defs/…` references (which OpenAPI cannot resolve here) by their schema."""
+    if isinstance(schema, dict):
+        reference = schema.get("$ref", "")
+        if reference.startswith("#/$defs/"):
+            return _inline_refs(definitions[reference.removeprefix("#/$defs/")], definitions)
+        return {k: _inline_refs(v, definitions) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inline_refs(item, definitions) for item in schema]
+    return schema
+
+
+def _event_schema() -> dict[str, Any]:
+    schema = TypeAdapter(CadEvent).json_schema()
+    inlined: dict[str, Any] = _inline_refs(schema, schema.get("$defs", {}))
+    return inlined
+
+
+_EXAMPLE_EVENT = {
+    "agency": "fairfax",
+    "incident_id": "2025-081234",
+    "event_type": "created",
+    "occurred_at": "2025-09-01T10:04:00-04:00",
+    "event_id": "cad-7781-1",
+    "priority": 4,
+    "call_type": "NOISE COMPLAINT",
+    "source": "phone",
+    "caller_phone": "+17035550142",
+    "caller_language": "en",
+}
+_EVENT_SCHEMA = _event_schema()
+_OPENAPI_REQUEST: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        _EVENT_SCHEMA,
+                        {"type": "array", "items": _EVENT_SCHEMA, "maxItems": MAX_EVENTS},
+                    ]
+                },
+                "examples": {
+                    "one event": {"value": _EXAMPLE_EVENT},
+                    "a list": {
+                        "value": [
+                            _EXAMPLE_EVENT,
+                            {
+                                "agency": "fairfax",
+                                "incident_id": "2025-081234",
+                                "event_type": "assigned",
+                                "occurred_at": "2025-09-01T10:09:30-04:00",
+                                "event_id": "cad-7781-2",
+                            },
+                        ]
+                    },
+                },
+            }
+        },
+    }
+}
+_OPENAPI_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"description": "Delivered: `workflow_ids`, and `finished` for events of ended calls"},
+    401: {"description": "API key missing, unknown or revoked"},
+    403: {"description": "An event is for another agency than the key's"},
+    413: {"description": "Body over 1 MiB or more than 500 events"},
+    422: {"description": "Invalid JSON or event: `detail` lists `loc` and `msg`; kept"},
+    429: {"description": "Over the key's rate: see Retry-After"},
+    503: {"description": "Temporal unreachable: the body is kept and delivered later"},
+}
+
+_OPENAPI_EIDO_REQUEST: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "An EIDO incident document (NENA-STA-021 JSON).",
+                    "additionalProperties": True,
+                },
+            }
+        },
+    }
+}

@@ -68,6 +68,10 @@ class CadClient:
             ) from error
         return Delivered(workflow_id=workflow_id, handle=handle)
 
+    async def publish(self, event: CadEvent) -> str:
+        """Deliver one event; returns the call's workflow id (the name CAD adapters use)."""
+        return (await self.send(event)).workflow_id
+
     def handle(
         self, agency: str, incident_id: str
     ) -> WorkflowHandle[CallForServiceWorkflow, object]:

@@ -25,6 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TextIO
 
+import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -47,6 +48,7 @@ from callerloop.temporal import connect
 from starter.cad_client import CadClient, CallAlreadyFinished, Delivered
 from starter.cad_events import InvalidCadEvent, parse_cad_json
 from starter.cli_ingest import deadletter_app, keys_app
+from starter.http_client import HttpCadClient, IngestRefused
 from starter.replay import (
     ParsedExport,
     ReplayCall,
@@ -215,8 +217,18 @@ def read_input(file: str) -> tuple[str, str]:
 @cad_app.command("send")
 def cad_send(
     file: Annotated[str, typer.Argument(help="JSON: one CAD event or a list; - for stdin.")],
+    url: Annotated[
+        str | None,
+        typer.Option(help="Post to a remote callerloop's ingest API instead of Temporal."),
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(envvar="CALLERLOOP_API_KEY", help="API key for --url.")
+    ] = None,
 ) -> None:
     """Validate CAD events and deliver each to its call's workflow; prints workflow ids."""
+    if url is not None:
+        post_remotely(file, url, key)
+        return
     settings = get_settings()
     agencies = load_agencies_or_exit(settings.agencies_dir)
     text, where = read_input(file)
@@ -227,6 +239,21 @@ def cad_send(
     finished = asyncio.run(send_events(settings, events))
     if finished:
         raise typer.Exit(1)
+
+
+def post_remotely(file: str, url: str, key: str | None) -> None:
+    """The remote callerloop validates with its own agency files; its errors are shown."""
+    if not key:
+        fail("--url needs an API key: --key or CALLERLOOP_API_KEY", 2)
+    text, _ = read_input(file)
+    try:
+        workflow_ids = asyncio.run(HttpCadClient(url, key).publish_json(text))
+    except IngestRefused as error:
+        fail(str(error), 2 if 400 <= error.status_code < 500 else 1)
+    except httpx.HTTPError as error:
+        fail(f"cannot reach {url}: {error}", 1)
+    for workflow_id in workflow_ids:
+        typer.echo(workflow_id)
 
 
 async def send_events(settings: Settings, events: Sequence[CadEvent]) -> int:

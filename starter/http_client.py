@@ -41,12 +41,16 @@ class HttpCadClient:
     async def publish(self, event: CadEvent | list[CadEvent]) -> list[str]:
         """Deliver one event or a list; returns the workflow ids of the delivered events."""
         payload = [event_json(e) for e in event] if isinstance(event, list) else event_json(event)
+        return await self.publish_json(json.dumps(payload))
+
+    async def publish_json(self, body: str) -> list[str]:
+        """Deliver a JSON body as it is (one event or a list): the server validates it."""
         async with httpx.AsyncClient(
             base_url=self._base_url, timeout=self._timeout, transport=self._transport
         ) as client:
             response = await client.post(
                 EVENTS_PATH,
-                content=json.dumps(payload),
+                content=body,
                 headers={**self._headers, "Content-Type": "application/json"},
             )
         if response.is_error:

@@ -3,10 +3,12 @@ Temporal being away, and the HTTP client over a real socket."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,10 +18,12 @@ from fastapi import FastAPI
 from sqlmodel import select
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
+from typer.testing import CliRunner
 
 from callerloop import dead_letters
 from callerloop.api_keys import create_key, revoke_key
 from callerloop.db import DeadLetter
+from starter.cli import app as cli_app
 from starter.eido import eido_mapping_for, events_to_eido
 from starter.http_client import HttpCadClient, IngestRefused, event_json
 from starter.replay import ReplayCall
@@ -371,3 +375,23 @@ async def test_a_bad_eido_document_is_refused_with_its_path_and_kept(
     assert "incidentStatusCommonRegistryText" in response.text
     [letter] = kept(harness)
     assert letter.endpoint == EIDO_PATH and letter.body == body
+
+
+async def test_cad_send_posts_to_a_remote_callerloop(
+    harness: Harness, served: str, key: str, tmp_path: Path
+) -> None:
+    """`callerloop cad send --url --key`: the CAD side needs no Temporal and no agency files."""
+    incident = new_incident_id()
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(event_json(eligible_call(incident))))
+    runner = CliRunner()
+    command = ["cad", "send", str(event_file), "--url", served, "--key", key]
+    result = await asyncio.to_thread(runner.invoke, cli_app, command)
+    track(harness, incident)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == workflow_id_for("testville", incident)
+    await applied(harness, incident, 1)
+    bad = await asyncio.to_thread(
+        runner.invoke, cli_app, ["cad", "send", str(event_file), "--url", served, "--key", "nope"]
+    )
+    assert bad.exit_code == 2 and "HTTP 401" in bad.output

@@ -106,3 +106,14 @@ async def test_call_closed_before_confirmation_gets_only_the_closing_note(
     )
     outcome = await harness.finish(incident)
     assert outcome.texts == [TextKind.CLEARED, TextKind.SURVEY]
+
+
+async def test_cad_client_publish_starts_the_call_and_returns_its_workflow_id(
+    harness: Harness,
+) -> None:
+    incident = new_incident_id()
+    workflow_id = await harness.cad.publish(eligible_call(incident))
+    harness.handles.setdefault(incident, harness.handle(incident))
+    assert workflow_id == f"call/testville/{incident}"
+    await harness.settle(incident, lambda s: s.sent(TextKind.CONFIRMATION))
+    assert harness.kinds(incident) == ["confirmation"]

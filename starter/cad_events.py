@@ -70,14 +70,19 @@ def normalise_event(event: CadEvent, agency: AgencyConfig, where: str = "event")
     return event
 
 
-def parse_cad_json(text: str, agencies: Mapping[str, AgencyConfig], where: str) -> list[CadEvent]:
-    """One event object or a list of them."""
+def decode_json(text: str, where: str) -> Any:
+    """JSON from outside, or an InvalidCadEvent saying where the syntax breaks."""
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidCadEvent(
             f"{where}: not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
+
+
+def parse_cad_json(text: str, agencies: Mapping[str, AgencyConfig], where: str) -> list[CadEvent]:
+    """One event object or a list of them."""
+    data = decode_json(text, where)
     items = data if isinstance(data, list) else [data]
     events = []
     for index, item in enumerate(items):

@@ -8,7 +8,6 @@ that is refused as invalid, or that cannot reach Temporal, is kept as a dead let
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -29,7 +28,7 @@ from callerloop.agency_config import AgencyConfig
 from callerloop.api_keys import agency_for_key
 from callerloop.db import Database
 from starter.cad_client import CadClient, CallAlreadyFinished
-from starter.cad_events import InvalidCadEvent, parse_cad_json
+from starter.cad_events import InvalidCadEvent, decode_json, parse_cad_json
 from starter.eido import InvalidEido, eido_mapping_for, eido_to_events
 from workflows.model import CadEvent
 
@@ -109,12 +108,7 @@ def eido_parser(agencies: Mapping[str, AgencyConfig]) -> BodyParser:
         agency = agencies.get(agency_id)
         if agency is None:
             raise InvalidCadEvent(f"body: agency {agency_id!r} is not configured")
-        try:
-            document = json.loads(body)
-        except json.JSONDecodeError as error:
-            raise InvalidCadEvent(
-                f"body: not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
-            ) from None
+        document = decode_json(body, "body")
         if not isinstance(document, dict):
             raise InvalidCadEvent("body: expected an EIDO JSON object")
         try:
@@ -178,6 +172,7 @@ def cad_ingest_router(
 ) -> APIRouter:
     router = APIRouter()
     buckets = TokenBuckets(rate_limit)
+    parse_events, parse_eido = events_parser(agencies), eido_parser(agencies)
 
     @router.post(
         EVENTS_PATH,
@@ -188,7 +183,7 @@ def cad_ingest_router(
     async def receive_cad_events(request: Request) -> JSONResponse:
         """CAD events (one object or a list of up to 500): each starts or advances its
         call's workflow. Authenticate with `Authorization: Bearer <key>` or `X-API-Key`."""
-        return await ingest(request, EVENTS_PATH, events_parser(agencies))
+        return await ingest(request, EVENTS_PATH, parse_events)
 
     @router.post(
         EIDO_PATH,
@@ -199,7 +194,7 @@ def cad_ingest_router(
     async def receive_eido(request: Request) -> JSONResponse:
         """A NENA-STA-021 EIDO incident document for the key's agency: its status, units,
         priority, type and callback number become the call's CAD events."""
-        return await ingest(request, EIDO_PATH, eido_parser(agencies))
+        return await ingest(request, EIDO_PATH, parse_eido)
 
     async def ingest(request: Request, path: str, parse: BodyParser) -> JSONResponse:
         key = _presented_key(request)

@@ -188,6 +188,58 @@ class ReplayConfig(_Strict):
         return value
 
 
+class PriorityBand(_Strict):
+    """EIDO priorities from `min_eido` up to the next band's minimum map to `priority`."""
+
+    min_eido: int = Field(ge=0, le=10)
+    priority: int
+
+
+class EidoMapping(_Strict):
+    """How this agency reads NENA EIDO's common vocabulary (`POST /v1/cad/eido`)."""
+
+    # APCO ANS 2.103 common incident type code -> this agency's call type name.
+    call_types: dict[str, str] = {}
+    # incidentCommonPriorityNumber (0-10, 10 most urgent) -> this agency's priority. One
+    # band must start at 0 so every value maps; none: 0-10 spread evenly over the scale.
+    priority_bands: list[PriorityBand] = []
+    # Priority when an EIDO gives none; none leaves it unknown (the call waits for one).
+    default_priority: int | None = None
+    # Incident types (APCO code or agency call type) that mean officer-initiated.
+    officer_initiated_types: list[str] = []
+
+    @field_validator("call_types")
+    @classmethod
+    def _codes_upper_case(cls, value: dict[str, str]) -> dict[str, str]:
+        return {code.strip().upper(): name for code, name in value.items()}
+
+    @field_validator("priority_bands")
+    @classmethod
+    def _bands_cover_the_scale(cls, bands: list[PriorityBand]) -> list[PriorityBand]:
+        if not bands:
+            return bands
+        starts = [band.min_eido for band in bands]
+        if len(set(starts)) != len(starts):
+            raise ValueError("each min_eido may appear only once")
+        if 0 not in starts:
+            raise ValueError("one band must have min_eido = 0 so every EIDO priority maps")
+        return sorted(bands, key=lambda band: band.min_eido, reverse=True)
+
+    def priority_for(self, eido_priority: int) -> int:
+        return next(b.priority for b in self.priority_bands if eido_priority >= b.min_eido)
+
+    def eido_priority_for(self, priority: int) -> int | None:
+        """The EIDO number of the agency priority's most urgent band (for generating)."""
+        return next((b.min_eido for b in self.priority_bands if b.priority == priority), None)
+
+    def call_type_for(self, apco_code: str) -> str:
+        """Unmapped codes stay as they are, so default-deny and patterns still apply."""
+        return self.call_types.get(apco_code.strip().upper(), apco_code.strip())
+
+    def apco_code_for(self, call_type: str) -> str | None:
+        return next((code for code, name in self.call_types.items() if name == call_type), None)
+
+
 class AgencyConfig(_Strict):
     id: str
     agency: AgencyIdentity
@@ -198,6 +250,7 @@ class AgencyConfig(_Strict):
     templates: dict[str, Templates] = {}
     cad: CadVocabulary = CadVocabulary()
     replay: ReplayConfig = ReplayConfig()
+    eido: EidoMapping = EidoMapping()
 
     @model_validator(mode="after")
     def _templates_complete(self) -> Self:

@@ -30,9 +30,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from callerloop.agency_config import AgencyConfig
+from callerloop.agency_config import AgencyConfig, EidoMapping, PriorityBand
 from callerloop.phones import InvalidPhoneNumber, to_e164
 from starter.cad_events import InvalidCadEvent, normalise_event
 from starter.replay import ReplayCall
@@ -56,100 +54,15 @@ class InvalidEido(ValueError):
 # --- mapping configuration ---------------------------------------------------------------
 
 
-class PriorityBand(BaseModel):
-    """EIDO priorities from `min_eido` up to the next band's minimum map to `priority`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    min_eido: int = Field(ge=0, le=10)
-    priority: int
-
-
-class EidoMapping(BaseModel):
-    """How one agency reads EIDO's common vocabulary (proposed `[eido]` config section)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    # APCO ANS 2.103.2 incident type code -> the agency's call type name.
-    call_types: dict[str, str] = {}
-    # Sorted by `min_eido`, highest first; one band must start at 0 so every value maps.
-    priority_bands: list[PriorityBand] = Field(min_length=1)
-    # Priority when the EIDO gives none; None leaves it unknown (the call waits for one).
-    default_priority: int | None = None
-    # Incident types (APCO code or agency call type) that mean officer-initiated.
-    officer_initiated_types: list[str] = []
-
-    @field_validator("priority_bands")
-    @classmethod
-    def _bands_cover_the_scale(cls, bands: list[PriorityBand]) -> list[PriorityBand]:
-        starts = [band.min_eido for band in bands]
-        if len(set(starts)) != len(starts):
-            raise ValueError("each min_eido may appear only once")
-        if 0 not in starts:
-            raise ValueError("one band must have min_eido = 0 so every EIDO priority maps")
-        return sorted(bands, key=lambda band: band.min_eido, reverse=True)
-
-    def priority_for(self, eido_priority: int) -> int:
-        return next(b.priority for b in self.priority_bands if eido_priority >= b.min_eido)
-
-    def eido_priority_for(self, priority: int) -> int | None:
-        """The EIDO number of the agency priority's most urgent band (for generating)."""
-        return next((b.min_eido for b in self.priority_bands if b.priority == priority), None)
-
-    def call_type_for(self, apco_code: str) -> str:
-        """Unmapped codes stay as they are, so default-deny and patterns still apply."""
-        return self.call_types.get(apco_code.strip().upper(), apco_code.strip())
-
-    def apco_code_for(self, call_type: str) -> str | None:
-        return next((code for code, name in self.call_types.items() if name == call_type), None)
-
-
-# The example agency (priorities 1 = most urgent … 8). APCO-style codes: check them against
-# the licensed ANS 2.103.2 registry before relying on them.
-_EXAMPLE_CALL_TYPES: dict[str, str] = {
-    "911H": "911 HANG UP",
-    "ACCPD": "MVC PROPERTY DAMAGE",
-    "ANIMAL": "ANIMAL COMPLAINT",
-    "DISTURB": "DISORDERLY CONDUCT",
-    "DOMESTIC": "DOMESTIC VIOL NO INJ",
-    "HITRUN": "MVC HIT/RUN NO INJURY",
-    "NOISE": "NOISE COMPLAINT DELAY",
-    "PARKING": "PARKING COMPLAINT",
-    "SUSP": "SUSPICIOUS EVENT",
-    "THEFT": "LARCENY COMM IN PROG",
-    "TRESPASS": "TRESPASSING IN PROG",
-}
-_EXAMPLE_PRIORITY_BANDS: tuple[tuple[int, int], ...] = (
-    (9, 1),
-    (7, 2),
-    (6, 3),
-    (5, 4),
-    (4, 5),
-    (3, 6),
-    (2, 7),
-    (0, 8),
-)
-_EXAMPLE_OFFICER_TYPES = ("TRAFFIC STOP", "ON VIEW", "FLAG DOWN", "SUBJECT STOP")
-_MAPPINGS: dict[str, EidoMapping] = {
-    "example": EidoMapping(
-        call_types=_EXAMPLE_CALL_TYPES,
-        priority_bands=[PriorityBand(min_eido=m, priority=p) for m, p in _EXAMPLE_PRIORITY_BANDS],
-        officer_initiated_types=list(_EXAMPLE_OFFICER_TYPES),
-    )
-}
-
-
 def eido_mapping_for(agency: AgencyConfig) -> EidoMapping:
-    """The agency's table, or EIDO's 0-10 spread evenly over its priority scale."""
-    known = _MAPPINGS.get(agency.id)
-    if known is not None:
-        return known
+    """The agency's `[eido]` section; without `priority_bands`, EIDO's 0-10 spread evenly
+    over the agency's priority scale."""
+    mapping = agency.eido
+    if mapping.priority_bands:
+        return mapping
     levels = max([*agency.eligibility.priorities, *agency.cad.priorities.values(), 1])
-    return EidoMapping(
-        priority_bands=_even_bands(
-            min(levels, 11), agency.eligibility.lower_priority_is_more_urgent
-        )
-    )
+    bands = _even_bands(min(levels, 11), agency.eligibility.lower_priority_is_more_urgent)
+    return mapping.model_copy(update={"priority_bands": bands})
 
 
 def _even_bands(levels: int, lower_is_more_urgent: bool) -> list[PriorityBand]:
@@ -158,7 +71,7 @@ def _even_bands(levels: int, lower_is_more_urgent: bool) -> list[PriorityBand]:
         min_eido = math.ceil(11 * (levels - rank - 1) / levels)
         priority = rank + 1 if lower_is_more_urgent else levels - rank
         bands.append(PriorityBand(min_eido=min_eido, priority=priority))
-    return bands
+    return sorted(bands, key=lambda band: band.min_eido, reverse=True)
 
 
 # --- EIDO -> events ----------------------------------------------------------------------

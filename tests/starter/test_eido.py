@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import tomllib
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,7 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callerloop.agency_config import AgencyConfig, load_agency_file
+from callerloop.agency_config import (
+    AgencyConfig,
+    AgencyConfigError,
+    load_agency_file,
+    parse_agency_config,
+)
 from callerloop.settings import PROJECT_ROOT
 from starter.eido import EidoMapping, InvalidEido, eido_mapping_for, eido_to_events, events_to_eido
 from starter.replay import ReplayCall, parse_cad_export
@@ -290,8 +297,34 @@ def test_arbitrary_json_gives_events_or_invalid_eido(
         assert all(e.occurred_at.tzinfo is not None for e in events)
 
 
-def test_other_agencies_get_an_even_spread(agency: AgencyConfig) -> None:
-    other = agency.model_copy(update={"id": "elsewhere"})
+def test_the_mapping_comes_from_the_agency_file(agency: AgencyConfig) -> None:
+    # agencies/example.toml [eido]: EIDO 7-8 is priority 2, codes are matched in any case.
+    assert eido_mapping_for(agency).priority_for(8) == 2
+    assert eido_mapping_for(agency).call_type_for(" parking ") == "PARKING COMPLAINT"
+    assert "TRAFFIC STOP" in agency.eido.officer_initiated_types
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"priority_bands": [{"min_eido": 5, "priority": 1}]}, "one band must have min_eido = 0"),
+        ({"priority_bands": [{"min_eido": 11, "priority": 1}]}, "less than or equal to 10"),
+        ({"call_types": {"X": 3}}, "eido.call_types.X"),
+        ({"priority_bandz": []}, "eido.priority_bandz"),
+    ],
+)
+def test_a_bad_eido_section_is_refused_with_where_and_why(
+    section: dict[str, Any], message: str
+) -> None:
+    data = tomllib.loads((PROJECT_ROOT / "agencies" / "example.toml").read_text())
+    data["eido"] = section
+    with pytest.raises(AgencyConfigError, match=re.escape(message)) as error:
+        parse_agency_config(data, "example", "agencies/example.toml")
+    assert str(error.value).startswith("agencies/example.toml: ")
+
+
+def test_without_bands_eido_is_spread_over_the_scale(agency: AgencyConfig) -> None:
+    other = agency.model_copy(update={"id": "elsewhere", "eido": EidoMapping()})
     spread = eido_mapping_for(other)
     # Without a table the scale is the highest priority the agency names (eligible 2, 3, 4).
     assert [spread.priority_for(n) for n in (10, 6, 0)] == [1, 2, 4]

@@ -18,7 +18,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from enum import StrEnum
@@ -51,8 +51,11 @@ from starter.cli_ingest import deadletter_app, keys_app
 from starter.http_client import HttpCadClient, IngestRefused
 from starter.replay import (
     ParsedExport,
+    Quirk,
     ReplayCall,
+    ReplayJournal,
     ReplayReport,
+    first_calls,
     parse_cad_export,
     replay,
     timeline,
@@ -375,6 +378,23 @@ def cad_replay(
             "--synthetic-day", formats=["%Y-%m-%d"], help="Replay a generated day (no FILE)."
         ),
     ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Only the first N calls (by creation time).")
+    ] = None,
+    journal: Annotated[
+        Path | None,
+        typer.Option(
+            help="Record each event sent in this file; run again with it to resume where "
+            "the replay stopped."
+        ),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="Post to a callerloop ingest API (HTTP) instead of Temporal."),
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(envvar="CALLERLOOP_API_KEY", help="API key for --url.")
+    ] = None,
 ) -> None:
     """Replay a CAD CSV export as the events the CAD would have sent, paced by --speed."""
     settings = get_settings()
@@ -385,6 +405,8 @@ def cad_replay(
             "give either a CSV FILE or --synthetic-day, not both or neither",
             param_hint="FILE / --synthetic-day",
         )
+    if url is not None and not key:
+        fail("--url needs an API key: --key or CALLERLOOP_API_KEY", 2)
     export = read_export(
         file,
         synthetic.date() if synthetic else None,
@@ -395,16 +417,47 @@ def cad_replay(
         language_mix=language_mix,
     )
     console = Console()
-    report = asyncio.run(replay_to_temporal(settings, export.calls, speed, console))
+    calls = first_calls(export.calls, limit)
+    replay_journal = ReplayJournal(journal) if journal is not None else None
+    try:
+        if url is not None:
+            assert key is not None
+            report = asyncio.run(replay_over_http(url, key, calls, speed, console, replay_journal))
+        else:
+            report = asyncio.run(
+                replay_to_temporal(settings, calls, speed, console, replay_journal)
+            )
+    finally:
+        if replay_journal is not None:
+            replay_journal.close()
     print_replay_summary(console, export, report)
     raise typer.Exit(replay_exit_code(report))
 
 
 async def replay_to_temporal(
-    settings: Settings, calls: Sequence[ReplayCall], speed: float, console: Console
+    settings: Settings,
+    calls: Sequence[ReplayCall],
+    speed: float,
+    console: Console,
+    journal: ReplayJournal | None = None,
 ) -> ReplayReport:
     client = await connect_or_exit(settings)
-    return await run_replay(client, settings.task_queue, calls, speed=speed, console=console)
+    return await run_replay(
+        client, settings.task_queue, calls, speed=speed, console=console, journal=journal
+    )
+
+
+async def replay_over_http(
+    url: str,
+    key: str,
+    calls: Sequence[ReplayCall],
+    speed: float,
+    console: Console | None,
+    journal: ReplayJournal | None = None,
+) -> ReplayReport:
+    """The same replay through a callerloop ingest API, as a CAD adapter would post it."""
+    async with HttpCadClient(url, key) as cad:
+        return await replay_calls(cad.send, calls, speed=speed, console=console, journal=journal)
 
 
 def replay_exit_code(report: ReplayReport) -> int:
@@ -420,11 +473,33 @@ async def run_replay(
     speed: float,
     console: Console | None = None,
     on_sent: Callable[[CadEvent], None] | None = None,
+    journal: ReplayJournal | None = None,
 ) -> ReplayReport:
     """Send the calls' events to Temporal in CAD-time order at `speed` times real time,
     with a progress bar on `console` (none without one)."""
-    events = timeline(calls)
     cad = CadClient(client, task_queue)
+    return await replay_calls(
+        cad.publish, calls, speed=speed, console=console, on_sent=on_sent, journal=journal
+    )
+
+
+async def replay_calls(
+    deliver: Callable[[CadEvent], Awaitable[str]],
+    calls: Sequence[ReplayCall],
+    *,
+    speed: float,
+    console: Console | None = None,
+    on_sent: Callable[[CadEvent], None] | None = None,
+    journal: ReplayJournal | None = None,
+) -> ReplayReport:
+    """Replay through `deliver` (a CadClient's or an HttpCadClient's), which raises
+    CallAlreadyFinished for an event of an ended call. With a journal, events it lists
+    are skipped and each event delivered (or refused as finished) is added to it."""
+    events = timeline(calls)
+    already_sent = 0
+    if journal is not None:
+        pending = journal.pending(events)
+        already_sent, events = len(events) - len(pending), pending
     progress = Progress(
         TextColumn("replaying"),
         BarColumn(),
@@ -438,10 +513,10 @@ async def run_replay(
     calls_started: set[str] = set()
     failures = finished = 0
 
-    async def send(event: CadEvent) -> Delivered | None:
+    async def send(event: CadEvent) -> str | None:
         nonlocal failures, finished
         try:
-            return await cad.send(event)
+            return await deliver(event)
         except CallAlreadyFinished:
             finished += 1
             return None
@@ -451,6 +526,8 @@ async def run_replay(
             raise
 
     def sent(event: CadEvent) -> None:
+        if journal is not None:
+            journal.record(event)
         calls_started.add(event.incident_id)
         progress.update(task, advance=1, calls=len(calls_started))
         if on_sent is not None:
@@ -460,6 +537,7 @@ async def run_replay(
         report = await replay(events, send, speed=speed, on_sent=sent)
     report.sent -= finished
     report.for_finished_calls = finished
+    report.already_sent = already_sent
     return report
 
 
@@ -470,10 +548,15 @@ def print_replay_summary(console: Console, export: ParsedExport, report: ReplayR
     table.add_row("rows read", str(export.rows_read))
     table.add_row("calls", str(len(export.calls)))
     table.add_row("events sent", str(report.sent))
+    if report.already_sent:
+        table.add_row("events sent by an earlier run (journal)", str(report.already_sent))
     table.add_row("events for finished calls (not applied)", str(report.for_finished_calls))
     table.add_row("failures", str(len(report.failed)))
     table.add_row("bad rows", str(len(export.errors)))
     table.add_row("elapsed", f"{report.elapsed_seconds:.1f} s")
+    for quirk in Quirk:
+        if export.quirks[quirk]:
+            table.add_row(quirk.value, str(export.quirks[quirk]))
     console.print(table)
     if export.unmapped_sources:
         unmapped = ", ".join(f"{k!r} ({n})" for k, n in sorted(export.unmapped_sources.items()))

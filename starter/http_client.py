@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
+from starter.cad_client import CallAlreadyFinished
 from workflows.model import CadEvent
 
 EVENTS_PATH = "/v1/cad/events"
@@ -25,6 +26,9 @@ class IngestRefused(Exception):
 
 
 class HttpCadClient:
+    """Posts events to a callerloop ingest API. Use it as an async context manager to keep
+    one connection for many posts (a replay); otherwise each post opens its own."""
+
     def __init__(
         self,
         base_url: str,
@@ -37,6 +41,16 @@ class HttpCadClient:
         self._headers = {"Authorization": f"Bearer {api_key}"}
         self._timeout = timeout
         self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> Self:
+        self._client = self._new_client()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     async def publish(self, event: CadEvent | list[CadEvent]) -> list[str]:
         """Deliver one event or a list; returns the workflow ids of the delivered events."""
@@ -45,18 +59,34 @@ class HttpCadClient:
 
     async def publish_json(self, body: str) -> list[str]:
         """Deliver a JSON body as it is (one event or a list): the server validates it."""
-        async with httpx.AsyncClient(
-            base_url=self._base_url, timeout=self._timeout, transport=self._transport
-        ) as client:
-            response = await client.post(
-                EVENTS_PATH,
-                content=body,
-                headers={**self._headers, "Content-Type": "application/json"},
-            )
+        workflow_ids: list[str] = (await self._post(body))["workflow_ids"]
+        return workflow_ids
+
+    async def send(self, event: CadEvent) -> str:
+        """Deliver one event, like `CadClient.publish`: its workflow id, or
+        CallAlreadyFinished when the call has ended and the event was not applied."""
+        answer = await self._post(json.dumps(event_json(event)))
+        if answer["finished"]:
+            raise CallAlreadyFinished(answer["finished"][0].get("detail", event.event_id))
+        workflow_id: str = answer["workflow_ids"][0]
+        return workflow_id
+
+    async def _post(self, body: str) -> dict[str, Any]:
+        headers = {**self._headers, "Content-Type": "application/json"}
+        if self._client is not None:
+            response = await self._client.post(EVENTS_PATH, content=body, headers=headers)
+        else:
+            async with self._new_client() as client:
+                response = await client.post(EVENTS_PATH, content=body, headers=headers)
         if response.is_error:
             raise IngestRefused(response.status_code, _server_message(response))
-        workflow_ids: list[str] = response.json()["workflow_ids"]
-        return workflow_ids
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def _new_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self._base_url, timeout=self._timeout, transport=self._transport
+        )
 
 
 def event_json(event: CadEvent) -> dict[str, Any]:

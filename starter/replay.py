@@ -20,6 +20,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
@@ -31,10 +33,13 @@ __all__ = [
     "LOGICAL_COLUMNS",
     "REQUIRED_COLUMNS",
     "ParsedExport",
+    "Quirk",
     "ReplayCall",
+    "ReplayJournal",
     "ReplayReport",
     "RowError",
     "column_names",
+    "first_calls",
     "parse_cad_export",
     "replay",
     "timeline",
@@ -62,9 +67,22 @@ _STATUS_COLUMNS: tuple[tuple[str, CadEventType], ...] = (
     ("enroute", CadEventType.ENROUTE),
     ("on_scene", CadEventType.ON_SCENE),
 )
+_RESPONSE_STEPS = frozenset(kind for _, kind in _STATUS_COLUMNS)
 _TIME_COLUMNS = ("created", "first_closed", "final_closed", *(c for c, _ in _STATUS_COLUMNS))
 _MISSING = frozenset({"", "NULL"})
 _REOPENED = frozenset({"1", "TRUE", "YES", "Y"})
+
+
+class Quirk(StrEnum):
+    """What real exports do that a clean feed would not; counted in the end-of-run report."""
+
+    NULL_VALUES = "rows with NULL for a missing value"
+    INSTANT_STEPS = "calls dispatched the instant they were created (officer-initiated)"
+    STEP_BEFORE_CREATION = "calls with a step timed before creation (replayed at creation)"
+    STEPS_OUT_OF_ORDER = "calls with a step timed before the previous one (moved after it)"
+    REOPENED = "reopened calls (reopen and final close replayed)"
+    DUPLICATE_INCIDENT = "rows repeating an earlier row's incident id (skipped)"
+    MISSING_INCIDENT = "rows without an incident id (skipped)"
 
 
 @dataclass
@@ -94,6 +112,7 @@ class ParsedExport:
     rows_read: int
     # Source values the agency's `[cad.sources]` does not map (replayed as "unknown"): count.
     unmapped_sources: dict[str, int] = field(default_factory=dict)
+    quirks: Counter[Quirk] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -159,13 +178,22 @@ def parse_cad_export(
         call = _parse_row(row, context, unmapped)
         if call is None:
             export.errors.extend(row.errors)
+            export.quirks.update(row.quirks & {Quirk.MISSING_INCIDENT})
         elif call.incident_id in first_line:
             export.errors.append(_duplicate(row, call.incident_id, first_line[call.incident_id]))
+            export.quirks[Quirk.DUPLICATE_INCIDENT] += 1
         else:
             first_line[call.incident_id] = row.line
             export.calls.append(call)
+            export.quirks.update(row.quirks)
     export.unmapped_sources = dict(unmapped)
     return export
+
+
+def first_calls(calls: Sequence[ReplayCall], limit: int | None) -> list[ReplayCall]:
+    """The `limit` earliest-created calls (all of them without a limit)."""
+    ordered = sorted(calls, key=lambda call: call.created_at)
+    return ordered if limit is None else ordered[:limit]
 
 
 def timeline(calls: Iterable[ReplayCall]) -> list[CadEvent]:
@@ -229,6 +257,9 @@ class _Row:
         self.line = line
         self.context = context
         self.errors: list[RowError] = []
+        self.quirks: set[Quirk] = set()
+        if any(isinstance(v, str) and v.strip().upper() == "NULL" for v in record.values()):
+            self.quirks.add(Quirk.NULL_VALUES)
         if None in record or any(value is None for value in record.values()):
             fields = width + len(_extra_fields(record)) - _missing_fields(record)
             self.fail(None, None, f"row has {fields} fields but the header has {width}")
@@ -304,6 +335,7 @@ def _parse_row(row: _Row, context: _Context, unmapped: Counter[str]) -> ReplayCa
         return None
     if incident_id is None:
         row.fail("incident_id", None, "incident id is missing")
+        row.quirks.add(Quirk.MISSING_INCIDENT)
     if call_type is None:
         row.fail("call_type", None, "call type is missing")
     if created is None and not any(e.column == context.columns["created"] for e in row.errors):
@@ -371,8 +403,15 @@ def _status_events(
     latest = identity.created
     for kind, moment in steps:
         if moment is not None:
+            if moment < identity.created:
+                row.quirks.add(Quirk.STEP_BEFORE_CREATION)
+            elif moment < latest:
+                row.quirks.add(Quirk.STEPS_OUT_OF_ORDER)
             latest = max(latest, moment)
             ordered.append((kind, latest))
+    response = [moment for kind, moment in steps if kind in _RESPONSE_STEPS and moment]
+    if response and all(moment == identity.created for moment in response):
+        row.quirks.add(Quirk.INSTANT_STEPS)
     last_close = latest if ordered and ordered[-1][0] == closing else None
     ordered.extend(_reopening(row, closing, last_close, times["final_closed"]))
     return _numbered_events(row.context, identity.incident_id, ordered, disposition)
@@ -392,6 +431,7 @@ def _reopening(
     reopened = (row.text("reopened") or "").upper() in _REOPENED
     if not reopened or closed is None or final is None or final <= closed:
         return []
+    row.quirks.add(Quirk.REOPENED)
     return [(CadEventType.REOPENED, closed + (final - closed) / 2), (closing, final)]
 
 
@@ -422,6 +462,37 @@ def _numbered_events(
 # --- sending --------------------------------------------------------------------------
 
 
+class ReplayJournal:
+    """The ids of the events a replay has delivered, one per line, appended as each one
+    goes: a replay stopped midway resumes with the same journal and sends only the rest.
+    Replayed event ids are stable (seeded), and the workflows ignore a repeated id anyway."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            lines = []
+        self.delivered = {line for line in lines if line}
+        self._handle: TextIO | None = None
+
+    def pending(self, events: Iterable[CadEvent]) -> list[CadEvent]:
+        return [event for event in events if event.event_id not in self.delivered]
+
+    def record(self, event: CadEvent) -> None:
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("a", encoding="utf-8")
+        self._handle.write(f"{event.event_id}\n")
+        self._handle.flush()  # a crash loses at most the event in hand
+        self.delivered.add(event.event_id)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
 @dataclass
 class ReplayReport:
     sent: int
@@ -430,6 +501,8 @@ class ReplayReport:
     # Events refused because their call had already finished (e.g. a late reopen of a call
     # that could never be texted): not applied, but not an error either.
     for_finished_calls: int = 0
+    # Events skipped because the journal of an earlier, interrupted run lists them.
+    already_sent: int = 0
 
 
 async def replay(

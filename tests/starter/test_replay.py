@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import csv
+import itertools
 import math
 import os
 import re
 import subprocess
 import sys
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,8 +21,11 @@ from callerloop.agency_config import AgencyConfig, load_agency_file
 from callerloop.settings import PROJECT_ROOT, SHARED_CAD_EXPORT
 from starter.replay import (
     ParsedExport,
+    Quirk,
     ReplayCall,
+    ReplayJournal,
     RowError,
+    first_calls,
     parse_cad_export,
     replay,
     timeline,
@@ -171,6 +177,69 @@ def test_a_step_the_cad_timed_too_early_is_clamped(export: ParsedExport) -> None
     call = calls_by_id(export)["25-000007"]
     assert kinds(call)[-2:] == [T.ON_SCENE, T.CLEARED]
     assert call.events[-1].occurred_at == call.events[-2].occurred_at == at(13, 30)
+
+
+def test_the_exports_quirks_are_counted(export: ParsedExport) -> None:
+    assert export.quirks == {
+        Quirk.NULL_VALUES: 4,  # lines 3, 5, 9, 10 (bad rows and the duplicate are not calls)
+        Quirk.INSTANT_STEPS: 1,  # line 3
+        Quirk.REOPENED: 1,  # line 4
+        Quirk.STEPS_OUT_OF_ORDER: 1,  # line 9
+        Quirk.DUPLICATE_INCIDENT: 1,  # line 8
+        Quirk.MISSING_INCIDENT: 1,  # line 11
+    }
+
+
+def test_a_dispatch_before_creation_is_replayed_at_creation(agency: AgencyConfig) -> None:
+    row = (
+        "25-000009,POLICE,HAZARD,3,Phone,2025-09-01 10:00:00.000,2025-09-01 09:59:58.000,"
+        "2025-09-01 10:03:00.000,NULL,NULL,NULL,0,"
+    )
+    export = parse_cad_export([HEADER, row], agency)
+    (call,) = export.calls
+    assert [e.occurred_at for e in call.events] == [at(10, 0), at(10, 0), at(10, 3)]
+    assert export.quirks[Quirk.STEP_BEFORE_CREATION] == 1
+    assert export.quirks[Quirk.STEPS_OUT_OF_ORDER] == 0
+
+
+def test_a_limit_keeps_the_earliest_created_calls(export: ParsedExport) -> None:
+    assert [c.incident_id for c in first_calls(export.calls, 2)] == ["25-000003", "25-000001"]
+    assert len(first_calls(export.calls, None)) == len(export.calls)
+
+
+async def test_a_replay_resumes_from_its_journal_and_sends_each_event_once(
+    export: ParsedExport, tmp_path: Path
+) -> None:
+    """The first run dies after a few events (like a killed process); the second, with the
+    same journal, sends exactly the events the first did not."""
+    events = timeline(export.calls)
+    sent: list[str] = []
+
+    class Killed(BaseException):
+        pass
+
+    async def dies_after_five(event: CadEvent) -> None:
+        if len(sent) == 5:
+            raise Killed
+        sent.append(event.event_id)
+
+    journal = ReplayJournal(tmp_path / "replay.journal")
+    with pytest.raises(BaseExceptionGroup):
+        await replay(events, dies_after_five, speed=0, max_in_flight=1, on_sent=journal.record)
+    journal.close()
+    assert len(sent) == 5
+
+    resumed = ReplayJournal(tmp_path / "replay.journal")
+    pending = resumed.pending(events)
+    assert len(pending) == len(events) - 5
+
+    async def send(event: CadEvent) -> None:
+        sent.append(event.event_id)
+
+    await replay(pending, send, speed=0, on_sent=resumed.record)
+    resumed.close()
+    assert sorted(sent) == sorted(e.event_id for e in events)
+    assert ReplayJournal(tmp_path / "replay.journal").pending(events) == []
 
 
 def test_an_unmapped_source_is_unknown_and_counted(export: ParsedExport) -> None:
@@ -373,3 +442,46 @@ def test_the_real_export_parses(agency: AgencyConfig) -> None:
     for call in export.calls:
         times = [e.occurred_at for e in call.events]
         assert times == sorted(times)
+    assert export.quirks == real_export_quirks(), "counted quirks differ from the raw CSV's"
+
+
+def real_export_quirks() -> collections.Counter[Quirk]:
+    """The quirks counted straight from the CSV text, independently of the parser."""
+    with SHARED_CAD_EXPORT.open(newline="", encoding="utf-8-sig") as file:
+        rows = list(csv.DictReader(file))
+    seen: set[str] = set()
+    quirks: collections.Counter[Quirk] = collections.Counter()
+    for row in rows:
+        incident = row["Master_Incident_Number"]
+        if not incident:
+            quirks[Quirk.MISSING_INCIDENT] += 1
+            continue
+        if incident in seen:
+            quirks[Quirk.DUPLICATE_INCIDENT] += 1
+            continue
+        seen.add(incident)
+
+        created = row["Incident_Start_Time"]
+        response = present(
+            row, "Incident_Dispatch_Time", "Incident_Enroute_Time", "Incident_Arrival_Time"
+        )
+        # The first close, or the final one when the first is missing.
+        first_close = present(row, "Incident_First_Close_Time", "Final_Closed_Time")[:1]
+        steps = response + first_close
+        if "NULL" in row.values():
+            quirks[Quirk.NULL_VALUES] += 1
+        if response and all(step == created for step in response):
+            quirks[Quirk.INSTANT_STEPS] += 1
+        if any(step < created for step in steps):
+            quirks[Quirk.STEP_BEFORE_CREATION] += 1
+        if any(b < a for a, b in itertools.pairwise(s for s in steps if s >= created)):
+            quirks[Quirk.STEPS_OUT_OF_ORDER] += 1
+        final = present(row, "Final_Closed_Time")
+        if row["Call_Reopened"] == "1" and first_close and final and final[0] > max(steps):
+            quirks[Quirk.REOPENED] += 1
+    return +quirks
+
+
+def present(row: dict[str, str], *columns: str) -> list[str]:
+    """The columns' values that are there (neither empty nor NULL), in column order."""
+    return [row[c] for c in columns if row[c] not in ("", "NULL")]

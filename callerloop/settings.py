@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     twilio_api_base_url: str | None = None
     twilio_lookups_base_url: str | None = None
     line_type_cache_days: int = Field(default=30, ge=0)
+    ingest_rate_per_second: float = Field(
+        default=50, gt=0, description="CAD ingest API: requests per second per API key."
+    )
+    ingest_burst: float = Field(
+        default=100, ge=1, description="CAD ingest API: requests a key may send at once."
+    )
     time_scale: float = Field(
         default=1.0,
         gt=0,

@@ -21,7 +21,7 @@ from callerloop.inbound import temporal_signaller
 from callerloop.logging import configure_logging
 from callerloop.settings import Settings, get_settings
 from callerloop.temporal import connect
-from web.cad_ingest import cad_ingest_router, temporal_signal_with_start
+from web.cad_ingest import RateLimit, cad_ingest_router, temporal_signal_with_start
 from web.twilio_signature import TwilioSignatureCheck
 from web.twilio_webhooks import twilio_router
 
@@ -42,7 +42,12 @@ def create_app(
     signal_call = temporal_signaller(client)
     app.include_router(twilio_router(signature_check, db, agencies, signal_call))
     app.include_router(
-        cad_ingest_router(db, agencies, temporal_signal_with_start(client, settings.task_queue))
+        cad_ingest_router(
+            db,
+            agencies,
+            temporal_signal_with_start(client, settings.task_queue),
+            rate_limit=RateLimit(settings.ingest_rate_per_second, settings.ingest_burst),
+        )
     )
 
     @app.get("/healthz", response_class=PlainTextResponse)

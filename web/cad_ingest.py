@@ -13,12 +13,13 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import TypeAdapter
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -177,27 +178,35 @@ def cad_ingest_router(
     @router.post(
         EVENTS_PATH,
         status_code=status.HTTP_202_ACCEPTED,
+        response_model=Accepted,
         openapi_extra=_OPENAPI_REQUEST,
         responses=_OPENAPI_RESPONSES,
     )
-    async def receive_cad_events(request: Request) -> JSONResponse:
+    async def receive_cad_events(
+        request: Request, key: Annotated[str, Depends(presented_key)]
+    ) -> JSONResponse:
         """CAD events (one object or a list of up to 500): each starts or advances its
         call's workflow. Authenticate with `Authorization: Bearer <key>` or `X-API-Key`."""
-        return await ingest(request, EVENTS_PATH, parse_events)
+        return await ingest(request, key, EVENTS_PATH, parse_events)
 
     @router.post(
         EIDO_PATH,
         status_code=status.HTTP_202_ACCEPTED,
+        response_model=Accepted,
         openapi_extra=_OPENAPI_EIDO_REQUEST,
         responses=_OPENAPI_RESPONSES,
     )
-    async def receive_eido(request: Request) -> JSONResponse:
+    async def receive_eido(
+        request: Request, key: Annotated[str, Depends(presented_key)]
+    ) -> JSONResponse:
         """A NENA-STA-021 EIDO incident document for the key's agency: its status, units,
         priority, type and callback number become the call's CAD events."""
-        return await ingest(request, EIDO_PATH, parse_eido)
+        return await ingest(request, key, EIDO_PATH, parse_eido)
 
-    async def ingest(request: Request, path: str, parse: BodyParser) -> JSONResponse:
-        key = _presented_key(request)
+    async def keep(path: str, agency: str, reason: str, body: str) -> int:
+        return await run_in_threadpool(dead_letters.keep, db, path, agency, reason, body)
+
+    async def ingest(request: Request, key: str, path: str, parse: BodyParser) -> JSONResponse:
         agency = await run_in_threadpool(agency_for_key, db, key)
         if agency is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked API key")
@@ -212,22 +221,21 @@ def cad_ingest_router(
         try:
             events = parse(body, agency)
         except InvalidCadEvent as error:
-            letter = await run_in_threadpool(dead_letters.keep, db, path, agency, str(error), body)
-            return _invalid(str(error), letter)
+            return _invalid(str(error), await keep(path, agency, str(error), body))
         if len(events) > max_events:
-            raise HTTPException(
-                status.HTTP_413_CONTENT_TOO_LARGE,
-                f"{len(events)} events in one request; at most {max_events}",
-            )
+            reason = f"{len(events)} events in one request; at most {max_events}"
+            letter = await keep(path, agency, reason, body)
+            return _refused(status.HTTP_413_CONTENT_TOO_LARGE, reason, letter)
         foreign = sorted({e.agency for e in events if e.agency != agency})
         if foreign:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, f"this key is for {agency!r}, not for {foreign}"
+            reason = f"this key is for {agency!r}, not for {foreign}"
+            return _refused(
+                status.HTTP_403_FORBIDDEN, reason, await keep(path, agency, reason, body)
             )
         try:
             delivery = await deliver_events(events, signal_with_start)
         except TemporalUnavailable as error:
-            letter = await run_in_threadpool(dead_letters.keep, db, path, agency, str(error), body)
+            letter = await keep(path, agency, str(error), body)
             log.warning("cad events kept for later", dead_letter=letter, reason=str(error))
             return JSONResponse(
                 {"detail": f"{error}; kept as dead letter {letter}", "dead_letter_id": letter},
@@ -242,10 +250,18 @@ def cad_ingest_router(
     return router
 
 
-def _presented_key(request: Request) -> str:
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    key = credentials.strip() if scheme.lower() == "bearer" else ""
-    key = key or request.headers.get("x-api-key", "").strip()
+# Declared as security schemes (so OpenAPI documents them); checked by presented_key.
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="The API key in `X-API-Key`"
+)
+
+
+def presented_key(
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header_key: Annotated[str | None, Depends(_api_key_header)],
+) -> str:
+    key = (bearer.credentials.strip() if bearer else "") or (header_key or "").strip()
     if not key:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -271,6 +287,11 @@ async def _read_body(request: Request, limit: int) -> str:
             raise too_large
         chunks.append(chunk)
     return b"".join(chunks).decode("utf-8-sig", errors="replace")
+
+
+def _refused(code: int, reason: str, dead_letter_id: int) -> JSONResponse:
+    detail = f"{reason}; kept as dead letter {dead_letter_id}"
+    return JSONResponse({"detail": detail, "dead_letter_id": dead_letter_id}, status_code=code)
 
 
 def _invalid(message: str, dead_letter_id: int) -> JSONResponse:
@@ -314,8 +335,45 @@ def _event_schema() -> dict[str, Any]:
     return inlined
 
 
+class FinishedCall(BaseModel):
+    event_id: str
+    incident_id: str
+    detail: str
+
+
+class Accepted(BaseModel):
+    """Delivered events' workflow ids, and the events refused because their call ended."""
+
+    workflow_ids: list[str]
+    finished: list[FinishedCall]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class KeptProblem(BaseModel):
+    """Refused, but the body is kept: `callerloop deadletter show/retry DEAD_LETTER_ID`."""
+
+    detail: str
+    dead_letter_id: int
+
+
+class InvalidField(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class InvalidBody(BaseModel):
+    """What is wrong and where (`loc`), for every problem found; the body is kept."""
+
+    detail: list[InvalidField]
+    dead_letter_id: int
+
+
 _EXAMPLE_EVENT = {
-    "agency": "fairfax",
+    "agency": "example",
     "incident_id": "2025-081234",
     "event_type": "created",
     "occurred_at": "2025-09-01T10:04:00-04:00",
@@ -344,7 +402,7 @@ _OPENAPI_REQUEST: dict[str, Any] = {
                         "value": [
                             _EXAMPLE_EVENT,
                             {
-                                "agency": "fairfax",
+                                "agency": "example",
                                 "incident_id": "2025-081234",
                                 "event_type": "assigned",
                                 "occurred_at": "2025-09-01T10:09:30-04:00",
@@ -357,14 +415,21 @@ _OPENAPI_REQUEST: dict[str, Any] = {
         },
     }
 }
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
 _OPENAPI_RESPONSES: dict[int | str, dict[str, Any]] = {
-    202: {"description": "Delivered: `workflow_ids`, and `finished` for events of ended calls"},
-    401: {"description": "API key missing, unknown or revoked"},
-    403: {"description": "An event is for another agency than the key's"},
-    413: {"description": "Body over 1 MiB or more than 500 events"},
-    422: {"description": "Invalid JSON or event: `detail` lists `loc` and `msg`; kept"},
-    429: {"description": "Over the key's rate: see Retry-After"},
-    503: {"description": "Temporal unreachable: the body is kept and delivered later"},
+    401: {"model": Problem, "description": "API key missing, unknown or revoked"},
+    403: {"model": KeptProblem, "description": "An event is for another agency; kept"},
+    413: {
+        "model": KeptProblem | Problem,
+        "description": "More than 500 events (kept), or a body over 1 MiB (not read, not kept)",
+    },
+    422: {"model": InvalidBody, "description": "Invalid JSON or event: where and why; kept"},
+    429: {"model": Problem, "description": "Over the key's rate", "headers": _RETRY_AFTER},
+    503: {
+        "model": KeptProblem,
+        "description": "Temporal unreachable: the body is kept and delivered later",
+        "headers": _RETRY_AFTER,
+    },
 }
 
 _OPENAPI_EIDO_REQUEST: dict[str, Any] = {

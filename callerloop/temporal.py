@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.service import RetryConfig
 
 from callerloop.settings import Settings
 
@@ -25,5 +26,14 @@ def installed_binary(name: str) -> Path:
     return Path(found)
 
 
-async def connect(settings: Settings) -> Client:
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+# For request handlers that keep what they could not deliver (the CAD ingest API answers
+# 503 and keeps the body): give up on an unreachable server after about 2 s, not 10.
+FAIL_FAST = RetryConfig(max_elapsed_time_millis=2000, max_retries=4)
+
+
+async def connect(settings: Settings, retry_config: RetryConfig | None = None) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        retry_config=retry_config,
+    )

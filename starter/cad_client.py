@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
@@ -36,9 +37,14 @@ class Delivered:
 
 
 class CadClient:
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(
+        self, client: Client, task_queue: str, *, rpc_timeout: timedelta | None = None
+    ) -> None:
+        """`rpc_timeout` bounds each delivery: without it, the client retries an unreachable
+        server for several seconds before giving up."""
         self._client = client
         self._task_queue = task_queue
+        self._rpc_timeout = rpc_timeout
 
     async def send(self, event: CadEvent) -> Delivered:
         """Start the call's workflow with this event, or signal it if it runs already."""
@@ -61,6 +67,7 @@ class CadClient:
                     ]
                 ),
                 static_summary=f"{event.agency} call {event.incident_id}",
+                rpc_timeout=self._rpc_timeout,
             )
         except WorkflowAlreadyStartedError as error:
             raise CallAlreadyFinished(

@@ -83,11 +83,16 @@ async def register_search_attributes(client: Client, namespace: str = "default")
     )
 
 
-async def start_dev_server() -> WorkflowEnvironment:
+async def start_dev_server(
+    port: int | None = None, database_file: Path | None = None
+) -> WorkflowEnvironment:
+    """A Temporal dev server (in memory, or on a SQLite file that outlives a restart)."""
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(installed_binary("temporal")),
         search_attributes=list(sa.ALL),
         dev_server_log_level="error",
+        port=port,
+        dev_server_database_filename=str(database_file) if database_file else None,
     )
 
 
@@ -145,9 +150,10 @@ async def start_harness(
     agencies: dict[str, AgencyConfig],
     provider: SmsProvider,
     time_scale: float = 1.0,
+    task_queue: str | None = None,
 ) -> AsyncIterator[Harness]:
     settings = Settings(
-        task_queue=f"test-{uuid.uuid4()}",
+        task_queue=task_queue or f"test-{uuid.uuid4()}",
         database_url=database.url,
         time_scale=time_scale,
         public_base_url="https://callerloop.test",

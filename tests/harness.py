@@ -55,17 +55,21 @@ class Harness:
             incident, lambda s: s.events_applied + s.events_ignored >= expected
         )
 
-    async def state(self, incident_id: str) -> CallState:
-        result: CallState = await self.handle(incident_id).query(CallForServiceWorkflow.state)
+    async def state(self, incident_id: str, agency: str = "testville") -> CallState:
+        handle = self.handle(incident_id, agency)
+        result: CallState = await handle.query(CallForServiceWorkflow.state)
         return result
 
     async def settle(
-        self, incident_id: str, ready: Callable[[CallState], bool] = lambda _: True
+        self,
+        incident_id: str,
+        ready: Callable[[CallState], bool] = lambda _: True,
+        agency: str = "testville",
     ) -> CallState:
         """Poll until the workflow is idle (nothing in flight) or done, and `ready` holds."""
         deadline = asyncio.get_running_loop().time() + SETTLE_TIMEOUT
         while True:
-            state = await self.state(incident_id)
+            state = await self.state(incident_id, agency)
             if (state.idle or state.purged) and ready(state):
                 return state
             if asyncio.get_running_loop().time() > deadline:
@@ -93,5 +97,5 @@ class Harness:
             )
             return list(session.exec(statement))
 
-    def kinds(self, incident_id: str) -> list[str]:
-        return [row.kind for row in self.outbox(incident_id)]
+    def kinds(self, incident_id: str, agency: str = "testville") -> list[str]:
+        return [row.kind for row in self.outbox(incident_id, agency)]

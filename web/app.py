@@ -20,7 +20,7 @@ from callerloop.db import Database
 from callerloop.inbound import temporal_signaller
 from callerloop.logging import configure_logging
 from callerloop.settings import Settings, get_settings
-from callerloop.temporal import connect
+from callerloop.temporal import FAIL_FAST, connect
 from web.cad_ingest import RateLimit, cad_ingest_router, temporal_signal_with_start
 from web.twilio_signature import TwilioSignatureCheck
 from web.twilio_webhooks import twilio_router
@@ -76,4 +76,5 @@ def app_from_environment() -> FastAPI:
     configure_logging(settings.log_format, settings.log_level)
     db = Database(settings.database_url)
     db.create_schema()
-    return create_app(settings, db, load_agencies(settings.agencies_dir), lambda: connect(settings))
+    agencies = load_agencies(settings.agencies_dir)
+    return create_app(settings, db, agencies, lambda: connect(settings, FAIL_FAST))

@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Annotated, Any
 
 import structlog
@@ -44,14 +45,19 @@ MAX_EVENTS = 500
 SignalWithStart = Callable[[CadEvent], Awaitable[str]]
 
 
+# How long one delivery may wait for Temporal before the request is answered 503 (and
+# kept): a CAD adapter should hear back well within its own timeout.
+DELIVERY_TIMEOUT = timedelta(seconds=5)
+
+
 def temporal_signal_with_start(
     client_factory: Callable[[], Awaitable[Client]], task_queue: str
 ) -> SignalWithStart:
     """A SignalWithStart over a (lazily connected) Temporal client."""
 
     async def signal_with_start(event: CadEvent) -> str:
-        delivered = await CadClient(await client_factory(), task_queue).send(event)
-        return delivered.workflow_id
+        cad = CadClient(await client_factory(), task_queue, rpc_timeout=DELIVERY_TIMEOUT)
+        return (await cad.send(event)).workflow_id
 
     return signal_with_start
 

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlmodel import select
 from temporalio.client import Client
@@ -35,7 +32,7 @@ from tests.factories import (
     new_incident_id,
 )
 from tests.harness import Harness
-from tests.web.test_receipts_end_to_end import free_port
+from tests.web.serving import serving
 from web.cad_ingest import (
     EIDO_PATH,
     EVENTS_PATH,
@@ -300,16 +297,8 @@ async def test_the_endpoint_is_documented_with_an_example(harness: Harness) -> N
 
 @pytest.fixture
 def served(harness: Harness) -> Iterator[str]:
-    port = free_port()
-    app = ingest_app(harness)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(ingest_app(harness)) as url:
+        yield url
 
 
 async def test_the_http_client_publishes_events(harness: Harness, served: str, key: str) -> None:

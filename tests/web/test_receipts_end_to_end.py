@@ -3,13 +3,10 @@ delivery receipts reach the web app over HTTP and move the outbox row forward.""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from pydantic import SecretStr
 from sqlmodel import select
 from temporalio.client import Client
@@ -24,15 +21,9 @@ from callerloop.settings import Settings
 from callerloop.twilio_standin import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioStandIn
 from tests.activities.test_send_text import send_input
 from tests.factories import make_agency
+from tests.web.serving import free_port, serving
 from web.app import create_app
 from workflows.model import LineType
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -47,14 +38,8 @@ def web_url(database: Database) -> Iterator[str]:
         raise AssertionError("receipts never signal a workflow")
 
     app = create_app(settings, database, {agency.id: agency}, no_temporal)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app, port) as served:
+        yield served
 
 
 def outbox_status(database: Database) -> str:

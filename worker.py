@@ -29,7 +29,7 @@ from callerloop.agency_config import AgencyConfig, load_agencies
 from callerloop.db import Database
 from callerloop.logging import configure_logging
 from callerloop.settings import Settings, get_settings
-from callerloop.temporal import connect
+from callerloop.temporal import connect, payload_codec
 from workflows.call_for_service import CallForServiceWorkflow
 
 log = structlog.get_logger("callerloop.worker")
@@ -103,6 +103,12 @@ async def run_worker(settings: Settings) -> None:
     db = Database(settings.database_url)
     db.create_schema()
     client = await connect(settings)
+    codec = payload_codec(settings)
+    if codec is None:
+        log.warning(
+            "Temporal payloads are NOT encrypted: callers' numbers reach Temporal's database "
+            "in clear. Set CALLERLOOP_ENCRYPTION_KEYS (callerloop keys encryption-new)."
+        )
     with ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity") as executor:
         workers = build_workers(client, settings, db, agencies, make_provider(settings), executor)
         stop = asyncio.Event()
@@ -116,6 +122,7 @@ async def run_worker(settings: Settings) -> None:
             agencies=sorted(agencies),
             time_scale=settings.time_scale,
             sms_provider=settings.sms_provider,
+            encryption_key=codec.primary if codec else None,
         )
         async with all_running(workers):
             await stop.wait()

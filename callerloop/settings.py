@@ -55,6 +55,20 @@ class Settings(BaseSettings):
         gt=0,
         description="Divides every policy duration: 720 runs a day's lifecycle in 2 minutes.",
     )
+    encryption_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="KEY_ID:BASE64 AES-256 keys, comma-separated, primary first: every "
+        "Temporal payload is encrypted (`callerloop keys encryption-new` makes one).",
+    )
+    codec_cors_origins: list[str] = Field(
+        default=["http://localhost:8233"],
+        description="Temporal UI origins allowed to call the codec server (/codec).",
+    )
+    codec_access_tokens: SecretStr = Field(
+        default=SecretStr(""),
+        description="Bearer tokens (comma-separated) allowed to decrypt through /codec; "
+        "none: only the local machine may (make run).",
+    )
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
     # Local stack (`make run`)

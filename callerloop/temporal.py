@@ -9,6 +9,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.service import RetryConfig
 
+from callerloop.codec import EncryptionCodec, codec_from_spec, data_converter
 from callerloop.settings import Settings
 
 
@@ -31,9 +32,17 @@ def installed_binary(name: str) -> Path:
 FAIL_FAST = RetryConfig(max_elapsed_time_millis=2000, max_retries=4)
 
 
+def payload_codec(settings: Settings) -> EncryptionCodec | None:
+    """The codec of CALLERLOOP_ENCRYPTION_KEYS; None leaves payloads in clear."""
+    spec = settings.encryption_keys.get_secret_value()
+    return codec_from_spec(spec) if spec else None
+
+
 async def connect(settings: Settings, retry_config: RetryConfig | None = None) -> Client:
+    """A client that encrypts every payload it sends and decrypts what it reads."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         retry_config=retry_config,
+        data_converter=data_converter(payload_codec(settings)),
     )

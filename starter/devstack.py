@@ -34,6 +34,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from types import FrameType
 
+from pydantic import SecretStr
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -46,9 +47,10 @@ from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.service import RPCError
 
 from callerloop.agency_config import AgencyConfig, AgencyConfigError, load_agencies
+from callerloop.codec import data_converter, new_key_spec
 from callerloop.db import Database, OutboxMessage
 from callerloop.settings import PROJECT_ROOT, Settings, get_settings
-from callerloop.temporal import installed_binary
+from callerloop.temporal import installed_binary, payload_codec
 from callerloop.twilio_standin import TwilioStandIn
 from starter.cli import print_replay_summary, run_replay
 from starter.replay import ParsedExport, ReplayReport, column_names, parse_cad_export, timeline
@@ -265,6 +267,8 @@ def dev_server_command(settings: Settings, paths: StackPaths) -> list[str]:
         "--log-level",
         "error",
         "--ui-disable-news-fetch",  # offline: the UI would fetch a newsfeed from the internet
+        "--ui-codec-endpoint",  # the web app decrypts payloads for the UI on this machine
+        f"{web_url(settings)}/codec",
     ]
     for key in sa.ALL:
         command += [
@@ -272,6 +276,19 @@ def dev_server_command(settings: Settings, paths: StackPaths) -> list[str]:
             f"{key.name}={SEARCH_ATTRIBUTE_TYPES[key.indexed_value_type]}",
         ]
     return command
+
+
+def with_encryption_keys(settings: Settings, paths: StackPaths) -> Settings:
+    """The configured keys, or a local key kept in the data folder (created on first use),
+    so the local stack encrypts its payloads like production."""
+    if settings.encryption_keys.get_secret_value():
+        return settings
+    key_file = paths.data_dir / "encryption-keys"
+    if not key_file.exists():
+        key_file.write_text(new_key_spec("local") + "\n", encoding="utf-8")
+        key_file.chmod(0o600)
+    spec = key_file.read_text(encoding="utf-8").strip()
+    return settings.model_copy(update={"encryption_keys": SecretStr(spec)})
 
 
 def temporal_address(settings: Settings) -> str:
@@ -298,12 +315,15 @@ def worker_environment(
         "CALLERLOOP_TEMPORAL_NAMESPACE": settings.temporal_namespace,
         "CALLERLOOP_TASK_QUEUE": settings.task_queue,
         "CALLERLOOP_AGENCIES_DIR": str(settings.agencies_dir),
+        "CALLERLOOP_ENCRYPTION_KEYS": settings.encryption_keys.get_secret_value(),
         "PYTHONUNBUFFERED": "1",
     }
 
 
-async def wait_for_server(address: str, namespace: str, server: Child) -> Client:
+async def wait_for_server(settings: Settings, server: Child) -> Client:
     """A client once the namespace answers; a StackError with the server's log if not."""
+    address, namespace = temporal_address(settings), settings.temporal_namespace
+    converter = data_converter(payload_codec(settings))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + SERVER_READY_TIMEOUT
     last_error = "no answer yet"
@@ -311,7 +331,8 @@ async def wait_for_server(address: str, namespace: str, server: Child) -> Client
         if server.exit_code() is not None:
             raise StackError(server.obituary())
         try:
-            client = await asyncio.wait_for(Client.connect(address, namespace=namespace), 5)
+            connecting = Client.connect(address, namespace=namespace, data_converter=converter)
+            client = await asyncio.wait_for(connecting, 5)
             await client.workflow_service.describe_namespace(
                 DescribeNamespaceRequest(namespace=namespace)
             )
@@ -581,6 +602,7 @@ class DevStack:
         if not self.options.keep:
             reset_demo_state(self.paths, self.console)
         source = choose_replay(self.settings, agency, self.options.day)
+        self.settings = with_encryption_keys(self.settings, self.paths)
         db = Database(self.database_url)
         db.create_schema()  # before the worker starts, so the two never race to create it
         try:
@@ -648,9 +670,7 @@ class DevStack:
             f"Temporal dev server starting on {temporal_address(self.settings)} "
             f"(state in {self.paths.temporal_db}, log in {self.paths.server_log})"
         )
-        return await wait_for_server(
-            temporal_address(self.settings), self.settings.temporal_namespace, server
-        )
+        return await wait_for_server(self.settings, server)
 
     def _start_worker(self) -> None:
         worker = spawn(

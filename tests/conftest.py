@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
@@ -24,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.sms_providers.base import SmsProvider
 from callerloop.agency_config import AgencyConfig
+from callerloop.codec import codec_from_spec, data_converter, new_key_spec
 from callerloop.db import Database
 from callerloop.settings import Settings
 from callerloop.temporal import installed_binary
@@ -33,6 +35,9 @@ from worker import all_running, build_workers
 from workflows import search_attributes as sa
 
 REQUIRE_ALL = os.environ.get("CALLERLOOP_REQUIRE_ALL") == "1"
+# Every test's payloads are encrypted, as in production (a fresh key per test session).
+TEST_ENCRYPTION_KEYS = new_key_spec("test")
+TEST_CONVERTER = data_converter(codec_from_spec(TEST_ENCRYPTION_KEYS))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -93,6 +98,7 @@ async def start_dev_server(
         dev_server_log_level="error",
         port=port,
         dev_server_database_filename=str(database_file) if database_file else None,
+        data_converter=TEST_CONVERTER,
     )
 
 
@@ -101,13 +107,15 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironme
     choice = request.config.getoption("--workflow-environment")
     if choice == "time-skipping":
         environment = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=str(installed_binary("temporal-test-server"))
+            test_server_existing_path=str(installed_binary("temporal-test-server")),
+            data_converter=TEST_CONVERTER,
         )
         await register_search_attributes(environment.client)
     elif choice == "local":
         environment = await start_dev_server()
     else:
-        environment = WorkflowEnvironment.from_client(await Client.connect(choice))
+        client = await Client.connect(choice, data_converter=TEST_CONVERTER)
+        environment = WorkflowEnvironment.from_client(client)
     yield environment
     await environment.shutdown()
 
@@ -157,6 +165,7 @@ async def start_harness(
         database_url=database.url,
         time_scale=time_scale,
         public_base_url="https://callerloop.test",
+        encryption_keys=SecretStr(TEST_ENCRYPTION_KEYS),
     )
     with ThreadPoolExecutor(8) as executor:
         workers = build_workers(

@@ -20,8 +20,9 @@ from callerloop.db import Database
 from callerloop.inbound import temporal_signaller
 from callerloop.logging import configure_logging
 from callerloop.settings import Settings, get_settings
-from callerloop.temporal import FAIL_FAST, connect
+from callerloop.temporal import FAIL_FAST, connect, payload_codec
 from web.cad_ingest import RateLimit, cad_ingest_router, temporal_signal_with_start
+from web.codec_server import codec_app
 from web.twilio_signature import TwilioSignatureCheck
 from web.twilio_webhooks import twilio_router
 
@@ -49,6 +50,11 @@ def create_app(
             rate_limit=RateLimit(settings.ingest_rate_per_second, settings.ingest_burst),
         )
     )
+
+    codec = payload_codec(settings)
+    if codec is not None:
+        tokens = settings.codec_access_tokens.get_secret_value().split(",")
+        app.mount("/codec", codec_app(codec, settings.codec_cors_origins, tokens))
 
     @app.get("/healthz", response_class=PlainTextResponse)
     async def healthz() -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlmodel import select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
@@ -31,7 +32,12 @@ from starter.cli import app as cli_app
 from starter.cli import run_replay
 from starter.http_client import event_json
 from starter.replay import ReplayCall, parse_cad_export
-from tests.conftest import start_dev_server, start_harness
+from tests.conftest import (
+    TEST_CONVERTER,
+    TEST_ENCRYPTION_KEYS,
+    start_dev_server,
+    start_harness,
+)
 from tests.factories import RecordingProvider, cad_event, eligible_call, make_agency
 from tests.harness import Harness
 from tests.requirements import real_cad_export
@@ -61,7 +67,7 @@ def web_app(
     target = environment.client.service_client.config.target_host
 
     async def connect() -> Client:
-        return await Client.connect(target)
+        return await Client.connect(target, data_converter=TEST_CONVERTER)
 
     app = create_app(app_settings(task_queue), database, agencies, connect)
     with serving(app) as url:
@@ -255,6 +261,7 @@ async def test_with_temporal_stopped_events_are_kept_and_retry_delivers_them_onc
         temporal_address=f"127.0.0.1:{port}",
         database_url=database.url,
         public_base_url="https://callerloop.test",
+        encryption_keys=SecretStr(TEST_ENCRYPTION_KEYS),
     )
     key = create_key(database, example.id, "CAD")[1]
     first, second = "25-900001", "25-900002"
@@ -290,6 +297,7 @@ async def test_with_temporal_stopped_events_are_kept_and_retry_delivers_them_onc
         monkeypatch.setenv("CALLERLOOP_DATABASE_URL", database.url)
         monkeypatch.setenv("CALLERLOOP_TEMPORAL_ADDRESS", settings.temporal_address)
         monkeypatch.setenv("CALLERLOOP_TASK_QUEUE", task_queue)
+        monkeypatch.setenv("CALLERLOOP_ENCRYPTION_KEYS", TEST_ENCRYPTION_KEYS)
         get_settings.cache_clear()
         runner = CliRunner()
         for letter in letters:

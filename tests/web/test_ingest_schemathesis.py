@@ -36,7 +36,7 @@ from callerloop.api_keys import create_key
 from callerloop.db import Database, DeadLetter
 from callerloop.settings import PROJECT_ROOT, Settings
 from callerloop.temporal import FAIL_FAST
-from tests.conftest import start_dev_server
+from tests.conftest import TEST_CONVERTER, start_dev_server
 from tests.factories import make_agency
 from tests.web.serving import serving
 from web.app import create_app
@@ -90,7 +90,7 @@ def ingest_api(
     )
 
     async def connect() -> Client:
-        return await Client.connect(target, retry_config=FAIL_FAST)
+        return await Client.connect(target, retry_config=FAIL_FAST, data_converter=TEST_CONVERTER)
 
     app = create_app(settings_, database, {example.id: example, other.id: other}, connect)
     with serving(app) as url:

@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from callerloop.db import Database
 from callerloop.temporal import installed_binary
-from tests.conftest import start_harness
+from tests.conftest import TEST_CONVERTER, start_harness
 from tests.factories import (
     RecordingProvider,
     cad_event,
@@ -89,6 +89,7 @@ async def short_history_harness(database: Database) -> AsyncIterator[Harness]:
             "--dynamic-config-value",
             "limit.historyCount.suggestContinueAsNew=40",
         ],
+        data_converter=TEST_CONVERTER,
     )
     agency = make_agency(timing={"survey_window": "PT2H"})
     try:

@@ -1,0 +1,107 @@
+"""Every Temporal payload encrypted with AES-256-GCM: workflow inputs, signals, updates,
+queries, activity inputs and results, memos and summaries. A caller's phone number and
+language never reach Temporal's database in clear.
+
+Keys carry an id, written in each payload's metadata, so keys rotate without breaking
+calls in flight: the primary key encrypts, every configured key decrypts. Configure
+`CALLERLOOP_ENCRYPTION_KEYS="2026-11:<base64 32 bytes>,2026-05:<…>"` (the first is the
+primary); `callerloop keys encryption-new` prints a fresh one.
+
+This follows the encryption sample of temporalio/samples-python; the codec server in
+`web/codec_server.py` lets an authorised operator's Temporal UI decrypt.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from collections.abc import Mapping, Sequence
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from temporalio.api.common.v1 import Payload
+from temporalio.converter import DataConverter, PayloadCodec
+
+ENCODING = b"binary/encrypted"
+KEY_ID_METADATA = "encryption-key-id"
+NONCE_BYTES = 12
+KEY_BYTES = 32
+_KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class EncryptionKeyError(ValueError):
+    """The configured keys are malformed, or a payload names a key we do not have."""
+
+
+class EncryptionCodec(PayloadCodec):
+    def __init__(self, keys: Mapping[str, bytes], primary: str) -> None:
+        if primary not in keys:
+            raise EncryptionKeyError(f"primary key {primary!r} is not among the keys")
+        for key_id, key in keys.items():
+            if not _KEY_ID.match(key_id):
+                raise EncryptionKeyError(f"key id {key_id!r}: use letters, digits, . _ -")
+            if len(key) != KEY_BYTES:
+                raise EncryptionKeyError(f"key {key_id!r} is {len(key)} bytes, not {KEY_BYTES}")
+        self.primary = primary
+        self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.encrypt(payload) for payload in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.decrypt(payload) for payload in payloads]
+
+    def encrypt(self, payload: Payload) -> Payload:
+        nonce = os.urandom(NONCE_BYTES)
+        key_id = self.primary.encode()
+        # The key id is authenticated too: a payload cannot be relabelled to another key.
+        sealed = self._ciphers[self.primary].encrypt(nonce, payload.SerializeToString(), key_id)
+        return Payload(
+            metadata={"encoding": ENCODING, KEY_ID_METADATA: key_id}, data=nonce + sealed
+        )
+
+    def decrypt(self, payload: Payload) -> Payload:
+        if payload.metadata.get("encoding") != ENCODING:
+            return payload  # not ours (e.g. written before encryption was turned on)
+        key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode()
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise EncryptionKeyError(
+                f"payload encrypted with key {key_id!r}, which is not configured"
+            )
+        nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
+        return Payload.FromString(cipher.decrypt(nonce, sealed, key_id.encode()))
+
+
+def parse_keys(spec: str) -> tuple[dict[str, bytes], str]:
+    """`id:base64key,id2:base64key` → ({id: key}, primary id = the first)."""
+    keys: dict[str, bytes] = {}
+    for position, item in enumerate(part.strip() for part in spec.split(",")):
+        key_id, separator, encoded = item.partition(":")
+        where = f"CALLERLOOP_ENCRYPTION_KEYS item {position + 1}"
+        if not separator or not key_id or not encoded:
+            raise EncryptionKeyError(f"{where}: expected KEY_ID:BASE64_KEY")
+        try:
+            keys[key_id] = base64.b64decode(encoded, validate=True)
+        except binascii.Error as error:
+            raise EncryptionKeyError(f"{where} ({key_id}): not base64: {error}") from None
+    if not keys:
+        raise EncryptionKeyError("CALLERLOOP_ENCRYPTION_KEYS is empty")
+    return keys, next(iter(keys))
+
+
+def new_key_spec(key_id: str) -> str:
+    """A fresh `id:base64key` item for CALLERLOOP_ENCRYPTION_KEYS."""
+    return f"{key_id}:{base64.b64encode(os.urandom(KEY_BYTES)).decode()}"
+
+
+def codec_from_spec(spec: str) -> EncryptionCodec:
+    keys, primary = parse_keys(spec)
+    return EncryptionCodec(keys, primary)
+
+
+def data_converter(codec: PayloadCodec | None) -> DataConverter:
+    if codec is None:
+        return DataConverter.default
+    return DataConverter(payload_codec=codec)

@@ -145,12 +145,13 @@ async def start_harness(
     agencies: dict[str, AgencyConfig],
     provider: SmsProvider,
     time_scale: float = 1.0,
+    public_base_url: str = "https://callerloop.test",
 ) -> AsyncIterator[Harness]:
     settings = Settings(
         task_queue=f"test-{uuid.uuid4()}",
         database_url=database.url,
         time_scale=time_scale,
-        public_base_url="https://callerloop.test",
+        public_base_url=public_base_url,
     )
     with ThreadPoolExecutor(8) as executor:
         workers = build_workers(

@@ -12,11 +12,21 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from sqlmodel import select
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
+from activities.texts import TextActivities
 from callerloop.agency_config import AgencyConfig
-from callerloop.db import AnsweredSurvey, CallRecord, Database, SurveyAnswer, SurveyResponse, utcnow
+from callerloop.db import (
+    AnsweredSurvey,
+    CallRecord,
+    Database,
+    LinkToken,
+    SurveyAnswer,
+    SurveyResponse,
+    utcnow,
+)
 from callerloop.links import issue_link
+from tests.activities.test_send_text import send_input
 from tests.conftest import start_harness
 from tests.factories import (
     RecordingProvider,
@@ -435,3 +445,22 @@ async def test_phone_simulator_only_with_the_local_provider(
         transport=httpx.ASGITransport(app=twilio), base_url=BASE
     ) as client:
         assert (await client.get("/dev/phone")).status_code == 404
+
+
+def test_links_expire_with_the_retention_period_and_the_survey_window(
+    database: Database, provider: RecordingProvider
+) -> None:
+    """The send activity dates each link: a status link for the retention period, a
+    survey link for the survey window (divided by the time scale, like the workflow's wait)."""
+    agency = make_agency(timing={"survey_window": "P5D"}, retention={"outbox_days": 30})
+    activities = TextActivities(database, {agency.id: agency}, provider, BASE, time_scale=10)
+    before = utcnow()
+    ActivityEnvironment().run(activities.send_text, send_input(TextKind.CONFIRMATION))
+    ActivityEnvironment().run(activities.send_text, send_input(TextKind.SURVEY))
+    after = utcnow()
+    with database.session() as session:
+        links = {link.purpose: link for link in session.exec(select(LinkToken))}
+    status_expiry, survey_expiry = links["status"].expires_at, links["survey"].expires_at
+    assert status_expiry is not None and survey_expiry is not None
+    assert before + timedelta(days=30) <= status_expiry <= after + timedelta(days=30)
+    assert before + timedelta(hours=12) <= survey_expiry <= after + timedelta(hours=12)

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from callerloop.agency_config import AgencyConfig
+from callerloop.agency_config import AgencyConfig, SurveyQuestion
 from callerloop.db import CallRecord, Database, LinkToken, utcnow
 from callerloop.links import STATUS, SURVEY, find_link
 from web.call_status import PlainStatus, StatusView, status_view
@@ -86,9 +86,7 @@ def resident_pages_router(
 ) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
-    def page(
-        request: Request, template: str, language: str, status_code: int = 200, **context: Any
-    ) -> HTMLResponse:
+    def page(template: str, language: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         html = renderer.render(template, language, **context)
         return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
 
@@ -100,7 +98,7 @@ def resident_pages_router(
         language = choose_language(
             request.query_params.get("lang"), None, request.headers.get("accept-language")
         )
-        response = page(request, "too_many.html", language, 429)
+        response = page("too_many.html", language, 429)
         response.headers["Retry-After"] = str(retry_after)
         return response
 
@@ -109,7 +107,7 @@ def resident_pages_router(
         language = choose_language(
             request.query_params.get("lang"), None, request.headers.get("accept-language")
         )
-        return page(request, "not_found.html", language, 404)
+        return page("not_found.html", language, 404)
 
     def language_for(request: Request, call_language: str | None) -> str:
         return choose_language(
@@ -139,7 +137,6 @@ def resident_pages_router(
             return not_found(request)
         language = language_for(request, view.call_language)
         return page(
-            request,
             "status.html",
             language,
             agency=agency.agency,
@@ -161,7 +158,7 @@ def resident_pages_router(
         with db.session() as session:
             answered = already_answered(session, link.token_hash)
         if answered:
-            return page(request, "survey_answered.html", language, agency=agency.agency)
+            return page("survey_answered.html", language, agency=agency.agency)
         return survey_form(request, link, agency, language, Answers())
 
     def survey_form(
@@ -178,7 +175,6 @@ def resident_pages_router(
             for question in agency.survey.questions
         ]
         response = page(
-            request,
             "survey.html",
             language,
             status_code,
@@ -219,7 +215,7 @@ def resident_pages_router(
             request.headers.get("origin"),
             f"{request.url.scheme}://{request.url.netloc}",
         ):
-            return page(request, "form_expired.html", language, 403, agency=agency.agency)
+            return page("form_expired.html", language, 403, agency=agency.agency)
         answers = read_answers(agency, fields)
         if answers.errors:
             return survey_form(request, link, agency, language, answers, 422)
@@ -239,7 +235,7 @@ def resident_pages_router(
 
         outcome = await run_in_threadpool(store)
         if outcome == StoreOutcome.ALREADY_ANSWERED:
-            return page(request, "survey_answered.html", language, 409, agency=agency.agency)
+            return page("survey_answered.html", language, 409, agency=agency.agency)
         # Post/redirect/get: reloading the thank-you page does not post again.
         return RedirectResponse(
             f"/survey/{token}/thanks?lang={language}", status_code=303, headers=PAGE_HEADERS
@@ -258,7 +254,7 @@ def resident_pages_router(
         if not answered:
             return RedirectResponse(f"/survey/{token}", status_code=303, headers=PAGE_HEADERS)
         language = language_for(request, call.language)
-        return page(request, "survey_thanks.html", language, agency=agency.agency)
+        return page("survey_thanks.html", language, agency=agency.agency)
 
     return router
 
@@ -282,7 +278,7 @@ def _when(renderer: PageRenderer, view: StatusView, agency: AgencyConfig, langua
 def _question_view(
     renderer: PageRenderer,
     agency: AgencyConfig,
-    question: Any,
+    question: SurveyQuestion,
     language: str,
     answers: Answers,
 ) -> QuestionView:

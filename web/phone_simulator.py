@@ -1,14 +1,16 @@
 """`/dev/phone`: the outbox as the residents' phones would show it, one conversation per
 number, links clickable. Only mounted with the `local` SMS provider (texts never leave the
-outbox), so a person running `make run` can follow a call as the resident would."""
+outbox), so a person running `make run` can follow a call as the resident would. It shows
+numbers and live links, so it answers only on the machine itself (loopback clients)."""
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations.
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
 from sqlmodel import col, select
 
@@ -76,11 +78,20 @@ def conversations(db: Database) -> tuple[list[Conversation], int]:
     return latest_first, purged
 
 
+def is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def phone_simulator_router(db: Database, renderer: PageRenderer) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get(PHONE_PATH, response_class=HTMLResponse)
-    def phone() -> HTMLResponse:
+    def phone(request: Request) -> HTMLResponse:
+        if not is_loopback(request.client.host if request.client else None):
+            raise HTTPException(status.HTTP_404_NOT_FOUND)
         found, purged = conversations(db)
         html = renderer.render("phone.html", "en", conversations=found, purged=purged)
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})

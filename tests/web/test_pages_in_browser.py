@@ -135,8 +135,12 @@ async def test_a_resident_follows_the_call_and_answers_the_survey(
     status_link = link_in_text(harness, incident, "confirmation")
     assert status_link.startswith(f"{url}/s/")
 
+    # As in `make run`: the phone simulator shows the text; the resident taps its link.
     page = await phone.new_page()
-    await page.goto(status_link)
+    await page.goto(f"{url}/dev/phone")
+    await check_and_photograph(page, axe_script, "phone-simulator")
+    await page.get_by_role("link", name=status_link).click()
+    await expect(page).to_have_url(status_link)
     # The caller spoke Spanish: the page opens in Spanish, whatever the browser prefers.
     await expect(page.locator("html")).to_have_attribute("lang", "es")
     await expect(page.get_by_role("heading", level=1)).to_have_text(HEADINGS["status"]["es"])
@@ -204,6 +208,10 @@ async def test_a_resident_follows_the_call_and_answers_the_survey(
     await page.get_by_role("button", name="Send my answers").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("Thank you")
     await check_and_photograph(page, axe_script, "survey-thanks")
+    for language in ("es", "fr"):
+        await page.get_by_role("link", name=LANGUAGES[language]).click()
+        await expect(page.locator("html")).to_have_attribute("lang", language)
+        await check_and_photograph(page, axe_script, "survey-thanks")
 
     # The second time: refused, from the other tab and from the link.
     await second_tab.get_by_label("No officer came").check()
@@ -217,6 +225,9 @@ async def test_a_resident_follows_the_call_and_answers_the_survey(
     await page.goto(survey_link)
     await expect(page.get_by_role("heading", level=1)).to_have_text("Encuesta ya respondida")
     await expect(page.locator("form")).to_have_count(0)
+    for language in ("es", "en", "fr"):
+        await page.goto(f"{survey_link}?lang={language}")
+        await check_and_photograph(page, axe_script, "survey-answered")
 
     with database.session() as session:
         [response] = session.exec(select(SurveyResponse)).all()
@@ -261,6 +272,10 @@ async def test_unknown_link_is_a_plain_page(
     assert response is not None and response.status == 404
     await expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
     await check_and_photograph(page, axe_script, "not-found")
+    for language in ("es", "fr"):
+        await page.get_by_role("link", name=LANGUAGES[language]).click()
+        await expect(page.locator("html")).to_have_attribute("lang", language)
+        await check_and_photograph(page, axe_script, "not-found")
 
 
 def test_screenshot_folder_is_ignored_by_git() -> None:

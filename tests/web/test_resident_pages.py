@@ -445,6 +445,10 @@ async def test_phone_simulator_only_with_the_local_provider(
         transport=httpx.ASGITransport(app=twilio), base_url=BASE
     ) as client:
         assert (await client.get("/dev/phone")).status_code == 404
+    # It shows numbers and live links: not to other machines.
+    remote = httpx.ASGITransport(app=local, client=("203.0.113.9", 50000))
+    async with httpx.AsyncClient(transport=remote, base_url=BASE) as client:
+        assert (await client.get("/dev/phone")).status_code == 404
 
 
 def test_links_expire_with_the_retention_period_and_the_survey_window(

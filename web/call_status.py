@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from sqlmodel import Session, col, func, select
 
-from callerloop.db import CallEventRecord, CallRecord, OutboxMessage
+from callerloop.db import CallEventRecord, CallRecord, EligibilityDecisionRecord, OutboxMessage
 from workflows.model import CallStatus, TextKind
 
 
@@ -81,3 +81,14 @@ def _delay_reported_at(session: Session, workflow_id: str) -> datetime | None:
     )
     times = [session.exec(cad).one(), session.exec(notice).one()]
     return max((t for t in times if t is not None), default=None)
+
+
+def blocked_for_safety(session: Session, workflow_id: str) -> bool:
+    """A call that hit a safety stop (reclassified as sensitive, flagged do-not-text,
+    suppressed by an operator) stops texting for good; its pages go dark too, since
+    whoever holds the phone may not be the caller."""
+    statement = select(EligibilityDecisionRecord.id).where(
+        col(EligibilityDecisionRecord.workflow_id) == workflow_id,
+        col(EligibilityDecisionRecord.permanent),
+    )
+    return session.exec(statement).first() is not None

@@ -1,8 +1,9 @@
 """The pages residents open from their texts: `/s/{token}` (status) and `/survey/{token}`.
 
 Server-rendered HTML, no JavaScript. A token is scoped to one call and one purpose and
-expires; an unknown, expired or other-purpose token gets the same plain 404 as a token
-that never existed, and a client that keeps missing is refused for a while (429).
+expires; an unknown, expired or other-purpose token, or one for a call stopped for safety,
+gets the same plain 404 as a token that never existed, and a client that keeps missing is
+refused for a while (429).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations.
@@ -22,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from callerloop.agency_config import AgencyConfig, SurveyQuestion
 from callerloop.db import CallRecord, Database, LinkToken, utcnow
 from callerloop.links import STATUS, SURVEY, find_link
-from web.call_status import PlainStatus, StatusView, status_view
+from web.call_status import PlainStatus, StatusView, blocked_for_safety, status_view
 from web.i18n import N_, PageRenderer, choose_language
 from web.page_security import PAGE_HEADERS, FormProtection, GuessLimiter
 from web.survey import (
@@ -117,7 +118,9 @@ def resident_pages_router(
     def find(token: str, purpose: str) -> tuple[LinkToken, CallRecord, AgencyConfig] | None:
         with db.session() as session:
             link = find_link(session, token, purpose, utcnow())
-            call = session.get(CallRecord, link.workflow_id) if link else None
+            if link is None or blocked_for_safety(session, link.workflow_id):
+                return None
+            call = session.get(CallRecord, link.workflow_id)
         agency = agencies.get(call.agency) if call else None
         if link is None or call is None or agency is None:
             return None

@@ -221,6 +221,25 @@ async def test_unknown_expired_and_other_purpose_tokens_get_the_same_404(
     assert "not valid or is no longer available" in bodies.pop()
 
 
+async def test_pages_go_dark_when_the_call_is_stopped_for_safety(
+    harness: Harness, database: Database, agency: AgencyConfig
+) -> None:
+    """Reclassified as domestic violence, the call never texts again, and its status page
+    shows nothing more: whoever holds the phone may not be the caller."""
+    incident = await texted_call(harness)
+    link = link_in_text(harness, incident, "confirmation")
+    async with client_for(database, agency) as client:
+        assert (await client.get(link)).status_code == 200
+        state = await harness.send(
+            cad_event(incident, CadEventType.UPDATED, minutes=3, call_type="DOMESTIC VIOL NO INJ")
+        )
+        assert state.blocked is not None
+        stopped = await client.get(link)
+        never_issued = await client.get(f"/s/{'B' * 22}")
+    assert stopped.status_code == 404
+    assert stopped.text == never_issued.text
+
+
 async def test_token_guessing_is_rate_limited(
     harness: Harness, database: Database, agency: AgencyConfig
 ) -> None:

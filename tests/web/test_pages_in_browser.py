@@ -235,30 +235,47 @@ async def test_a_resident_follows_the_call_and_answers_the_survey(
     assert (response.language, response.page_language) == ("es", "en")
 
 
+FOCUSED_STYLE = """() => {
+    const element = document.activeElement, style = getComputedStyle(element);
+    return [element.tagName, style.outlineStyle, style.outlineWidth];
+}"""
+
+
 async def test_pages_fit_a_narrow_screen_with_large_text(
     site: tuple[Harness, str], browser: Browser
 ) -> None:
-    """320 px wide with text at 200 %: nothing scrolls sideways, focus is visible."""
+    """320 px wide with text at 200 %: nothing scrolls sideways; keyboard focus is visible
+    on links and on the survey's radio buttons."""
     harness, _ = site
     incident = new_incident_id()
     await harness.send(eligible_call(incident))
-    status_link = link_in_text(harness, incident, "confirmation")
+    await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=30))
+    await harness.env.sleep(timedelta(hours=25))
+    await harness.settle(incident, lambda s: s.sent(TextKind.SURVEY))
+    links = {
+        "status": link_in_text(harness, incident, "confirmation"),
+        "survey": link_in_text(harness, incident, "survey"),
+    }
     context = await browser.new_context(viewport={"width": 320, "height": 640})
     page = await context.new_page()
     try:
-        for language in ("en", "es", "fr"):
-            await page.goto(f"{status_link}?lang={language}")
-            await page.evaluate("document.documentElement.style.fontSize = '200%'")
-            overflow = await page.evaluate(
-                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-            )
-            assert overflow <= 0, f"status page ({language}) scrolls sideways by {overflow} px"
+        for name, link in links.items():
+            for language in ("en", "es", "fr"):
+                await page.goto(f"{link}?lang={language}")
+                await page.evaluate("document.documentElement.style.fontSize = '200%'")
+                overflow = await page.evaluate(
+                    "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+                )
+                assert overflow <= 0, f"{name} page ({language}) scrolls sideways by {overflow} px"
         await page.keyboard.press("Tab")
-        outline = await page.evaluate(
-            "() => { const s = getComputedStyle(document.activeElement);"
-            " return [document.activeElement.tagName, s.outlineStyle, s.outlineWidth]; }"
-        )
-        assert outline[0] == "A" and outline[1] != "none" and outline[2] != "0px", outline
+        tag, outline_style, outline_width = await page.evaluate(FOCUSED_STYLE)
+        assert tag == "A" and outline_style != "none" and outline_width != "0px"
+        for _ in range(10):  # past the language links, to the first answer
+            await page.keyboard.press("Tab")
+            tag, outline_style, outline_width = await page.evaluate(FOCUSED_STYLE)
+            if tag == "INPUT":
+                break
+        assert tag == "INPUT" and outline_style != "none" and outline_width != "0px"
     finally:
         await context.close()
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from babel import Locale, negotiate_locale
+from babel import negotiate_locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -78,19 +78,11 @@ def choose_language(
             return choice
     preferred = parse_accept_language(accept_language)
     negotiated = negotiate_locale(preferred, list(LANGUAGE_NAMES), sep="-")
-    if negotiated is None:
+    if negotiated not in LANGUAGE_NAMES:  # Babel may answer in the header's own case
         # "es-MX" has no exact match among the bare languages: compare language parts.
-        bases = [Locale.parse(tag, sep="-").language for tag in preferred if _parses(tag)]
+        bases = [tag.split("-")[0].lower() for tag in preferred]
         negotiated = next((b for b in bases if b in LANGUAGE_NAMES), None)
-    return negotiated or FALLBACK_LANGUAGE
-
-
-def _parses(tag: str) -> bool:
-    try:
-        Locale.parse(tag, sep="-")
-    except (ValueError, TypeError):
-        return False
-    return True
+    return negotiated if negotiated in LANGUAGE_NAMES else FALLBACK_LANGUAGE
 
 
 class PageRenderer:

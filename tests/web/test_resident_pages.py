@@ -290,6 +290,10 @@ async def test_language_from_query_then_caller_then_browser(
         assert language(await client.get(plain_link, headers=french_browser)) == "fr"
         assert language(await client.get(plain_link, headers={"Accept-Language": "es-MX"})) == "es"
         assert language(await client.get(plain_link, headers={"Accept-Language": "de"})) == "en"
+        for odd in ("xx-YY, *;q=0.1", "fr;q=abc", ";;,", "ES-us"):
+            page = await client.get(plain_link, headers={"Accept-Language": odd})
+            assert page.status_code == 200, odd
+        assert language(await client.get(plain_link, headers={"Accept-Language": "ES-us"})) == "es"
         assert language(await client.get(plain_link, params={"lang": "de"})) == "en"
         switch = (await client.get(plain_link)).text
     for code, name in (("en", "English"), ("es", "Español"), ("fr", "Français")):

@@ -15,6 +15,7 @@ from callerloop.db import (
     OutboxMessage,
     utcnow,
 )
+from callerloop.links import SURVEY, expire_links
 from workflows.model import CallState, PurgeInput, RecordCallInput, TextingState
 
 
@@ -57,7 +58,8 @@ class CallRecordActivities:
 
     @activity.defn(name="purge_personal_data")
     def purge_personal_data(self, input: PurgeInput) -> None:
-        """The end of a call's lifecycle: numbers and message bodies are deleted."""
+        """The end of a call's lifecycle: numbers and message bodies are deleted and the
+        survey link closes. Survey responses hold no personal data and are kept."""
         now = utcnow()
         with self._db.session() as session:
             session.exec(
@@ -66,6 +68,9 @@ class CallRecordActivities:
                 .values(to=None, body=None, updated_at=now)
             )
             session.exec(delete(AutoReply).where(col(AutoReply.workflow_id) == input.workflow_id))
+            # The survey window is over when the lifecycle ends. The status link stays until
+            # it expires: it shows no personal data and the record it reads is kept.
+            expire_links(session, input.workflow_id, SURVEY, now)
             session.exec(
                 update(CallRecord)
                 .where(col(CallRecord.workflow_id) == input.workflow_id)

@@ -14,7 +14,7 @@ missing one is reconciled from the provider's records).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -32,7 +32,7 @@ from activities.sms_providers.base import (
 from callerloop.agency_config import AgencyConfig
 from callerloop.db import Database, OutboxMessage, utcnow
 from callerloop.delivery_status import STATUS_ORDER
-from callerloop.links import issue_link
+from callerloop.links import STATUS, SURVEY, issue_link
 from callerloop.messages import MessageContext, render_message
 from callerloop.sms_encoding import measure
 from workflows.model import SendTextInput, SendTextResult, TextKind
@@ -56,6 +56,7 @@ class TextActivities:
         self._agencies = agencies
         self._provider = provider
         self._base_url = public_base_url
+        self._time_scale = time_scale
         self._pacers = {a.id: Pacer(sender_rate(a, time_scale)) for a in agencies.values()}
 
     @activity.defn(name="send_text")
@@ -122,12 +123,21 @@ class TextActivities:
         context = MessageContext(case_number=input.case_number)
         if input.kind == TextKind.CONFIRMATION:
             status_url = issue_link(
-                session, base_url=self._base_url, workflow_id=input.workflow_id, purpose="status"
+                session,
+                base_url=self._base_url,
+                workflow_id=input.workflow_id,
+                purpose=STATUS,
+                expires_at=input.link_expires_at or status_link_expiry(agency, utcnow()),
             )
             context = MessageContext(case_number=input.case_number, status_url=status_url)
         elif input.kind == TextKind.SURVEY:
             survey_url = issue_link(
-                session, base_url=self._base_url, workflow_id=input.workflow_id, purpose="survey"
+                session,
+                base_url=self._base_url,
+                workflow_id=input.workflow_id,
+                purpose=SURVEY,
+                expires_at=input.link_expires_at
+                or survey_link_expiry(agency, utcnow(), self._time_scale),
             )
             context = MessageContext(case_number=input.case_number, survey_url=survey_url)
         return render_message(agency, input.kind.value, input.language, context)
@@ -166,6 +176,18 @@ def sender_rate(agency: AgencyConfig, time_scale: float) -> float:
     """Messages per second for this agency's sender. The gap between two texts is a policy
     duration like any other, so the time scale divides it too (a demo day in minutes)."""
     return agency.texts.messages_per_second * time_scale
+
+
+def status_link_expiry(agency: AgencyConfig, issued_at: datetime) -> datetime:
+    """The status page answers for the agency's retention period: the case number and
+    status are worth looking up again after the call, and are not personal data."""
+    return issued_at + timedelta(days=agency.retention.outbox_days)
+
+
+def survey_link_expiry(agency: AgencyConfig, issued_at: datetime, time_scale: float) -> datetime:
+    """The survey is open for its window, scaled like the workflow's wait for it, after
+    which the call ends (the purge also closes it, whichever comes first)."""
+    return issued_at + agency.timing.survey_window / time_scale
 
 
 def _find(session: Session, workflow_id: str, kind: TextKind) -> OutboxMessage | None:

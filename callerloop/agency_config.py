@@ -13,7 +13,7 @@ import tomllib
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -150,6 +150,79 @@ class Retention(_Strict):
     outbox_days: int = Field(default=90, ge=1)
 
 
+# Survey questions every deployment can ask, already translated in the web app's catalogs;
+# any other question id needs its own `text` in each of the agency's languages.
+BUILT_IN_QUESTIONS = ("call_taker", "officer", "overall", "respect", "comment")
+OTHER_CALL_TYPE_GROUP = "other"
+
+
+class SurveyQuestion(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    # satisfaction: very dissatisfied … very satisfied; agreement: strongly disagree …
+    # strongly agree (both 1 to 5); comment: optional free text.
+    kind: Literal["satisfaction", "agreement", "comment"]
+    text: dict[str, Annotated[str, Field(min_length=1)]] = {}
+    required: bool | None = None  # default: scales yes, comments no
+    # Offers "does not apply" (for the officer question: "no officer came").
+    not_applicable: bool = False
+
+    @property
+    def is_required(self) -> bool:
+        return self.kind != "comment" if self.required is None else self.required
+
+    @model_validator(mode="after")
+    def _text_or_built_in(self) -> Self:
+        if not self.text and self.id not in BUILT_IN_QUESTIONS:
+            raise ValueError(
+                f"question {self.id!r} needs `text` (built-in ids: {list(BUILT_IN_QUESTIONS)})"
+            )
+        unknown = [lang for lang in self.text if lang not in SUPPORTED_LANGUAGES]
+        if unknown:
+            raise ValueError(f"question {self.id!r}: unsupported language(s) {unknown}")
+        if self.kind == "comment" and self.not_applicable:
+            raise ValueError(f"question {self.id!r}: a comment cannot be 'not applicable'")
+        return self
+
+
+DEFAULT_QUESTIONS = [
+    SurveyQuestion(id="call_taker", kind="satisfaction"),
+    SurveyQuestion(id="officer", kind="satisfaction", not_applicable=True),
+    SurveyQuestion(id="overall", kind="satisfaction"),
+    SurveyQuestion(id="respect", kind="agreement"),
+    SurveyQuestion(id="comment", kind="comment"),
+]
+
+
+class SurveyConfig(_Strict):
+    questions: list[SurveyQuestion] = Field(default=DEFAULT_QUESTIONS, min_length=1)
+    comment_max_length: int = Field(default=1000, ge=1, le=5000)
+    # Call types reported together in survey results: group name -> regular expressions
+    # (case-insensitive, first group in file order wins; no match: "other").
+    call_type_groups: dict[
+        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")], list[Pattern]
+    ] = {}
+
+    @field_validator("questions")
+    @classmethod
+    def _unique_ids(cls, value: list[SurveyQuestion]) -> list[SurveyQuestion]:
+        ids = [q.id for q in value]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"question ids must be unique; repeated: {repeated}")
+        return value
+
+    @field_validator("call_type_groups")
+    @classmethod
+    def _compiles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {group: [_valid_pattern(p) for p in patterns] for group, patterns in value.items()}
+
+    def call_type_group(self, call_type: str | None) -> str:
+        for group, patterns in self.call_type_groups.items():
+            if call_type and any(re.search(p, call_type, re.IGNORECASE) for p in patterns):
+                return group
+        return OTHER_CALL_TYPE_GROUP
+
+
 class Templates(_Strict):
     confirmation: str
     assigned: str
@@ -251,6 +324,7 @@ class AgencyConfig(_Strict):
     cad: CadVocabulary = CadVocabulary()
     replay: ReplayConfig = ReplayConfig()
     eido: EidoMapping = EidoMapping()
+    survey: SurveyConfig = SurveyConfig()
 
     @model_validator(mode="after")
     def _templates_complete(self) -> Self:
@@ -267,6 +341,10 @@ class AgencyConfig(_Strict):
                     f"templates.{language}.confirmation must tell the caller to reply STOP"
                     " to opt out"
                 )
+        for question in self.survey.questions:
+            missing = [lang for lang in self.agency.languages if lang not in question.text]
+            if question.text and missing:
+                raise ValueError(f"survey.questions.{question.id}.text: missing {missing}")
         unknown = [p for p in self.timing.delay_thresholds if p not in self.eligibility.priorities]
         if unknown:
             raise ValueError(

@@ -204,6 +204,48 @@ class LinkToken(SQLModel, table=True):
     expires_at: datetime | None = utc_column()
 
 
+class SurveyResponse(SQLModel, table=True):
+    """One answered survey. No phone number, case number, call id or time of day: only
+    the call's facts that results are reported by, so it outlives the call's purge."""
+
+    __tablename__ = "survey_responses"
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency: str = Field(index=True)
+    month: str = Field(index=True)  # "2025-09", the month the call was received (agency time)
+    priority: int | None = None
+    call_type_group: str
+    language: str  # the language the call was texted in
+    page_language: str  # the language the survey was answered in
+    comment: str | None = None  # free text: never part of the open data
+
+
+class SurveyAnswer(SQLModel, table=True):
+    """One question's answer: a score of 1 to 5, "does not apply", or nothing (skipped)."""
+
+    __tablename__ = "survey_answers"
+    __table_args__ = (UniqueConstraint("response_id", "question", name="uq_survey_answer"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    response_id: int = Field(foreign_key="survey_responses.id", index=True)
+    question: str
+    kind: str  # satisfaction or agreement
+    score: int | None = None
+    not_applicable: bool = False
+
+
+class AnsweredSurvey(SQLModel, table=True):
+    """A survey link that has been answered: makes a survey answerable once. Kept apart
+    from the response so the answers cannot be traced back to the call."""
+
+    __tablename__ = "answered_surveys"
+
+    token_hash: str = Field(primary_key=True)
+    # The form's one-off id: a repeated post of the same form is the same answer.
+    submission_hash: str
+    answered_at: datetime = utc_column(nullable=False)
+
+
 class Database:
     """An engine plus the session helper every activity uses."""
 

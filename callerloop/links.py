@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlmodel import Session, col, update
 
 from callerloop.db import LinkToken, utcnow
 
 TOKEN_BYTES = 16  # 128 bits
+STATUS, SURVEY = "status", "survey"
+# What secrets.token_urlsafe(TOKEN_BYTES) produces: anything else is not worth a lookup.
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
 def hash_token(token: str) -> str:
@@ -36,5 +40,30 @@ def issue_link(
             expires_at=expires_at,
         )
     )
-    path = "s" if purpose == "status" else "survey"
+    path = "s" if purpose == STATUS else "survey"
     return f"{base_url.rstrip('/')}/{path}/{token}"
+
+
+def find_link(session: Session, token: str, purpose: str, now: datetime) -> LinkToken | None:
+    """The link behind `token` if it was issued for `purpose` and has not expired."""
+    if not TOKEN_SHAPE.fullmatch(token):
+        return None
+    link = session.get(LinkToken, hash_token(token))
+    if link is None or link.purpose != purpose:
+        return None
+    if link.expires_at is not None and link.expires_at <= now:
+        return None
+    return link
+
+
+def expire_links(session: Session, workflow_id: str, purpose: str, now: datetime) -> None:
+    """End a call's links of one purpose now (those not already over); the caller commits."""
+    session.exec(
+        update(LinkToken)
+        .where(
+            col(LinkToken.workflow_id) == workflow_id,
+            col(LinkToken.purpose) == purpose,
+            (col(LinkToken.expires_at).is_(None)) | (col(LinkToken.expires_at) > now),
+        )
+        .values(expires_at=now)
+    )

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # lookups.twilio.com requests go instead (e.g. http://127.0.0.1:8089).
     twilio_api_base_url: str | None = None
     twilio_lookups_base_url: str | None = None
+    # Signs the survey form's anti-forgery tokens. When empty, a random key per process:
+    # fine for one process; set it when several serve the pages.
+    pages_secret: SecretStr = SecretStr("")
     line_type_cache_days: int = Field(default=30, ge=0)
     ingest_rate_per_second: float = Field(
         default=50, gt=0, description="CAD ingest API: requests per second per API key."

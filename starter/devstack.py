@@ -653,8 +653,11 @@ class DevStack:
         )
         self.children.append(web)
         self.console.print(
-            f"web app on {web_url(self.settings)} (Twilio webhooks); logs in {self.paths.web_log}"
+            f"web app on {web_url(self.settings)} (Twilio webhooks, status and survey pages);"
+            f" logs in {self.paths.web_log}"
         )
+        if self.settings.sms_provider == "local":
+            self.console.print(f"phone simulator: {web_url(self.settings)}/dev/phone")
 
     async def _start_server(self) -> Client:
         server = spawn(

@@ -159,12 +159,13 @@ async def start_harness(
     provider: SmsProvider,
     time_scale: float = 1.0,
     task_queue: str | None = None,
+    public_base_url: str = "https://callerloop.test",
 ) -> AsyncIterator[Harness]:
     settings = Settings(
         task_queue=task_queue or f"test-{uuid.uuid4()}",
         database_url=database.url,
         time_scale=time_scale,
-        public_base_url="https://callerloop.test",
+        public_base_url=public_base_url,
         encryption_keys=SecretStr(TEST_ENCRYPTION_KEYS),
     )
     with ThreadPoolExecutor(8) as executor:

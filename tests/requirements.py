@@ -74,3 +74,45 @@ def eido_reference() -> Path:
             f"NENA EIDO reference not found at {EIDO_REFERENCE} (it is not part of the repo)"
         )
     return EIDO_REFERENCE
+
+
+AXE_PACKAGE = "axe-core@4"
+
+
+def axe_core_script() -> str:
+    """axe-core's `axe.min.js`, installed with npm into .data/axe (ignored by git) on first
+    use, to be injected into pages under test; skip when npm is missing or cannot install it."""
+    import shutil
+    import subprocess
+
+    from callerloop.settings import PROJECT_ROOT
+
+    folder = PROJECT_ROOT / ".data" / "axe"
+    script = folder / "node_modules" / "axe-core" / "axe.min.js"
+    if not script.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.skip(f"npm not found: the accessibility scan installs {AXE_PACKAGE} with it")
+        folder.mkdir(parents=True, exist_ok=True)
+        command = [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"]
+        result = subprocess.run(
+            [*command, str(folder), AXE_PACKAGE],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if result.returncode != 0 or not script.exists():
+            pytest.skip(f"npm could not install {AXE_PACKAGE}: {result.stderr.strip()[-500:]}")
+    return script.read_text(encoding="utf-8")
+
+
+def chromium_executable() -> Path:
+    """Debian's Chromium (apt package `chromium`), which Playwright drives; never a browser
+    download. Skip when it is not installed."""
+    import shutil
+
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and Path(candidate).exists():
+            return Path(candidate)
+    pytest.skip("Chromium not found (/usr/bin/chromium, or `chromium` on PATH): apt install it")

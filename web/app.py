@@ -2,6 +2,9 @@
 
     uvicorn --factory web.app:app_from_environment --host 0.0.0.0 --port 8000
 
+Residents open `/s/{token}` (status) and `/survey/{token}` from their texts; with the
+`local` SMS provider `/dev/phone` shows the outbox as phones would.
+
 Configure Twilio's webhooks as `{CALLERLOOP_PUBLIC_BASE_URL}/twilio/status` (status
 callback) and `{CALLERLOOP_PUBLIC_BASE_URL}/twilio/inbound` (incoming messages).
 """
@@ -13,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 from temporalio.client import Client
 
 from callerloop.agency_config import AgencyConfig, load_agencies
@@ -23,6 +27,10 @@ from callerloop.settings import Settings, get_settings
 from callerloop.temporal import FAIL_FAST, connect, payload_codec
 from web.cad_ingest import RateLimit, cad_ingest_router, temporal_signal_with_start
 from web.codec_server import codec_app
+from web.i18n import STATIC_DIR, PageRenderer
+from web.page_security import FormProtection, GuessLimiter
+from web.phone_simulator import phone_simulator_router
+from web.resident_pages import resident_pages_router
 from web.twilio_signature import TwilioSignatureCheck
 from web.twilio_webhooks import twilio_router
 
@@ -34,6 +42,7 @@ def create_app(
     db: Database,
     agencies: Mapping[str, AgencyConfig],
     temporal_client_factory: ClientFactory,
+    guess_limiter: GuessLimiter | None = None,
 ) -> FastAPI:
     app = FastAPI(title="callerloop", docs_url="/docs", redoc_url=None)
     signature_check = TwilioSignatureCheck(
@@ -50,6 +59,17 @@ def create_app(
             rate_limit=RateLimit(settings.ingest_rate_per_second, settings.ingest_burst),
         )
     )
+
+    renderer = PageRenderer()
+    forms = FormProtection(
+        settings.pages_secret.get_secret_value().encode(), settings.public_base_url
+    )
+    app.include_router(
+        resident_pages_router(db, agencies, renderer, guess_limiter or GuessLimiter(), forms)
+    )
+    if settings.sms_provider == "local":  # texts stay in the outbox: show them as phones would
+        app.include_router(phone_simulator_router(db, renderer))
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     codec = payload_codec(settings)
     if codec is not None:

@@ -8,6 +8,7 @@ import pytest
 
 from callerloop.agency_config import AgencyConfigError, load_agencies, load_agency_file
 from callerloop.settings import PROJECT_ROOT
+from tests.factories import make_agency
 from workflows.model import TextKind
 
 EXAMPLE = (PROJECT_ROOT / "agencies" / "example.toml").read_text()
@@ -103,3 +104,54 @@ def test_every_bad_file_is_reported_at_once(tmp_path: Path) -> None:
     assert "one.toml" in str(raised.value) and "two.toml" in str(raised.value)
     with pytest.raises(AgencyConfigError, match="no agency files"):
         load_agencies(tmp_path / "empty")
+
+
+def test_survey_defaults_and_call_type_groups() -> None:
+    default = make_agency().survey
+    assert [q.id for q in default.questions] == [
+        "call_taker",
+        "officer",
+        "overall",
+        "respect",
+        "comment",
+    ]
+    officer = default.questions[1]
+    assert officer.not_applicable and officer.is_required
+    assert not default.questions[-1].is_required  # the comment
+    assert default.call_type_group("NOISE COMPLAINT") == "other"
+    example = load_agency_file(PROJECT_ROOT / "agencies" / "example.toml").survey
+    assert example.call_type_group("MVC PROPERTY DAMAGE") == "traffic"
+    assert example.call_type_group("noise complaint delay") == "disorder"  # any case
+    assert example.call_type_group("WALK IN HQ LOBBY") == "other"
+    assert example.call_type_group(None) == "other"
+
+
+@pytest.mark.parametrize(
+    ("survey", "error"),
+    [
+        (
+            'questions = [{ id = "safety", kind = "agreement" }]',
+            r"survey.questions.0: question 'safety' needs `text`",
+        ),
+        (
+            'questions = [{ id = "safety", kind = "agreement", text = { en = "I feel safe." } }]',
+            r"survey.questions.safety.text: missing \['es', 'fr'\]",
+        ),
+        (
+            'questions = [{ id = "overall", kind = "satisfaction" },'
+            ' { id = "overall", kind = "agreement" }]',
+            r"survey.questions: .*repeated: \['overall'\]",
+        ),
+        ('questions = [{ id = "overall", kind = "stars" }]', r"survey.questions.0.kind"),
+        (
+            'questions = [{ id = "comment", kind = "comment", not_applicable = true }]',
+            r"a comment cannot be 'not applicable'",
+        ),
+        ("questions = []", r"survey.questions: List should have at least 1 item"),
+        ("call_type_groups = { noise = ['(NOISE'] }", r"invalid regular expression '\(NOISE'"),
+        ("comment_max_length = 0", r"survey.comment_max_length"),
+    ],
+)
+def test_bad_survey_sections_say_where(tmp_path: Path, survey: str, error: str) -> None:
+    with pytest.raises(AgencyConfigError, match=error):
+        load_agency_file(write(tmp_path, EXAMPLE.split("[survey]")[0] + f"[survey]\n{survey}\n"))

@@ -134,6 +134,8 @@ def test_dev_stack_replays_a_day_texts_callers_and_leaves_nothing_behind(
     assert stack.returncode == 0, log
     assert "synthetic day" in log
     assert f"http://localhost:{ui_port}" in log
+    if sms_provider == "local":
+        assert f"http://localhost:{web_port}/dev/phone" in log
     assert ui_answered, "the Temporal Web UI never answered HTTP 200"
     assert web_answered, "the web app never answered /healthz"
     kinds, statuses = outbox_kinds_by_call(database_url)

@@ -1,0 +1,78 @@
+"""Helpers for the resident-page tests: the web app beside a harness, and the links the
+real send activity put in the outbox."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from callerloop.agency_config import AgencyConfig
+from callerloop.db import Database
+from callerloop.settings import Settings
+from tests.harness import Harness
+from web.app import create_app
+from web.page_security import GuessLimiter
+
+LINK = re.compile(r"https?://\S+/(?:s|survey)/[A-Za-z0-9_-]+")
+
+
+def pages_app(
+    database: Database,
+    agencies: dict[str, AgencyConfig],
+    public_base_url: str = "https://callerloop.test",
+    guess_limiter: GuessLimiter | None = None,
+    **settings: Any,
+) -> FastAPI:
+    async def no_temporal() -> Client:
+        raise AssertionError("the resident pages never talk to Temporal")
+
+    return create_app(
+        Settings(public_base_url=public_base_url, database_url=database.url, **settings),
+        database,
+        agencies,
+        no_temporal,
+        guess_limiter=guess_limiter,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def served(app: FastAPI, port: int) -> Iterator[str]:
+    """The app on a real port, served by uvicorn, as a browser reaches it."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def link_in_text(harness: Harness, incident_id: str, kind: str) -> str:
+    """The link in the text of `kind` the send activity wrote to the outbox."""
+    [row] = [r for r in harness.outbox(incident_id) if r.kind == kind]
+    assert row.body is not None, f"the {kind} text has been purged"
+    match = LINK.search(row.body)
+    assert match is not None, f"no link in the {kind} text: {row.body!r}"
+    return match.group()

@@ -107,7 +107,7 @@ async def run_worker(settings: Settings) -> None:
     if codec is None:
         log.warning(
             "Temporal payloads are NOT encrypted: callers' numbers reach Temporal's database "
-            "in clear. Set CALLERLOOP_ENCRYPTION_KEYS (callerloop keys encryption-new)."
+            "in clear. Set CALLERLOOP_ENCRYPTION_KEYS (callerloop encryption new-key)."
         )
     with ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity") as executor:
         workers = build_workers(client, settings, db, agencies, make_provider(settings), executor)

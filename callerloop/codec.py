@@ -5,7 +5,7 @@ language never reach Temporal's database in clear.
 Keys carry an id, written in each payload's metadata, so keys rotate without breaking
 calls in flight: the primary key encrypts, every configured key decrypts. Configure
 `CALLERLOOP_ENCRYPTION_KEYS="2026-11:<base64 32 bytes>,2026-05:<…>"` (the first is the
-primary); `callerloop keys encryption-new` prints a fresh one.
+primary); `callerloop encryption new-key` prints a fresh one.
 
 This follows the encryption sample of temporalio/samples-python; the codec server in
 `web/codec_server.py` lets an authorised operator's Temporal UI decrypt.

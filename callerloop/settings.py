@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     encryption_keys: SecretStr = Field(
         default=SecretStr(""),
         description="KEY_ID:BASE64 AES-256 keys, comma-separated, primary first: every "
-        "Temporal payload is encrypted (`callerloop keys encryption-new` makes one).",
+        "Temporal payload is encrypted (`callerloop encryption new-key` makes one).",
     )
     codec_cors_origins: list[str] = Field(
         default=["http://localhost:8233"],

@@ -16,6 +16,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from workflows import search_attributes as sa
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
+from workflows.details import summary
 from workflows.model import (
     CadEvent,
     CallInput,
@@ -66,7 +67,7 @@ class CadClient:
                         SearchAttributePair(sa.INCIDENT_ID, event.incident_id),
                     ]
                 ),
-                static_summary=f"{event.agency} call {event.incident_id}",
+                static_summary=summary(event.agency, event.incident_id, event.priority),
                 rpc_timeout=self._rpc_timeout,
             )
         except WorkflowAlreadyStartedError as error:

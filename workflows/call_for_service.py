@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.texts import TextActivities
     from workflows import search_attributes as sa
     from workflows.call_state import apply_event
+    from workflows.details import current_details
     from workflows.lifecycle import plan, refresh_decision
     from workflows.model import (
         CadEvent,
@@ -36,12 +37,16 @@ with workflow.unsafe.imports_passed_through():
         LineType,
         LoadPolicyInput,
         LookupLineTypeInput,
+        MarkLanguageRequest,
+        OperatorAction,
+        OperatorResult,
         OptInSignal,
         OptOutSignal,
         PurgeInput,
         RecordCallInput,
         SendTextInput,
         SentText,
+        SuppressRequest,
         SuppressSignal,
         TextingState,
         TextKind,
@@ -64,6 +69,13 @@ def workflow_id_for(agency: str, incident_id: str) -> str:
     return f"call/{agency}/{incident_id}"
 
 
+def _require_who_and_why(by: str, reason: str) -> None:
+    if not by.strip():
+        raise ValueError("say who is asking (by)")
+    if not reason.strip():
+        raise ValueError("say why (reason): it is kept with the call")
+
+
 @workflow.defn
 class CallForServiceWorkflow:
     @workflow.init
@@ -75,7 +87,9 @@ class CallForServiceWorkflow:
         self._recorded_decision: Decision | None = self._state.decision
         self._changed = False
         self._indexed: tuple[object, ...] = ()
+        self._details = ""
         self._registry_fresh = False
+        self._policy: AgencyPolicy | None = input.carried_policy
 
     # --- signals and queries: facts in, state out; no I/O here ---------------------
 
@@ -119,6 +133,54 @@ class CallForServiceWorkflow:
     def state(self) -> CallState:
         return self._state
 
+    # --- operator updates: validated before they reach history, answered in words -------
+
+    @workflow.update(name="suppress")
+    async def suppress_texts(self, request: SuppressRequest) -> OperatorResult:
+        """Stop every text of this call, for good (the operator's safety stop)."""
+        call = self._state
+        call.suppressed_reason = f"{request.reason} (by {request.by})"
+        call.operator_actions.append(
+            OperatorAction("suppress", request.by, request.reason, workflow.now())
+        )
+        self._changed = True
+        await workflow.wait_condition(
+            lambda: call.texting_state in (TextingState.BLOCKED, TextingState.FINISHED)
+        )
+        return OperatorResult("no more texts will be sent for this call", call.texting_state)
+
+    @suppress_texts.validator
+    def _validate_suppress(self, request: SuppressRequest) -> None:
+        _require_who_and_why(request.by, request.reason)
+        if self._state.purged:
+            raise ValueError("the call has finished: there is nothing left to suppress")
+        if self._state.suppressed_reason is not None:
+            raise ValueError(f"already suppressed: {self._state.suppressed_reason}")
+
+    @workflow.update
+    def mark_language(self, request: MarkLanguageRequest) -> OperatorResult:
+        """The caller's language, as the operator learnt it: used for the texts to come."""
+        call = self._state
+        call.caller_language = request.language
+        call.operator_actions.append(
+            OperatorAction(
+                "mark_language", request.by, request.reason, workflow.now(), request.language
+            )
+        )
+        self._changed = True
+        return OperatorResult(f"texts to come will be in {request.language!r}", call.texting_state)
+
+    @mark_language.validator
+    def _validate_mark_language(self, request: MarkLanguageRequest) -> None:
+        _require_who_and_why(request.by, request.reason)
+        if self._state.purged:
+            raise ValueError("the call has finished: no texts are to come")
+        if self._policy is None:
+            raise ValueError("the call is still starting: try again in a moment")
+        if request.language not in self._policy.languages:
+            offered = ", ".join(self._policy.languages)
+            raise ValueError(f"language {request.language!r} is not offered; use one of {offered}")
+
     # --- the lifecycle ---------------------------------------------------------------
 
     @workflow.run
@@ -126,6 +188,7 @@ class CallForServiceWorkflow:
         # The policy is recorded in history once, so a call keeps the rules it started
         # with (across continue-as-new too) even if the agency file changes.
         policy = input.carried_policy or await self._load_policy()
+        self._policy = policy
         call = self._state
         while True:
             await self._check_opt_out_registry()
@@ -234,8 +297,13 @@ class CallForServiceWorkflow:
         self._index()
 
     def _index(self) -> None:
-        """Keep the search attributes operators filter on current, writing only changes."""
+        """Keep what operators see current: the search attributes they filter on (written
+        only when changed) and the call's details on its page in the UI."""
         call = self._state
+        details = current_details(call)
+        if details != self._details:
+            self._details = details
+            workflow.set_current_details(details)
         indexed = (call.status, call.priority, call.texting_state)
         if indexed == self._indexed:
             return

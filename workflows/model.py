@@ -206,6 +206,17 @@ class SentText:
 
 
 @dataclass
+class OperatorAction:
+    """An operator's step on a call, kept in its state (and so in its history)."""
+
+    action: str  # suppress, mark_language
+    by: str
+    reason: str
+    at: datetime
+    detail: str = ""
+
+
+@dataclass
 class CallState:
     """Everything the workflow knows about one call. Also the `state` query's answer."""
 
@@ -243,6 +254,7 @@ class CallState:
     field_times: list[AppliedField] = field(default_factory=list)
     purged: bool = False
     idle: bool = False  # waiting for an event or a deadline, nothing in flight
+    operator_actions: list[OperatorAction] = field(default_factory=list)
 
     def sent(self, kind: TextKind) -> bool:
         return any(t.kind == kind for t in self.texts)
@@ -268,6 +280,31 @@ class OptInSignal:
 class SuppressSignal:
     reason: str
     by: str = "operator"
+
+
+@dataclass
+class SuppressRequest:
+    """`suppress` update: stop every text of this call, for good."""
+
+    by: str
+    reason: str
+
+
+@dataclass
+class MarkLanguageRequest:
+    """`mark_language` update: the caller's language, for the texts still to come."""
+
+    by: str
+    reason: str
+    language: str
+
+
+@dataclass
+class OperatorResult:
+    """What an operator's update did, in words for the UI or CLI."""
+
+    message: str
+    texting_state: TextingState
 
 
 @dataclass

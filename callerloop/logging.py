@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -33,6 +34,36 @@ def _lift_temporal_context(_logger: Any, _method: str, event: EventDict) -> Even
     return event
 
 
+# A phone number in any common spelling: +17035550142, 703-555-0142, (703) 555 0142, …
+# Not inside a longer run of letters or digits (provider ids, timestamps, epochs).
+_PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d[\d\s.()-]{6,18}\d"  # international: + and 8 to 15 digits
+    r"|(?:1[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4})(?!\w)"  # North American
+)
+
+
+def mask_phone_numbers(text: str) -> str:
+    """Keep the last two digits, enough to tell callers apart in a log, not to call them."""
+    return _PHONE.sub(lambda match: "***" + re.sub(r"\D", "", match.group())[-2:], text)
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_phone_numbers(value)
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_masked(item) for item in value)
+    return value
+
+
+def _mask_personal_data(_logger: Any, _method: str, event: EventDict) -> EventDict:
+    """Logs never carry a full phone number, whoever logged it and however."""
+    for key, value in event.items():
+        event[key] = _masked(value)
+    return event
+
+
 def configure_logging(log_format: str = "json", level: str = "INFO") -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -57,6 +88,7 @@ def configure_logging(log_format: str = "json", level: str = "INFO") -> None:
             _lift_temporal_context,
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            _mask_personal_data,  # last before rendering: tracebacks are masked too
             renderer,
         ],
     )

@@ -26,7 +26,7 @@ from activities.sms_providers import make_provider
 from activities.sms_providers.base import SmsProvider
 from activities.texts import TextActivities, sender_rate
 from callerloop.agency_config import AgencyConfig, load_agencies
-from callerloop.db import Database
+from callerloop.db import Database, database_for
 from callerloop.logging import configure_logging
 from callerloop.settings import Settings, get_settings
 from callerloop.temporal import connect, payload_codec
@@ -100,7 +100,7 @@ async def all_running(workers: Sequence[Worker]) -> AsyncIterator[None]:
 
 async def run_worker(settings: Settings) -> None:
     agencies = load_agencies(settings.agencies_dir)
-    db = Database(settings.database_url)
+    db = database_for(settings)
     db.create_schema()
     client = await connect(settings)
     codec = payload_codec(settings)

@@ -15,14 +15,15 @@ class OptOutActivities:
     @activity.defn(name="check_opt_out")
     def check_opt_out(self, input: CheckOptOutInput) -> CheckOptOutResult:
         with self._db.session() as session:
-            row = session.get(OptOut, (input.agency, input.phone))
+            row = session.get(OptOut, (input.agency, self._db.pseudonym(input.phone)))
         return CheckOptOutResult(opted_out=bool(row and row.opted_out))
 
 
 def record_opt_out(db: Database, agency: str, phone: str, keyword: str, opted_out: bool) -> None:
     """Write an opt-out (or opt-in) for a number; used by inbound SMS and the CLI."""
     with db.session() as session:
-        row = session.get(OptOut, (agency, phone)) or OptOut(agency=agency, phone=phone)
+        key = (agency, db.pseudonym(phone))
+        row = session.get(OptOut, key) or OptOut(agency=agency, phone_pseudonym=key[1])
         row.opted_out, row.keyword, row.updated_at = opted_out, keyword, utcnow()
         session.add(row)
         session.commit()

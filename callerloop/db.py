@@ -7,6 +7,8 @@ collide ("Table … is already defined"). Activities and the CLI use it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,6 +19,8 @@ from sqlalchemy import DateTime, Engine, TypeDecorator, UniqueConstraint, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.url import make_url
 from sqlmodel import Column, Field, Session, SQLModel, create_engine
+
+from callerloop.settings import Settings
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -131,12 +135,13 @@ class EligibilityDecisionRecord(SQLModel, table=True):
 
 
 class OptOut(SQLModel, table=True):
-    """The opt-out registry: a number that said STOP to an agency's sender."""
+    """The opt-out registry: a number that said STOP to an agency's sender, kept as its
+    pseudonym (`Database.pseudonym`), so the registry outlives the retention period."""
 
     __tablename__ = "opt_outs"
 
     agency: str = Field(primary_key=True)
-    phone: str = Field(primary_key=True)
+    phone_pseudonym: str = Field(primary_key=True)
     opted_out: bool = True
     keyword: str = ""
     updated_at: datetime = utc_column(nullable=False)
@@ -246,12 +251,24 @@ class AnsweredSurvey(SQLModel, table=True):
     answered_at: datetime = utc_column(nullable=False)
 
 
-class Database:
-    """An engine plus the session helper every activity uses."""
+# Used when CALLERLOOP_PSEUDONYM_KEY is not set (tests, first runs): pseudonyms made with
+# a public key can be reversed by trying every number, so production must set its own.
+UNCONFIGURED_PSEUDONYM_KEY = b"callerloop: set CALLERLOOP_PSEUDONYM_KEY"
 
-    def __init__(self, url: str) -> None:
+
+class Database:
+    """An engine plus the session helper every activity uses, and the key that turns a
+    phone number into the pseudonym the opt-out registry keeps instead of the number."""
+
+    def __init__(self, url: str, pseudonym_key: bytes = UNCONFIGURED_PSEUDONYM_KEY) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self._pseudonym_key = pseudonym_key
+
+    def pseudonym(self, phone: str) -> str:
+        """A keyed hash of the number: the same number always gives the same pseudonym,
+        and without the key the number cannot be recovered from it."""
+        return hmac.new(self._pseudonym_key, phone.encode(), hashlib.sha256).hexdigest()
 
     def create_schema(self) -> None:
         SQLModel.metadata.create_all(self.engine)
@@ -263,6 +280,12 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def database_for(settings: Settings) -> Database:
+    """The application database of this deployment, with its pseudonym key."""
+    key = settings.pseudonym_key.get_secret_value().encode() or UNCONFIGURED_PSEUDONYM_KEY
+    return Database(settings.database_url, key)
 
 
 def make_engine(url: str) -> Engine:

@@ -250,7 +250,7 @@ def open_calls(db: Database, agency_id: str, phone: str) -> list[OpenCall]:
 
 def is_opted_out(db: Database, agency_id: str, phone: str) -> bool:
     with db.session() as session:
-        row = session.get(OptOut, (agency_id, phone))
+        row = session.get(OptOut, (agency_id, db.pseudonym(phone)))
         return bool(row and row.opted_out)
 
 

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         description="KEY_ID:BASE64 AES-256 keys, comma-separated, primary first: every "
         "Temporal payload is encrypted (`callerloop encryption new-key` makes one).",
     )
+    pseudonym_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Secret that turns phone numbers into the pseudonyms the opt-out "
+        "registry keeps after retention (any long random string; never change it).",
+    )
     codec_cors_origins: list[str] = Field(
         default=["http://localhost:8233"],
         description="Temporal UI origins allowed to call the codec server (/codec).",

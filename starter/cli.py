@@ -48,7 +48,7 @@ from callerloop.temporal import connect
 from starter.cad_client import CadClient, CallAlreadyFinished, Delivered
 from starter.cad_events import InvalidCadEvent, parse_cad_json
 from starter.cli_ingest import deadletter_app, keys_app
-from starter.cli_operator import calls_app, encryption_app
+from starter.cli_operator import calls_app, encryption_app, retention_app
 from starter.http_client import HttpCadClient, IngestRefused
 from starter.replay import (
     ParsedExport,
@@ -157,6 +157,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(calls_app, name="calls")
 app.add_typer(encryption_app, name="encryption")
+app.add_typer(retention_app, name="retention")
 
 
 @app.command("worker")

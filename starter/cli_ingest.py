@@ -23,7 +23,7 @@ from temporalio.client import Client
 
 from callerloop import api_keys, dead_letters
 from callerloop.agency_config import AgencyConfig, AgencyConfigError, load_agencies
-from callerloop.db import Database, DeadLetter
+from callerloop.db import Database, DeadLetter, database_for
 from callerloop.settings import Settings, get_settings
 from callerloop.temporal import connect
 from web.cad_ingest import body_delivery, temporal_signal_with_start
@@ -40,7 +40,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _database(settings: Settings) -> Database:
-    db = Database(settings.database_url)
+    db = database_for(settings)
     db.create_schema()  # adds the key and dead-letter tables to an older database
     return db
 

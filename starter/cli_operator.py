@@ -4,6 +4,7 @@
     callerloop calls suppress INCIDENT --agency A --by NAME --reason WHY
     callerloop calls language INCIDENT es --agency A --by NAME --reason WHY
     callerloop encryption new-key KEY_ID             a key for CALLERLOOP_ENCRYPTION_KEYS
+    callerloop retention run                         purge personal data past retention
 
 The changes are Temporal updates: the workflow checks them before they reach its history
 and keeps who asked and why.
@@ -22,7 +23,10 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from callerloop.agency_config import AgencyConfigError, load_agencies
 from callerloop.codec import new_key_spec
+from callerloop.db import database_for, utcnow
+from callerloop.retention import run_retention
 from callerloop.settings import get_settings
 from callerloop.temporal import connect
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
@@ -30,6 +34,7 @@ from workflows.model import CallState, MarkLanguageRequest, OperatorResult, Supp
 
 calls_app = typer.Typer(help="Look at a call and step in (Temporal updates).", no_args_is_help=True)
 encryption_app = typer.Typer(help="Keys that encrypt Temporal payloads.", no_args_is_help=True)
+retention_app = typer.Typer(help="Personal data past its retention.", no_args_is_help=True)
 
 Incident = Annotated[str, typer.Argument(help="The CAD incident id.")]
 AgencyOption = Annotated[str, typer.Option("--agency", help="Agency id (agencies/<id>.toml).")]
@@ -133,3 +138,20 @@ def encryption_new_key(
     """Print a new KEY_ID:BASE64 key. Put it first in CALLERLOOP_ENCRYPTION_KEYS and keep
     the old keys after it until no running call needs them."""
     typer.echo(new_key_spec(key_id))
+
+
+@retention_app.command("run")
+def retention_run() -> None:
+    """Remove numbers, texts and tokens past each agency's retention (idempotent: run it
+    daily). The opt-out registry keeps pseudonyms only, so it is left as it is."""
+    settings = get_settings()
+    try:
+        agencies = load_agencies(settings.agencies_dir)
+    except AgencyConfigError as error:
+        _fail(str(error), 2)
+    db = database_for(settings)
+    db.create_schema()
+    report = run_retention(db, agencies, utcnow(), settings.line_type_cache_days)
+    for line in report.lines():
+        typer.echo(line)
+    typer.echo(f"retention run done: {report.total} item(s) purged")

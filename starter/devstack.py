@@ -22,6 +22,7 @@ import contextlib
 import csv
 import math
 import os
+import secrets as secrets_module
 import signal
 import socket
 import subprocess
@@ -278,17 +279,26 @@ def dev_server_command(settings: Settings, paths: StackPaths) -> list[str]:
     return command
 
 
-def with_encryption_keys(settings: Settings, paths: StackPaths) -> Settings:
-    """The configured keys, or a local key kept in the data folder (created on first use),
-    so the local stack encrypts its payloads like production."""
-    if settings.encryption_keys.get_secret_value():
-        return settings
-    key_file = paths.data_dir / "encryption-keys"
-    if not key_file.exists():
-        key_file.write_text(new_key_spec("local") + "\n", encoding="utf-8")
-        key_file.chmod(0o600)
-    spec = key_file.read_text(encoding="utf-8").strip()
-    return settings.model_copy(update={"encryption_keys": SecretStr(spec)})
+def with_local_secrets(settings: Settings, paths: StackPaths) -> Settings:
+    """The configured encryption keys and pseudonym key, or local ones kept in the data
+    folder (made on first use), so the local stack protects its data like production."""
+    secrets: dict[str, SecretStr] = {}
+    if not settings.encryption_keys.get_secret_value():
+        secrets["encryption_keys"] = SecretStr(
+            _local_secret(paths.data_dir / "encryption-keys", lambda: new_key_spec("local"))
+        )
+    if not settings.pseudonym_key.get_secret_value():
+        secrets["pseudonym_key"] = SecretStr(
+            _local_secret(paths.data_dir / "pseudonym-key", lambda: secrets_module.token_hex(32))
+        )
+    return settings.model_copy(update=secrets)
+
+
+def _local_secret(path: Path, make: Callable[[], str]) -> str:
+    if not path.exists():
+        path.write_text(make() + "\n", encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
 
 
 def temporal_address(settings: Settings) -> str:
@@ -316,6 +326,7 @@ def worker_environment(
         "CALLERLOOP_TASK_QUEUE": settings.task_queue,
         "CALLERLOOP_AGENCIES_DIR": str(settings.agencies_dir),
         "CALLERLOOP_ENCRYPTION_KEYS": settings.encryption_keys.get_secret_value(),
+        "CALLERLOOP_PSEUDONYM_KEY": settings.pseudonym_key.get_secret_value(),
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -602,7 +613,7 @@ class DevStack:
         if not self.options.keep:
             reset_demo_state(self.paths, self.console)
         source = choose_replay(self.settings, agency, self.options.day)
-        self.settings = with_encryption_keys(self.settings, self.paths)
+        self.settings = with_local_secrets(self.settings, self.paths)
         db = Database(self.database_url)
         db.create_schema()  # before the worker starts, so the two never race to create it
         try:

@@ -11,7 +11,7 @@ from typing import Any
 
 from activities.sms_providers.base import OutgoingText, ProviderReceipt
 from callerloop.agency_config import AgencyConfig, parse_agency_config
-from callerloop.db import Database, OutboxMessage, utcnow
+from callerloop.db import CallRecord, Database, OutboxMessage, utcnow
 from workflows.model import CadEvent, CadEventType, CallSource, LineType
 
 _ids = itertools.count(1)
@@ -99,15 +99,21 @@ def eligible_call(incident_id: str, **fields: Any) -> CadEvent:
 _provider_ids = itertools.count(1)
 
 
-def outbox_row(db: Database, status: str = "queued", to: str = "+17035550142") -> str:
+def outbox_row(
+    db: Database,
+    status: str = "queued",
+    to: str = "+17035550142",
+    at: datetime | None = None,
+    agency: str = "testville",
+) -> str:
     """An outbox row the provider has accepted; returns its provider id."""
     provider_id = f"SM{next(_provider_ids):032x}"
-    now = utcnow()
+    now = at or utcnow()
     with db.session() as session:
         session.add(
             OutboxMessage(
-                workflow_id=f"call/testville/{provider_id}",
-                agency="testville",
+                workflow_id=f"call/{agency}/{provider_id}",
+                agency=agency,
                 incident_id=provider_id,
                 kind="confirmation",
                 language="en",
@@ -156,3 +162,24 @@ class RecordingProvider:
             self.accepted.append(text)
             self.accepted_at.append(time.monotonic())
             return ProviderReceipt(provider_id=f"SM{len(self.accepted):032d}", status="queued")
+
+
+def call_record(
+    db: Database, incident_id: str, at: datetime, caller_phone: str | None = "+17035550142"
+) -> str:
+    """A call's record as the worker keeps it; returns its workflow id."""
+    workflow_id = f"call/testville/{incident_id}"
+    with db.session() as session:
+        session.add(
+            CallRecord(
+                workflow_id=workflow_id,
+                agency="testville",
+                incident_id=incident_id,
+                caller_phone=caller_phone,
+                texting_state="active",
+                received_at=at,
+                updated_at=at,
+            )
+        )
+        session.commit()
+    return workflow_id

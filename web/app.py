@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from temporalio.client import Client
 
 from callerloop.agency_config import AgencyConfig, load_agencies
-from callerloop.db import Database
+from callerloop.db import Database, database_for
 from callerloop.inbound import temporal_signaller
 from callerloop.logging import configure_logging
 from callerloop.settings import Settings, get_settings
@@ -100,7 +100,7 @@ def once(factory: ClientFactory) -> ClientFactory:
 def app_from_environment() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
-    db = Database(settings.database_url)
+    db = database_for(settings)
     db.create_schema()
     agencies = load_agencies(settings.agencies_dir)
     return create_app(settings, db, agencies, lambda: connect(settings, FAIL_FAST))

@@ -210,6 +210,15 @@ def dev_command(
 
 # --- cad send ---------------------------------------------------------------------------
 
+# `cad send` and `cad replay` can post to a callerloop's ingest API instead of Temporal.
+IngestUrl = Annotated[
+    str | None,
+    typer.Option(help="Post to a callerloop ingest API (HTTP) instead of Temporal."),
+]
+IngestKey = Annotated[
+    str | None, typer.Option(envvar="CALLERLOOP_API_KEY", help="API key for --url.")
+]
+
 
 def read_input(file: str) -> tuple[str, str]:
     """The text of FILE (or stdin for `-`) and how to name it in error messages."""
@@ -224,13 +233,8 @@ def read_input(file: str) -> tuple[str, str]:
 @cad_app.command("send")
 def cad_send(
     file: Annotated[str, typer.Argument(help="JSON: one CAD event or a list; - for stdin.")],
-    url: Annotated[
-        str | None,
-        typer.Option(help="Post to a remote callerloop's ingest API instead of Temporal."),
-    ] = None,
-    key: Annotated[
-        str | None, typer.Option(envvar="CALLERLOOP_API_KEY", help="API key for --url.")
-    ] = None,
+    url: IngestUrl = None,
+    key: IngestKey = None,
 ) -> None:
     """Validate CAD events and deliver each to its call's workflow; prints workflow ids."""
     if url is not None:
@@ -392,13 +396,8 @@ def cad_replay(
             "the replay stopped."
         ),
     ] = None,
-    url: Annotated[
-        str | None,
-        typer.Option(help="Post to a callerloop ingest API (HTTP) instead of Temporal."),
-    ] = None,
-    key: Annotated[
-        str | None, typer.Option(envvar="CALLERLOOP_API_KEY", help="API key for --url.")
-    ] = None,
+    url: IngestUrl = None,
+    key: IngestKey = None,
 ) -> None:
     """Replay a CAD CSV export as the events the CAD would have sent, paced by --speed."""
     settings = get_settings()

@@ -107,6 +107,17 @@ def axe_core_script() -> str:
     return script.read_text(encoding="utf-8")
 
 
+# Headless, and nothing that would reach for the internet from this offline machine.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
 def chromium_executable() -> Path:
     """Debian's Chromium (apt package `chromium`), which Playwright drives; never a browser
     download. Skip when it is not installed."""

@@ -35,20 +35,13 @@ from tests.factories import (
     new_incident_id,
 )
 from tests.harness import Harness
-from tests.requirements import axe_core_script, chromium_executable
-from tests.web.pages import free_port, link_in_text, pages_app, served
+from tests.requirements import CHROMIUM_ARGS, axe_core_script, chromium_executable
+from tests.web.pages import link_in_text, pages_app
+from tests.web.serving import free_port, serving
 from workflows.model import CadEventType, TextKind
 
 SCREENSHOTS = PROJECT_ROOT / ".data" / "screenshots"
 PHONE_VIEWPORT: ViewportSize = {"width": 375, "height": 812}
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 LANGUAGES = {"en": "English", "es": "Español", "fr": "Français"}
 HEADINGS = {
     "status": {
@@ -88,7 +81,7 @@ async def site(
     agency: AgencyConfig = make_agency()
     port = free_port()
     app = pages_app(database, {agency.id: agency}, f"http://127.0.0.1:{port}")
-    with served(app, port) as url:
+    with serving(app, port) as url:
         async for harness in start_harness(
             env, database, {agency.id: agency}, provider, public_base_url=url
         ):

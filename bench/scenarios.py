@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
@@ -420,6 +421,11 @@ async def throughput(options: Options) -> dict[str, Any]:
             [sys.executable, "-m", "bench.floor", stack.address, FLOOR_TASK_QUEUE, str(log)],
             "floor-worker.log",
         )
+        for kind in (
+            TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        ):
+            await stack.wait_for_pollers(FLOOR_TASK_QUEUE, kind)
         survey_delay = 24 * 3600 / THROUGHPUT_TIME_SCALE
 
         async def floor_send(event: CadEvent) -> object:
@@ -433,10 +439,17 @@ async def throughput(options: Options) -> dict[str, Any]:
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             )
 
-        floor_cpu = CpuMeter(stack)
-
         def floor_handoffs() -> dict[str, float]:
             return {name: at for _, name, at in floor.read_steps(log)}
+
+        # The same warm-up as callerloop's: one call through the whole path first.
+        warm_event = eligible_call(options.agency.id, f"{WARM_UP}-floor", 0)[0]
+        await floor_send(warm_event)
+        for _ in range(300):
+            if warm_event.event_id in floor_handoffs():
+                break
+            await asyncio.sleep(0.2)
+        floor_cpu = CpuMeter(stack)
 
         floor_steps = await _run_steps(
             options,

@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--scale-days", type=int, default=None, help="replay only N days in scale")
     parser.add_argument("--waiting", type=int, default=10_000, help="calls waiting in scale")
+    parser.add_argument(
+        "--latency-clients", default="python,http", help="clients of the latency scenario"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument("--work", type=Path, default=WORK, help="scratch folder for the stacks")
     args = parser.parse_args(argv)
@@ -52,6 +55,7 @@ async def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         console=console,
         scale_days=args.scale_days,
         waiting_target=args.waiting,
+        latency_clients=tuple(args.latency_clients.split(",")),
     )
     started = time.time()
     results: dict[str, Any] = {

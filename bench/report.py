@@ -190,6 +190,8 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str]) -> str
         f"Stack: {results['settings']['stack']}.",
         "",
     ]
+    for note in results.get("notes", []):
+        lines += [f"Note: {note}", ""]
     scenarios = results["scenarios"]
     if "latency" in scenarios:
         lines += _latency_markdown(scenarios["latency"], plots)

@@ -59,6 +59,7 @@ class Options:
     console: Console
     scale_days: int | None = None
     waiting_target: int = 10_000
+    latency_clients: tuple[str, ...] = ("python", "http")
 
 
 # --- shared helpers ------------------------------------------------------------------------
@@ -189,7 +190,7 @@ async def latency(options: Options) -> dict[str, Any]:
     events, trimmed = trim_tail(events_of(calls.calls), hours)
     runs = []
     for speed in (360.0, 3600.0):
-        for transport in ("python", "http"):
+        for transport in options.latency_clients:
             options.console.print(
                 f"[bold]latency[/]: {len(events)} events of {calls.description} at {speed:g}x "
                 f"through the {transport} client"

@@ -1,7 +1,8 @@
-# callerloop: `make run` starts the local stack, `make test` checks everything.
+# callerloop: `make run` starts the local stack, `make test` checks everything,
+# `make bench` measures it (BENCH_ARGS="--quick" for a short run; see `python -m bench -h`).
 # Both set up a fresh clone first: uv (installed with pip if missing), then `uv sync`.
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint bench clean
 
 # Never let uv download a Python: use one already on the machine (>= 3.11).
 export UV_PYTHON_DOWNLOADS := never
@@ -28,6 +29,9 @@ lint: setup
 
 test: lint
 	$(RUN) pytest -q
+
+bench: setup
+	$(RUN) python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

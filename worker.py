@@ -17,6 +17,7 @@ from datetime import timedelta
 import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.call_records import CallRecordActivities
 from activities.line_types import LineTypeActivities
@@ -50,6 +51,7 @@ def build_workers(
     provider: SmsProvider,
     executor: ThreadPoolExecutor,
     max_concurrent_activities: int = ACTIVITY_THREADS,
+    strict_sandbox: bool = True,
 ) -> list[Worker]:
     """The call workflow with its bookkeeping activities on the main task queue, and one
     worker per sender whose task queue the server paces at the sender's messages/second."""
@@ -64,6 +66,7 @@ def build_workers(
         client,
         task_queue=settings.task_queue,
         workflows=[CallForServiceWorkflow],
+        workflow_runner=workflow_runner(strict_sandbox),
         activities=[
             policies.load_agency_policy,
             opt_outs.check_opt_out,
@@ -90,6 +93,20 @@ def build_workers(
     return [main, *senders]
 
 
+def workflow_runner(strict: bool) -> SandboxedWorkflowRunner:
+    """The workflow sandbox. Strict (the tests): every new workflow re-imports the workflow
+    module in a fresh sandbox, so no module state leaks between calls and non-deterministic
+    calls in workflow code are caught. The worker of `callerloop worker` passes every module
+    through instead: the workflow code is the code the strict sandbox ran in the tests, and
+    each new call costs about 20 ms less worker CPU (`make bench`, first text: p50 108 ->
+    80 ms, p99 254 -> 115 ms on 2 shared cores). The price: a non-deterministic call added
+    to workflow code may only be caught by the tests, no longer in production."""
+    restrictions = SandboxRestrictions.default
+    if not strict:
+        restrictions = restrictions.with_passthrough_all_modules()
+    return SandboxedWorkflowRunner(restrictions=restrictions)
+
+
 @asynccontextmanager
 async def all_running(workers: Sequence[Worker]) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
@@ -110,7 +127,15 @@ async def run_worker(settings: Settings) -> None:
             "in clear. Set CALLERLOOP_ENCRYPTION_KEYS (callerloop encryption new-key)."
         )
     with ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity") as executor:
-        workers = build_workers(client, settings, db, agencies, make_provider(settings), executor)
+        workers = build_workers(
+            client,
+            settings,
+            db,
+            agencies,
+            make_provider(settings),
+            executor,
+            strict_sandbox=False,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

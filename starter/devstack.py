@@ -270,6 +270,13 @@ def dev_server_command(settings: Settings, paths: StackPaths) -> list[str]:
         "--ui-disable-news-fetch",  # offline: the UI would fetch a newsfeed from the internet
         "--ui-codec-endpoint",  # the web app decrypts payloads for the UI on this machine
         f"{web_url(settings)}/codec",
+        # One partition per task queue: the server enforces a task queue's rate limit per
+        # partition, so with the default four a sender paced at 1 message/s drained at
+        # ~0.6/s once its backlog sat in a few partitions (measured by `make bench`).
+        "--dynamic-config-value",
+        "matching.numTaskqueueReadPartitions=1",
+        "--dynamic-config-value",
+        "matching.numTaskqueueWritePartitions=1",
     ]
     for key in sa.ALL:
         command += [

@@ -1,0 +1,68 @@
+"""The floor's worker, a child process like callerloop's worker:
+
+    python -m bench.floor ADDRESS TASK_QUEUE LOG
+
+Each activity appends `workflow_id name epoch_seconds` to LOG: the floor's hand-off."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from bench.floor_workflow import FloorStep, FloorWorkflow
+from worker import ACTIVITY_THREADS
+
+
+class StepLog:
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("a", buffering=1, encoding="utf-8")
+        self._lock = threading.Lock()
+
+    @activity.defn(name="floor_step")
+    def floor_step(self, step: FloorStep) -> None:
+        with self._lock:
+            self._file.write(f"{step.workflow_id} {step.name} {time.time():.6f}\n")
+
+
+async def main(address: str, task_queue: str, log: Path) -> None:
+    client = await Client.connect(address)
+    steps = StepLog(log)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    with ThreadPoolExecutor(ACTIVITY_THREADS) as executor:
+        # The same activity executor and concurrency as callerloop's worker.
+        async with Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[FloorWorkflow],
+            activities=[steps.floor_step],
+            activity_executor=executor,
+            max_concurrent_activities=ACTIVITY_THREADS,
+        ):
+            await stop.wait()
+
+
+def read_steps(path: Path) -> list[tuple[str, str, float]]:
+    if not path.exists():
+        return []
+    steps = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split(" ")
+        if len(parts) == 3:
+            steps.append((parts[0], parts[1], float(parts[2])))
+    return steps
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], Path(sys.argv[3])))

@@ -1,0 +1,56 @@
+"""Temporal's floor for callerloop's shape of work: a workflow with no logic that is
+started the same way (signal-with-start), receives the same CAD events as signals and runs
+the same number of activities (one per text, one to purge), with the same survey wait."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio import workflow
+
+FLOOR_TASK_QUEUE = "bench-floor"
+
+
+@dataclass
+class FloorInput:
+    events: int  # how many event signals the call receives
+    survey_delay_seconds: float  # the wait before the last text, as callerloop's survey
+
+
+@dataclass
+class FloorStep:
+    workflow_id: str
+    name: str
+
+
+@workflow.defn
+class FloorWorkflow:
+    def __init__(self) -> None:
+        self._received: list[str] = []
+
+    @workflow.signal
+    def cad_event(self, event_id: str) -> None:
+        self._received.append(event_id)
+
+    def _more_than(self, count: int) -> Callable[[], bool]:
+        return lambda: len(self._received) > count
+
+    @workflow.run
+    async def run(self, input: FloorInput) -> None:
+        wid = workflow.info().workflow_id
+        done = 0
+        while done < input.events:
+            await workflow.wait_condition(self._more_than(done))
+            await workflow.execute_activity(
+                "floor_step",
+                FloorStep(wid, self._received[done]),
+                start_to_close_timeout=timedelta(minutes=1),
+            )
+            done += 1
+        await workflow.sleep(input.survey_delay_seconds)
+        for name in ("survey", "purge"):
+            await workflow.execute_activity(
+                "floor_step", FloorStep(wid, name), start_to_close_timeout=timedelta(minutes=1)
+            )

@@ -7,6 +7,7 @@ from sqlmodel import Session, col, delete, update
 from temporalio import activity
 
 from callerloop.db import (
+    AuditEntry,
     AutoReply,
     CallEventRecord,
     CallRecord,
@@ -39,6 +40,21 @@ class CallRecordActivities:
                         applied=event.applied,
                         note=event.note,
                         recorded_at=utcnow(),
+                    ),
+                )
+            for index, action in enumerate(input.snapshot.operator_actions):
+                # Updates made in the Temporal UI reach the audit log this way too.
+                _insert_once(
+                    session,
+                    AuditEntry(
+                        at=action.at,
+                        actor=action.by,
+                        action=action.action,
+                        target=input.workflow_id,
+                        detail=f"{action.reason}"
+                        + (f" ({action.detail})" if action.detail else ""),
+                        source="temporal-update",
+                        dedup_key=f"{input.workflow_id}#{index}",
                     ),
                 )
             if input.decision is not None and input.decided_at is not None:
@@ -107,7 +123,9 @@ def _upsert_call(session: Session, workflow_id: str, call: CallState) -> None:
     session.add(row)
 
 
-def _insert_once(session: Session, row: CallEventRecord | EligibilityDecisionRecord) -> None:
+def _insert_once(
+    session: Session, row: CallEventRecord | EligibilityDecisionRecord | AuditEntry
+) -> None:
     """Insert unless the unique key already exists (a retried activity)."""
     try:
         with session.begin_nested():

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, TypeDecorator, UniqueConstraint, event
+from sqlalchemy import DDL, DateTime, Engine, TypeDecorator, UniqueConstraint, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.url import make_url
 from sqlmodel import Column, Field, Session, SQLModel, create_engine
@@ -254,6 +254,34 @@ class AnsweredSurvey(SQLModel, table=True):
 # Used when CALLERLOOP_PSEUDONYM_KEY is not set (tests, first runs): pseudonyms made with
 # a public key can be reversed by trying every number, so production must set its own.
 UNCONFIGURED_PSEUDONYM_KEY = b"callerloop: set CALLERLOOP_PSEUDONYM_KEY"
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what, when: operator actions (from any channel), data exports, views of
+    personal data. Append-only: the database itself refuses to change or delete a row."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = utc_column(nullable=False, index=True)
+    actor: str
+    action: str = Field(index=True)
+    target: str
+    detail: str = ""
+    source: str  # temporal-update, cli, web
+    # Set by writers that may retry (activities): the same entry is never written twice.
+    dedup_key: str | None = Field(default=None, unique=True)
+
+
+for _statement in ("UPDATE", "DELETE"):
+    event.listen(
+        AuditEntry.__table__,  # type: ignore[attr-defined]
+        "after_create",
+        DDL(  # type: ignore[no-untyped-call]
+            f"CREATE TRIGGER audit_log_no_{_statement.lower()} BEFORE {_statement} ON audit_log "
+            "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+        ).execute_if(dialect="sqlite"),
+    )
 
 
 class Database:

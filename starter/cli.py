@@ -35,6 +35,7 @@ from sqlalchemy.engine.url import make_url
 from sqlmodel import col, select
 from temporalio.client import Client
 
+from callerloop import audit
 from callerloop.agency_config import (
     SUPPORTED_LANGUAGES,
     AgencyConfig,
@@ -48,7 +49,7 @@ from callerloop.temporal import connect
 from starter.cad_client import CadClient, CallAlreadyFinished, Delivered
 from starter.cad_events import InvalidCadEvent, parse_cad_json
 from starter.cli_ingest import deadletter_app, keys_app
-from starter.cli_operator import calls_app, encryption_app, retention_app
+from starter.cli_operator import audit_app, calls_app, encryption_app, retention_app
 from starter.http_client import HttpCadClient, IngestRefused
 from starter.replay import (
     ParsedExport,
@@ -158,6 +159,7 @@ app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(calls_app, name="calls")
 app.add_typer(encryption_app, name="encryption")
 app.add_typer(retention_app, name="retention")
+app.add_typer(audit_app, name="audit")
 
 
 @app.command("worker")
@@ -640,12 +642,18 @@ def messages_export(
     """Every text in the outbox, oldest first, one JSON object per line."""
     db = open_outbox(get_settings().database_url)
     try:
+        db.create_schema()  # the audit log, in a database older than it
         if out is None:
-            write_outbox_jsonl(db, sys.stdout, agency)
-            return
-        with out.open("w", encoding="utf-8") as handle:
-            written = write_outbox_jsonl(db, handle, agency)
-        typer.echo(f"{written} texts written to {out}", err=True)
+            written = write_outbox_jsonl(db, sys.stdout, agency)
+        else:
+            with out.open("w", encoding="utf-8") as handle:
+                written = write_outbox_jsonl(db, handle, agency)
+            typer.echo(f"{written} texts written to {out}", err=True)
+        detail = f"{written} texts to {out or 'stdout'} as {output_format.value}"
+        audit.record(
+            db, "export messages", agency or "all agencies", detail,
+            actor=audit.local_actor(), source="cli",
+        )  # fmt: skip
     finally:
         db.dispose()
 

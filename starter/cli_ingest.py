@@ -21,7 +21,7 @@ from typing import Annotated, NoReturn
 import typer
 from temporalio.client import Client
 
-from callerloop import api_keys, dead_letters
+from callerloop import api_keys, audit, dead_letters
 from callerloop.agency_config import AgencyConfig, AgencyConfigError, load_agencies
 from callerloop.db import Database, DeadLetter, database_for
 from callerloop.settings import Settings, get_settings
@@ -112,9 +112,15 @@ def deadletter_list(
 @deadletter_app.command("show")
 def deadletter_show(dead_letter_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """The reason (stderr) and the body exactly as received (stdout, to fix and retry)."""
-    row = dead_letters.show(_database(get_settings()), dead_letter_id)
+    db = _database(get_settings())
+    row = dead_letters.show(db, dead_letter_id)
     if row is None:
         _fail(f"no dead letter {dead_letter_id}", 2)
+    # The body is a CAD event as sent: it may carry a caller's number.
+    audit.record(
+        db, "view dead letter", str(dead_letter_id), row.agency or "",
+        actor=audit.local_actor(), source="cli",
+    )  # fmt: skip
     typer.echo(
         f"dead letter {row.id}: {row.status}, {row.endpoint}, agency {row.agency or '-'}, "
         f"received {row.received_at.isoformat()}\nreason: {row.reason}",

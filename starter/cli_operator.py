@@ -5,6 +5,7 @@
     callerloop calls language INCIDENT es --agency A --by NAME --reason WHY
     callerloop encryption new-key KEY_ID             a key for CALLERLOOP_ENCRYPTION_KEYS
     callerloop retention run                         purge personal data past retention
+    callerloop audit list                            who did what, when
 
 The changes are Temporal updates: the workflow checks them before they reach its history
 and keeps who asked and why.
@@ -23,6 +24,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from callerloop import audit
 from callerloop.agency_config import AgencyConfigError, load_agencies
 from callerloop.codec import new_key_spec
 from callerloop.db import database_for, utcnow
@@ -35,6 +37,7 @@ from workflows.model import CallState, MarkLanguageRequest, OperatorResult, Supp
 calls_app = typer.Typer(help="Look at a call and step in (Temporal updates).", no_args_is_help=True)
 encryption_app = typer.Typer(help="Keys that encrypt Temporal payloads.", no_args_is_help=True)
 retention_app = typer.Typer(help="Personal data past its retention.", no_args_is_help=True)
+audit_app = typer.Typer(help="Who did what, when (append-only).", no_args_is_help=True)
 
 Incident = Annotated[str, typer.Argument(help="The CAD incident id.")]
 AgencyOption = Annotated[str, typer.Option("--agency", help="Agency id (agencies/<id>.toml).")]
@@ -152,6 +155,24 @@ def retention_run() -> None:
     db = database_for(settings)
     db.create_schema()
     report = run_retention(db, agencies, utcnow(), settings.line_type_cache_days)
+    audit.record(
+        db, "retention run", "all agencies", f"{report.total} item(s) purged",
+        actor=audit.local_actor(), source="cli",
+    )  # fmt: skip
     for line in report.lines():
         typer.echo(line)
     typer.echo(f"retention run done: {report.total} item(s) purged")
+
+
+@audit_app.command("list")
+def audit_list(
+    limit: Annotated[int, typer.Option(min=1, help="The latest N entries.")] = 100,
+) -> None:
+    """The audit log, oldest first: when, who, what, on what, details, through what."""
+    db = database_for(get_settings())
+    db.create_schema()
+    for entry in audit.latest(db, limit):
+        typer.echo(
+            f"{entry.at.isoformat()}\t{entry.actor}\t{entry.action}\t{entry.target}"
+            f"\t{entry.detail}\t{entry.source}"
+        )

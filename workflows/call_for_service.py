@@ -85,6 +85,7 @@ class CallForServiceWorkflow:
         )
         self._unrecorded_events: list[EventRecord] = []
         self._recorded_decision: Decision | None = self._state.decision
+        self._recorded_actions = len(self._state.operator_actions)
         self._changed = False
         self._indexed: tuple[object, ...] = ()
         self._details = ""
@@ -196,7 +197,11 @@ class CallForServiceWorkflow:
             if self._needs_line_type():
                 await self._look_up_line_type()
                 continue  # decide again with what the lookup said
-            if self._unrecorded_events or call.decision != self._recorded_decision:
+            if (
+                self._unrecorded_events
+                or call.decision != self._recorded_decision
+                or len(call.operator_actions) != self._recorded_actions
+            ):
                 await self._record()
                 continue  # signals may have arrived meanwhile: decide again before acting
             step = plan(call, policy, workflow.now())
@@ -322,6 +327,7 @@ class CallForServiceWorkflow:
         decision = self._state.decision
         new_decision = decision if decision != self._recorded_decision else None
         self._recorded_decision = decision
+        self._recorded_actions = len(self._state.operator_actions)
         await workflow.execute_local_activity_method(
             CallRecordActivities.record_call,
             RecordCallInput(

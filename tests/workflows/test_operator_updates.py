@@ -11,6 +11,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from callerloop import audit
 from callerloop.db import Database
 from tests.conftest import start_harness
 from tests.factories import (
@@ -96,6 +97,11 @@ async def test_suppress_stops_texts_and_is_recorded_with_who_and_why(
     [action] = (await harness.state(incident)).operator_actions
     assert (action.action, action.by) == ("suppress", "sgt.lee")
     assert action.reason == "caller's partner may read the texts"
+    # In the audit log once, however many times the call was recorded since.
+    [entry] = audit.latest(harness.db)
+    assert (entry.actor, entry.action, entry.source) == ("sgt.lee", "suppress", "temporal-update")
+    assert entry.target == f"call/testville/{incident}"
+    assert entry.detail == "caller's partner may read the texts"
 
 
 @pytest.mark.parametrize(

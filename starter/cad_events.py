@@ -35,7 +35,9 @@ def parse_cad_event(
 ) -> CadEvent:
     """Validate one event (already decoded from JSON) against its agency."""
     try:
-        event = _EVENT.validate_python(dict(data))
+        # Strict JSON types, as the schema promises: `"priority": false` or `"4"`, or
+        # `"in_progress": 1`, is a mistake to refuse, not to coerce.
+        event = _EVENT.validate_json(json.dumps(dict(data)), strict=True)
     except ValidationError as error:
         raise InvalidCadEvent(_describe(error, where)) from None
     agency = agencies.get(event.agency)

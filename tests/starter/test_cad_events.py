@@ -62,6 +62,11 @@ def test_same_content_same_id_so_a_resent_event_is_a_duplicate() -> None:
         ({"incident_id": "  "}, "event.incident_id: must not be empty"),
         ({"colour": "blue"}, "event.colour: unknown field"),
         ({"caller_language": "spanish"}, "event.caller_language: expected a two-letter"),
+        # JSON types are not coerced (found by Schemathesis: `false` was taken for 0).
+        ({"priority": False}, "event.priority: Input should be a valid integer"),
+        ({"priority": "4"}, "event.priority: Input should be a valid integer"),
+        ({"in_progress": 1}, "event.in_progress: Input should be a valid boolean"),
+        ({"do_not_text": "yes"}, "event.do_not_text: Input should be a valid boolean"),
     ],
 )
 def test_bad_events_say_what_and_where(overrides: dict[str, Any], message: str) -> None:

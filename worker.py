@@ -73,6 +73,7 @@ def build_workers(
             records.record_call,
             records.purge_personal_data,
             line_types.lookup_line_type,
+            texts.outbox_report,  # local: an operator's resend checks the receipts first
         ],
         activity_executor=executor,
         max_concurrent_activities=max_concurrent_activities,

@@ -35,7 +35,13 @@ from callerloop.delivery_status import STATUS_ORDER
 from callerloop.links import STATUS, SURVEY, issue_link
 from callerloop.messages import MessageContext, render_message
 from callerloop.sms_encoding import measure
-from workflows.model import SendTextInput, SendTextResult, TextKind
+from workflows.model import (
+    OutboxReport,
+    OutboxReportInput,
+    SendTextInput,
+    SendTextResult,
+    TextKind,
+)
 
 # Claimed by a send attempt that is calling the provider right now.
 HANDING_OVER = "handing_over"
@@ -58,6 +64,20 @@ class TextActivities:
         self._base_url = public_base_url
         self._time_scale = time_scale
         self._pacers = {a.id: Pacer(sender_rate(a, time_scale)) for a in agencies.values()}
+
+    @activity.defn(name="outbox_report")
+    def outbox_report(self, input: OutboxReportInput) -> OutboxReport:
+        """What the outbox (with the provider's delivery receipts) knows of a call's texts."""
+        with self._db.session() as session:
+            rows = session.exec(
+                select(OutboxMessage)
+                .where(col(OutboxMessage.workflow_id) == input.workflow_id)
+                .order_by(col(OutboxMessage.id))
+            ).all()
+        return OutboxReport(
+            statuses=[f"{row.kind}#{row.attempt}: {row.status}" for row in rows],
+            delivered=any(row.status == "delivered" for row in rows),
+        )
 
     @activity.defn(name="send_text")
     def send_text(self, input: SendTextInput) -> SendTextResult:
@@ -89,7 +109,7 @@ class TextActivities:
         return agency
 
     def _claim(self, session: Session, agency: AgencyConfig, input: SendTextInput) -> OutboxMessage:
-        existing = _find(session, input.workflow_id, input.kind)
+        existing = _find(session, input.workflow_id, input.kind, input.attempt)
         if existing is not None:
             return existing
         body = self._render(session, agency, input)
@@ -100,6 +120,7 @@ class TextActivities:
             agency=input.agency,
             incident_id=input.incident_id,
             kind=input.kind.value,
+            attempt=input.attempt,
             language=input.language,
             to=input.to,
             body=body,
@@ -114,7 +135,7 @@ class TextActivities:
             session.commit()  # written before the provider is called
         except IntegrityError:  # a concurrent attempt claimed it first
             session.rollback()
-            found = _find(session, input.workflow_id, input.kind)
+            found = _find(session, input.workflow_id, input.kind, input.attempt)
             assert found is not None
             return found
         return row
@@ -190,9 +211,11 @@ def survey_link_expiry(agency: AgencyConfig, issued_at: datetime, time_scale: fl
     return issued_at + agency.timing.survey_window / time_scale
 
 
-def _find(session: Session, workflow_id: str, kind: TextKind) -> OutboxMessage | None:
+def _find(session: Session, workflow_id: str, kind: TextKind, attempt: int) -> OutboxMessage | None:
     statement = select(OutboxMessage).where(
-        col(OutboxMessage.workflow_id) == workflow_id, col(OutboxMessage.kind) == kind.value
+        col(OutboxMessage.workflow_id) == workflow_id,
+        col(OutboxMessage.kind) == kind.value,
+        col(OutboxMessage.attempt) == attempt,
     )
     return session.exec(statement).first()
 

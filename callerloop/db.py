@@ -52,16 +52,19 @@ def utcnow() -> datetime:
 
 class OutboxMessage(SQLModel, table=True):
     """One text to one caller. Written before the provider is called, so a retried send
-    finds it and never sends twice; (workflow_id, kind) is unique."""
+    finds it and never sends twice; (workflow_id, kind, attempt) is unique."""
 
     __tablename__ = "outbox"
-    __table_args__ = (UniqueConstraint("workflow_id", "kind", name="uq_outbox_call_kind"),)
+    __table_args__ = (
+        UniqueConstraint("workflow_id", "kind", "attempt", name="uq_outbox_call_kind_attempt"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     workflow_id: str = Field(index=True)
     agency: str = Field(index=True)
     incident_id: str
     kind: str
+    attempt: int = 1  # 2, 3, …: an operator asked for this kind again (resend_confirmation)
     language: str
     to: str | None = None  # purged with the call's personal data
     body: str | None = None  # purged too: it carries the status or survey link

@@ -3,6 +3,7 @@
     callerloop calls show INCIDENT --agency A        the call's state (number masked)
     callerloop calls suppress INCIDENT --agency A --by NAME --reason WHY
     callerloop calls language INCIDENT es --agency A --by NAME --reason WHY
+    callerloop calls resend-confirmation INCIDENT --agency A --by NAME --reason WHY
     callerloop encryption new-key KEY_ID             a key for CALLERLOOP_ENCRYPTION_KEYS
     callerloop retention run                         purge personal data past retention
     callerloop audit list                            who did what, when
@@ -32,7 +33,13 @@ from callerloop.retention import run_retention
 from callerloop.settings import get_settings
 from callerloop.temporal import connect
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
-from workflows.model import CallState, MarkLanguageRequest, OperatorResult, SuppressRequest
+from workflows.model import (
+    CallState,
+    MarkLanguageRequest,
+    OperatorResult,
+    ResendConfirmationRequest,
+    SuppressRequest,
+)
 
 calls_app = typer.Typer(help="Look at a call and step in (Temporal updates).", no_args_is_help=True)
 encryption_app = typer.Typer(help="Keys that encrypt Temporal payloads.", no_args_is_help=True)
@@ -94,6 +101,16 @@ def calls_suppress(incident: Incident, agency: AgencyOption, by: By, reason: Rea
     request = SuppressRequest(by=by, reason=reason)
     result = asyncio.run(_update(agency, incident, "suppress", request))
     typer.echo(f"{workflow_id_for(agency, incident)}: {result.message} ({result.texting_state})")
+
+
+@calls_app.command("resend-confirmation")
+def calls_resend_confirmation(
+    incident: Incident, agency: AgencyOption, by: By, reason: Reason
+) -> None:
+    """Send the confirmation again, if nothing of this call reached the caller."""
+    request = ResendConfirmationRequest(by=by, reason=reason)
+    result = asyncio.run(_update(agency, incident, "resend_confirmation", request))
+    typer.echo(f"{workflow_id_for(agency, incident)}: {result.message}")
 
 
 @calls_app.command("language")

@@ -42,8 +42,11 @@ with workflow.unsafe.imports_passed_through():
         OperatorResult,
         OptInSignal,
         OptOutSignal,
+        OutboxReport,
+        OutboxReportInput,
         PurgeInput,
         RecordCallInput,
+        ResendConfirmationRequest,
         SendTextInput,
         SentText,
         SuppressRequest,
@@ -157,6 +160,44 @@ class CallForServiceWorkflow:
             raise ValueError("the call has finished: there is nothing left to suppress")
         if self._state.suppressed_reason is not None:
             raise ValueError(f"already suppressed: {self._state.suppressed_reason}")
+
+    @workflow.update
+    async def resend_confirmation(self, request: ResendConfirmationRequest) -> OperatorResult:
+        """Send the confirmation again, once the outbox confirms nothing of this call
+        reached the caller (the check reads delivery receipts: no I/O in a validator)."""
+        call = self._state
+        report: OutboxReport = await workflow.execute_local_activity_method(
+            TextActivities.outbox_report,
+            OutboxReportInput(workflow_id=workflow.info().workflow_id),
+            start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
+        )
+        if report.delivered:
+            raise ApplicationError(
+                "not resent: a text of this call reached the caller "
+                f"({', '.join(report.statuses)})",
+                type="ResendRefused",
+            )
+        call.operator_actions.append(
+            OperatorAction("resend_confirmation", request.by, request.reason, workflow.now())
+        )
+        call.confirmation_resend_requested = True
+        self._changed = True
+        await workflow.wait_condition(lambda: not call.confirmation_resend_requested)
+        last = [t for t in call.texts if t.kind == TextKind.CONFIRMATION][-1]
+        return OperatorResult(f"confirmation sent again ({last.status})", call.texting_state)
+
+    @resend_confirmation.validator
+    def _validate_resend(self, request: ResendConfirmationRequest) -> None:
+        _require_who_and_why(request.by, request.reason)
+        call = self._state
+        if call.purged:
+            raise ValueError("the call has finished: there is no one to confirm to")
+        if call.texting_state != TextingState.ACTIVE:
+            raise ValueError(f"the call is not being texted ({call.texting_state})")
+        if not call.sent(TextKind.CONFIRMATION):
+            raise ValueError("no confirmation was sent yet: it will go on its own")
+        if call.confirmation_resend_requested:
+            raise ValueError("a resend is already on its way")
 
     @workflow.update
     def mark_language(self, request: MarkLanguageRequest) -> OperatorResult:
@@ -352,6 +393,7 @@ class CallForServiceWorkflow:
             kind=kind,
             language=language or policy.default_language,
             to=call.caller_phone,
+            attempt=1 + sum(1 for text in call.texts if text.kind == kind),
         )
         try:
             result = await workflow.execute_activity_method(
@@ -366,6 +408,9 @@ class CallForServiceWorkflow:
             call.texts.append(SentText(kind=kind, status="failed", at=workflow.now()))
             self._on_send_failure(error)
             return
+        finally:
+            if kind == TextKind.CONFIRMATION:
+                call.confirmation_resend_requested = False
         call.texts.append(
             SentText(
                 kind=kind,

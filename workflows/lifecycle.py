@@ -103,6 +103,8 @@ def plan(call: CallState, policy: AgencyPolicy, now: datetime) -> Plan:
     if decision is None or not decision.eligible or cap_reached(call, policy):
         return Plan(wake_at=min(wakes, default=None))
 
+    if call.confirmation_resend_requested:
+        return Plan(send=TextKind.CONFIRMATION, wake_at=min(wakes, default=None))
     status = call.status
     closed = status is not None and status.is_closed
     pending = [kind for kind in TextKind if not call.sent(kind) and kind not in call.skipped]

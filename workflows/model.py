@@ -255,6 +255,7 @@ class CallState:
     purged: bool = False
     idle: bool = False  # waiting for an event or a deadline, nothing in flight
     operator_actions: list[OperatorAction] = field(default_factory=list)
+    confirmation_resend_requested: bool = False
 
     def sent(self, kind: TextKind) -> bool:
         return any(t.kind == kind for t in self.texts)
@@ -288,6 +289,28 @@ class SuppressRequest:
 
     by: str
     reason: str
+
+
+@dataclass
+class ResendConfirmationRequest:
+    """`resend_confirmation` update: send the confirmation again, if nothing reached the
+    caller (e.g. the carrier reported it undelivered)."""
+
+    by: str
+    reason: str
+
+
+@dataclass
+class OutboxReportInput:
+    workflow_id: str
+
+
+@dataclass
+class OutboxReport:
+    """Each text of a call as the outbox knows it, delivery receipts included."""
+
+    statuses: list[str] = field(default_factory=list)  # "confirmation#1: delivered", …
+    delivered: bool = False
 
 
 @dataclass
@@ -357,6 +380,7 @@ class SendTextInput:
     language: str
     to: str
     link_expires_at: datetime | None = None
+    attempt: int = 1  # the n-th text of this kind for this call (an operator's resend)
 
 
 @dataclass

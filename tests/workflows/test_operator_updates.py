@@ -13,6 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from callerloop import audit
 from callerloop.db import Database
+from callerloop.delivery_status import apply_delivery_status
 from tests.conftest import start_harness
 from tests.factories import (
     RecordingProvider,
@@ -25,8 +26,10 @@ from tests.harness import Harness
 from workflows.call_for_service import CallForServiceWorkflow
 from workflows.model import (
     CadEventType,
+    CallSource,
     MarkLanguageRequest,
     OperatorResult,
+    ResendConfirmationRequest,
     SuppressRequest,
     TextingState,
 )
@@ -155,3 +158,57 @@ async def test_mark_language_sets_the_language_of_later_texts(harness: Harness) 
     assert [row.language for row in harness.outbox(incident)] == ["en", "es"]
     [action] = (await harness.state(incident)).operator_actions
     assert (action.action, action.detail) == ("mark_language", "es")
+
+
+async def resend(handle: WorkflowHandle[object, object]) -> OperatorResult:
+    request = ResendConfirmationRequest(by="dispatcher 4", reason="caller says no text came")
+    result: OperatorResult = await handle.execute_update(
+        "resend_confirmation", request, result_type=OperatorResult
+    )
+    return result
+
+
+async def test_a_confirmation_that_never_arrived_is_sent_again(
+    harness: Harness, provider: RecordingProvider
+) -> None:
+    incident = new_incident_id()
+    await harness.send(eligible_call(incident))
+    [first] = harness.outbox(incident)
+    assert first.provider_id is not None
+    apply_delivery_status(harness.db, first.provider_id, "undelivered", error_code="30003")
+
+    result = await resend(harness.handle(incident))
+
+    assert result.message == "confirmation sent again (queued)"
+    rows = harness.outbox(incident)
+    assert [(row.kind, row.attempt, row.status) for row in rows] == [
+        ("confirmation", 1, "undelivered"),
+        ("confirmation", 2, "queued"),
+    ]
+    assert len(provider.accepted) == 2
+    assert [entry.action for entry in audit.latest(harness.db)] == ["resend_confirmation"]
+    # The lifecycle goes on as before: the next update, once.
+    await harness.send(cad_event(incident, CadEventType.ASSIGNED, minutes=5))
+    assert harness.kinds(incident) == ["confirmation", "confirmation", "assigned"]
+
+
+async def test_no_resend_once_a_text_reached_the_caller(harness: Harness) -> None:
+    incident = new_incident_id()
+    await harness.send(eligible_call(incident))
+    [first] = harness.outbox(incident)
+    assert first.provider_id is not None
+    apply_delivery_status(harness.db, first.provider_id, "delivered")
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await resend(harness.handle(incident))
+    assert "reached the caller (confirmation#1: delivered)" in str(refused.value.cause)
+    assert len(harness.outbox(incident)) == 1
+
+
+async def test_no_resend_for_a_call_that_is_not_texted(harness: Harness) -> None:
+    incident = new_incident_id()
+    await harness.send(eligible_call(incident, source=CallSource.OFFICER))
+    handle = harness.handle(incident)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await resend(handle)
+    assert "not being texted" in str(refused.value.cause)
+    assert await update_events(handle) == 0

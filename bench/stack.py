@@ -37,6 +37,7 @@ from starter.devstack import (
     spawn,
     temporal_address,
     wait_for_server,
+    web_app_command,
     with_local_secrets,
     worker_environment,
 )
@@ -206,18 +207,7 @@ class BenchStack:
         self.api_keys = [create_key(self.db, agency, f"bench {i}")[1] for i in range(keys)]
         self.web = self.spawn_child(
             "web app",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "web.app:app_from_environment",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.settings.web_port),
-                "--no-access-log",
-            ],
+            [*web_app_command(self.settings), "--no-access-log"],
             "web.log",
         )
         loop = asyncio.get_running_loop()

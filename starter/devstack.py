@@ -308,6 +308,21 @@ def _local_secret(path: Path, make: Callable[[], str]) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+def web_app_command(settings: Settings) -> list[str]:
+    """The web app under uvicorn on this machine, configured from the environment."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "web.app:app_from_environment",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(settings.web_port),
+    ]
+
+
 def temporal_address(settings: Settings) -> str:
     return f"127.0.0.1:{settings.temporal_port}"
 
@@ -653,17 +668,7 @@ class DevStack:
     def _start_web(self) -> None:
         web = spawn(
             "web app",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "web.app:app_from_environment",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.settings.web_port),
-            ],
+            web_app_command(self.settings),
             self.paths.web_log,
             env=worker_environment(self.settings, self.database_url, self.speed, self.twilio_env),
             stop_signal=signal.SIGINT,

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.sms_providers.base import SmsProvider
@@ -45,6 +46,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--workflow-environment",
         default="time-skipping",
         help="time-skipping (default), local, or HOST:PORT of a running Temporal server",
+    )
+    parser.addoption(
+        "--record-histories",
+        action="store_true",
+        help="write the histories of tests marked record_history to tests/histories/ "
+        "(unencrypted, for the replay test); see the README on rolling out workflow changes",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "record_history: this test's calls are kept in tests/histories/"
     )
 
 
@@ -105,10 +118,13 @@ async def start_dev_server(
 @pytest.fixture(scope="session")
 async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
     choice = request.config.getoption("--workflow-environment")
+    # Recorded histories are kept unencrypted: the session's test key dies with it.
+    recording = request.config.getoption("--record-histories")
+    converter = DataConverter.default if recording else TEST_CONVERTER
     if choice == "time-skipping":
         environment = await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=str(installed_binary("temporal-test-server")),
-            data_converter=TEST_CONVERTER,
+            data_converter=converter,
         )
         await register_search_attributes(environment.client)
     elif choice == "local":
@@ -180,6 +196,7 @@ async def start_harness(
 
 @pytest.fixture
 async def harness(
+    request: pytest.FixtureRequest,
     env: WorkflowEnvironment,
     database: Database,
     agency: AgencyConfig,
@@ -187,4 +204,10 @@ async def harness(
 ) -> AsyncIterator[Harness]:
     """A worker on its own task queue, against the session's Temporal environment."""
     async for running in start_harness(env, database, {agency.id: agency}, provider):
+        if request.config.getoption("--record-histories") and request.node.get_closest_marker(
+            "record_history"
+        ):
+            running.record_as = request.node.name
         yield running
+        if running.record_as is not None:
+            await running.record_histories()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import col, select
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from callerloop.agency_config import AgencyConfig
 from callerloop.db import Database, OutboxMessage
@@ -19,6 +21,7 @@ from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
 from workflows.model import CadEvent, CallOutcome, CallState
 
 SETTLE_TIMEOUT = 20.0
+HISTORIES = Path(__file__).parent / "histories"
 
 
 @dataclass
@@ -31,6 +34,8 @@ class Harness:
     # The handles start_workflow returned: on the time-skipping server only these skip
     # time while awaiting the result.
     handles: dict[str, WorkflowHandle[Any, CallOutcome]] = field(default_factory=dict)
+    # Set (to the test's name) when `pytest --record-histories` records this test's calls.
+    record_as: str | None = None
 
     @property
     def cad(self) -> CadClient:
@@ -77,8 +82,25 @@ class Harness:
             await asyncio.sleep(0.02)
 
     async def finish(self, incident_id: str) -> CallOutcome:
-        """Let the call run to its end (time skips on the time-skipping server)."""
-        return await self.handles[incident_id].result()
+        """Let the call run to its end (time skips on the time-skipping server), then
+        replay its history: every test's call must replay as it ran, or a worker restart
+        or a query would fail it in production."""
+        handle = self.handles[incident_id]
+        outcome = await handle.result()
+        history = await handle.fetch_history()
+        replayer = Replayer(
+            workflows=[CallForServiceWorkflow], data_converter=self.env.client.data_converter
+        )
+        await replayer.replay_workflow(history)
+        return outcome
+
+    async def record_histories(self) -> None:
+        """Keep every call of this test, finished or not, in tests/histories/."""
+        assert self.record_as is not None
+        HISTORIES.mkdir(exist_ok=True)
+        for number, handle in enumerate(self.handles.values(), start=1):
+            history = await handle.fetch_history()
+            (HISTORIES / f"{self.record_as}-{number}.json").write_text(history.to_json())
 
     async def terminate_running(self) -> None:
         """A call left running would stall the shared time-skipping clock for later tests

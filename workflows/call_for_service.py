@@ -56,6 +56,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.policy import AgencyPolicy, EligibilityReason
 
+# Patch ids of workflow changes that calls in flight must replay around (README: "Rolling
+# out a workflow change"). Deprecate one only when no call started before it is running.
+DEADLINE_REACHED_ON_TIMER = "deadline-reached-on-timer"
+
 LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # A text that cannot reach the provider within this is no longer news to the caller.
 SEND_TIMEOUT = timedelta(minutes=15)
@@ -94,6 +98,7 @@ class CallForServiceWorkflow:
         self._details = ""
         self._registry_fresh = False
         self._policy: AgencyPolicy | None = input.carried_policy
+        self._deadline_reached: datetime | None = None
 
     # --- signals and queries: facts in, state out; no I/O here ---------------------
 
@@ -245,7 +250,7 @@ class CallForServiceWorkflow:
             ):
                 await self._record()
                 continue  # signals may have arrived meanwhile: decide again before acting
-            step = plan(call, policy, workflow.now())
+            step = plan(call, policy, self._now())
             call.skipped.extend(step.skip)
             if step.finished:
                 break
@@ -432,17 +437,31 @@ class CallForServiceWorkflow:
         elif failure == SmsFailure.NUMBER_UNUSABLE:
             self._state.unusable_phone = self._state.caller_phone
 
+    def _now(self) -> datetime:
+        """Workflow time, never before a deadline whose timer has fired.
+
+        After a local activity, `workflow.now()` is only approximately the server's clock
+        and is not the same on replay: a timer can fire a fraction of a second before the
+        deadline it was set for, by the workflow's reckoning. Planning as if the deadline
+        had come once its timer fired makes that decision come from history alone, so a
+        replay (a query, a worker restart) takes the same path as the live run."""
+        now = workflow.now()
+        if self._deadline_reached is not None and self._deadline_reached > now:
+            return self._deadline_reached
+        return now
+
     async def _wait_for_change(self, wake_at: datetime | None) -> None:
         """Sleep until a signal changes something or the next deadline comes."""
         self._changed = False
         timeout = None
         if wake_at is not None:
-            timeout = max((wake_at - workflow.now()).total_seconds(), 0.001)
+            timeout = max((wake_at - self._now()).total_seconds(), 0.001)
         self._state.idle = True
         try:
             await workflow.wait_condition(lambda: self._changed, timeout=timeout)
         except TimeoutError:
-            pass
+            if workflow.patched(DEADLINE_REACHED_ON_TIMER):
+                self._deadline_reached = wake_at
         finally:
             self._state.idle = False
 

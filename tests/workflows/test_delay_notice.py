@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from tests.factories import cad_event, eligible_call, new_incident_id
 from tests.harness import Harness
 from workflows.model import CadEventType, TextKind
 
 
+@pytest.mark.record_history
 async def test_delay_notice_when_no_unit_within_threshold(harness: Harness) -> None:
     incident = new_incident_id()
     await harness.send(eligible_call(incident, priority=4))  # threshold PT2H
@@ -46,6 +49,7 @@ async def test_no_delay_notice_when_a_unit_is_assigned_in_time(harness: Harness)
     assert harness.kinds(incident) == ["confirmation", "assigned", "cleared", "survey"]
 
 
+@pytest.mark.record_history
 async def test_explicit_delay_event_sends_the_notice_at_most_once(harness: Harness) -> None:
     incident = new_incident_id()
     await harness.send(eligible_call(incident, priority=4))

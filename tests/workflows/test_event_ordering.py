@@ -52,6 +52,7 @@ async def test_cleared_before_assigned_sends_no_stale_assigned_update(harness: H
     assert outcome.texts == [TextKind.CONFIRMATION, TextKind.CLEARED, TextKind.SURVEY]
 
 
+@pytest.mark.record_history
 async def test_reopened_call_resumes_and_is_surveyed_once(harness: Harness) -> None:
     incident = new_incident_id()
     await harness.send(eligible_call(incident))
@@ -78,6 +79,7 @@ async def test_same_timestamp_steps_only_move_forward(harness: Harness) -> None:
     assert state.status == CallStatus.ON_SCENE
 
 
+@pytest.mark.record_history
 async def test_first_event_may_be_any_kind(harness: Harness) -> None:
     """Signal-with-start: an update for an unknown call starts it; facts fill in later."""
     incident = new_incident_id()

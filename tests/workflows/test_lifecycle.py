@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlmodel import select
 
 from callerloop.db import CallEventRecord, CallRecord, EligibilityDecisionRecord
@@ -13,6 +14,7 @@ from tests.harness import Harness
 from workflows.model import CadEventType, TextingState, TextKind
 
 
+@pytest.mark.record_history
 async def test_eligible_call_is_texted_through_to_survey_and_purge(
     harness: Harness, provider: RecordingProvider
 ) -> None:
@@ -70,6 +72,7 @@ async def test_survey_waits_for_the_survey_delay(harness: Harness) -> None:
     assert timedelta(hours=24) <= survey_at - state.closed_at < timedelta(hours=25)
 
 
+@pytest.mark.record_history
 async def test_call_that_is_never_eligible_sends_nothing_and_finishes_at_close(
     harness: Harness, provider: RecordingProvider
 ) -> None:
@@ -86,6 +89,7 @@ async def test_call_that_is_never_eligible_sends_nothing_and_finishes_at_close(
     assert harness.outbox(incident) == []
 
 
+@pytest.mark.record_history
 async def test_call_closed_before_confirmation_gets_only_the_closing_note(
     harness: Harness,
 ) -> None:

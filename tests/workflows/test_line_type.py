@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.factories import RecordingProvider, eligible_call, new_incident_id
 from tests.harness import Harness
 from workflows.model import LineType, TextingState
 
 
+@pytest.mark.record_history
 async def test_lookup_makes_an_unknown_number_textable_when_it_is_a_mobile(
     harness: Harness, provider: RecordingProvider
 ) -> None:

@@ -76,6 +76,7 @@ async def test_the_ui_shows_a_summary_and_current_details_without_personal_data(
         assert f" {personal} " not in f" {details} ", personal
 
 
+@pytest.mark.record_history
 async def test_suppress_stops_texts_and_is_recorded_with_who_and_why(
     harness: Harness, provider: RecordingProvider
 ) -> None:
@@ -139,6 +140,7 @@ async def test_a_second_suppress_is_refused_and_says_why(harness: Harness) -> No
     assert await update_events(handle) == 1
 
 
+@pytest.mark.record_history
 async def test_mark_language_sets_the_language_of_later_texts(harness: Harness) -> None:
     incident = new_incident_id()
     await harness.send(eligible_call(incident))
@@ -168,6 +170,7 @@ async def resend(handle: WorkflowHandle[object, object]) -> OperatorResult:
     return result
 
 
+@pytest.mark.record_history
 async def test_a_confirmation_that_never_arrived_is_sent_again(
     harness: Harness, provider: RecordingProvider
 ) -> None:

@@ -3,6 +3,8 @@ do-not-text, operator suppression. After any of them, nothing more is texted."""
 
 from __future__ import annotations
 
+import pytest
+
 from activities.opt_outs import record_opt_out
 from tests.factories import RecordingProvider, cad_event, eligible_call, new_incident_id
 from tests.harness import Harness
@@ -17,6 +19,7 @@ from workflows.model import (
 )
 
 
+@pytest.mark.record_history
 async def test_opt_out_mid_call_stops_every_later_text(harness: Harness) -> None:
     incident = new_incident_id()
     await harness.send(eligible_call(incident))
@@ -34,6 +37,7 @@ async def test_opt_out_mid_call_stops_every_later_text(harness: Harness) -> None
     assert outcome.reason == "opted_out"
 
 
+@pytest.mark.record_history
 async def test_opt_in_after_opt_out_resumes_texting(harness: Harness) -> None:
     incident = new_incident_id()
     await harness.send(eligible_call(incident))
@@ -59,6 +63,7 @@ async def test_number_in_the_opt_out_registry_is_never_texted(
     assert provider.calls == 0
 
 
+@pytest.mark.record_history
 async def test_reclassified_to_a_sensitive_type_stops_texting_for_good(harness: Harness) -> None:
     incident = new_incident_id()
     await harness.send(eligible_call(incident, call_type="NOISE COMPLAINT DELAY"))
@@ -81,12 +86,15 @@ async def test_agency_excluded_type_and_in_progress_block_too(harness: Harness) 
     excluded, in_progress = new_incident_id(), new_incident_id()
     await harness.send(eligible_call(excluded, call_type="WEAPON VIOL GUN DELAY"))
     await harness.send(eligible_call(in_progress, call_type="TRESPASSING IN PROG"))
-    for incident, reason in ((excluded, "call_type_excluded"), (in_progress, "in_progress")):
+    calls = ((excluded, "call_type_excluded"), (in_progress, "in_progress"))
+    for incident, _ in calls:  # before either is run to its end (that skips time)
         await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=30))
+    for incident, reason in calls:
         outcome = await harness.finish(incident)
         assert outcome.texts == [] and outcome.reason == reason
 
 
+@pytest.mark.record_history
 async def test_escalation_above_eligible_priorities_stops_texting(harness: Harness) -> None:
     incident = new_incident_id()
     await harness.send(eligible_call(incident, priority=4))
@@ -102,6 +110,7 @@ async def test_escalation_above_eligible_priorities_stops_texting(harness: Harne
     assert outcome.reason == "priority_escalated"
 
 
+@pytest.mark.record_history
 async def test_do_not_text_flag_and_operator_suppression(harness: Harness) -> None:
     flagged, suppressed = new_incident_id(), new_incident_id()
     await harness.send(eligible_call(flagged), eligible_call(suppressed))
@@ -111,11 +120,14 @@ async def test_do_not_text_flag_and_operator_suppression(harness: Harness) -> No
         SuppressSignal(reason="caller asked the call-taker", by="op7"),
     )
     await harness.settle(suppressed, lambda s: s.blocked is not None)
+    # Both calls hear everything before either is run to its end: finishing one skips
+    # time, and the other (never to be texted again) may end meanwhile.
     for incident in (flagged, suppressed):
         await harness.send(
             cad_event(incident, CadEventType.ASSIGNED, minutes=5),
             cad_event(incident, CadEventType.CLEARED, minutes=30),
         )
+    for incident in (flagged, suppressed):
         outcome = await harness.finish(incident)
         assert outcome.texts == ["confirmation"]
         assert outcome.texting_state == TextingState.FINISHED

@@ -3,6 +3,8 @@ errors change the call's texting state."""
 
 from __future__ import annotations
 
+import pytest
+
 from activities.errors import SmsFailure
 from activities.sms_providers.base import (
     OutgoingText,
@@ -45,6 +47,7 @@ async def test_send_with_unknown_outcome_is_not_repeated(
     assert [t.status for t in state.texts] == ["unknown"]
 
 
+@pytest.mark.record_history
 async def test_carrier_opt_out_marks_the_call_opted_out(
     harness: Harness, provider: RecordingProvider
 ) -> None:
@@ -59,6 +62,7 @@ async def test_carrier_opt_out_marks_the_call_opted_out(
     assert provider.calls == 1
 
 
+@pytest.mark.record_history
 async def test_unusable_number_stops_texting_that_number(
     harness: Harness, provider: RecordingProvider
 ) -> None:

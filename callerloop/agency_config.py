@@ -386,10 +386,21 @@ class AgencyConfig(_Strict):
 
 
 def check_template(template: str, kind: TextKind, where: str) -> None:
+    """Only bare placeholders like {case_number}: a conversion or format spec ({x!r},
+    {x:d}) could fail or change a text at send time, long after the file was loaded."""
     try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        parsed = list(string.Formatter().parse(template))
     except ValueError as error:
-        raise ValueError(f"{where}: {error}") from error
+        raise ValueError(f"{where}: {error}; write a literal brace as {{{{ or }}}}") from error
+    fields = {name for _, name, _, _ in parsed if name is not None}
+    decorated = [
+        name for _, name, spec, conversion in parsed if name is not None and (spec or conversion)
+    ]
+    if decorated:
+        raise ValueError(
+            f"{where}: placeholder(s) {sorted(decorated)} have a conversion or format spec; "
+            "write them bare, like {case_number}"
+        )
     unknown = fields - TEMPLATE_FIELDS
     if unknown:
         raise ValueError(

@@ -17,12 +17,12 @@ import math
 import random
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from callerloop.agency_config import AgencyConfig
@@ -151,7 +151,11 @@ def parse_cad_export(
     `until` (exclusive) select calls by creation time; naive values are in the agency's zone.
     """
     reader = csv.DictReader(lines)
-    header = _clean_header(reader.fieldnames)
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as error:
+        raise ValueError(f"line 1: the CSV header cannot be read: {error}") from None
+    header = _clean_header(fieldnames)
     reader.fieldnames = header
     columns = column_names(agency)
     _check_header(header, columns)
@@ -172,7 +176,7 @@ def parse_cad_export(
     export = ParsedExport(calls=[], errors=[], rows_read=0)
     first_line: dict[str, int] = {}
     unmapped: Counter[str] = Counter()
-    for record in reader:
+    for record in _records(reader):
         export.rows_read += 1
         row = _Row(record, reader.line_num, len(header), context)
         call = _parse_row(row, context, unmapped)
@@ -188,6 +192,17 @@ def parse_cad_export(
             export.quirks.update(row.quirks)
     export.unmapped_sources = dict(unmapped)
     return export
+
+
+def _records(reader: csv.DictReader[str]) -> Iterator[dict[str | Any, str | Any]]:
+    """The reader's records; a file the csv module cannot read on (a field over its size
+    limit, a stray carriage return) is refused with the line where reading stopped."""
+    try:
+        yield from reader
+    except csv.Error as error:
+        raise ValueError(
+            f"line {reader.line_num + 1}: the CSV cannot be read past here: {error}"
+        ) from None
 
 
 def first_calls(calls: Sequence[ReplayCall], limit: int | None) -> list[ReplayCall]:

@@ -161,6 +161,19 @@ class AutoReply(SQLModel, table=True):
     sent_at: datetime = utc_column(nullable=False)
 
 
+class HandledInbound(SQLModel, table=True):
+    """An inbound text acted on, by the provider's message id: Twilio retries a webhook it
+    got no answer to, and a captured request replayed later (an old STOP after the
+    resident's START) must change nothing. Written only once the text was fully handled,
+    so a retry after a failure still acts. No phone number or body is kept."""
+
+    __tablename__ = "handled_inbound"
+
+    provider_id: str = Field(primary_key=True)
+    agency: str
+    handled_at: datetime = utc_column(nullable=False, index=True)
+
+
 class LineTypeCache(SQLModel, table=True):
     """Line-type lookups are paid for: one per number per cache period."""
 

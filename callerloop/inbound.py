@@ -28,7 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.opt_outs import record_opt_out
 from callerloop.agency_config import AgencyConfig
-from callerloop.db import AutoReply, CallRecord, Database, OptOut, utcnow
+from callerloop.db import AutoReply, CallRecord, Database, HandledInbound, OptOut, utcnow
 from callerloop.messages import MessageContext, render_message
 from callerloop.sms_keywords import InboundIntent, InboundKeyword, classify_inbound
 from workflows.call_for_service import CallForServiceWorkflow
@@ -95,6 +95,22 @@ class InboundReply:
     intent: InboundIntent
     keyword: str
     text: str | None  # the one reply to send, None for none
+
+
+def was_handled(db: Database, provider_id: str) -> bool:
+    """Whether this inbound text (by the provider's message id) was already acted on."""
+    with db.session() as session:
+        return session.get(HandledInbound, provider_id) is not None
+
+
+def mark_handled(db: Database, provider_id: str, agency_id: str) -> None:
+    """Remember a fully handled inbound text; a concurrent duplicate got there first."""
+    with db.session() as session:
+        session.add(HandledInbound(provider_id=provider_id, agency=agency_id, handled_at=utcnow()))
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
 
 
 def find_agency(

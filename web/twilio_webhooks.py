@@ -18,7 +18,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from callerloop.agency_config import AgencyConfig
 from callerloop.db import Database
 from callerloop.delivery_status import apply_delivery_status
-from callerloop.inbound import SignalCall, find_agency, handle_inbound
+from callerloop.inbound import SignalCall, find_agency, handle_inbound, mark_handled, was_handled
 from web.twilio_signature import TwilioForm, TwilioSignatureCheck
 
 log = structlog.get_logger("web.twilio_webhooks")
@@ -55,10 +55,15 @@ def twilio_router(
     async def inbound_message(form: SignedForm) -> Response:
         """A text a resident sent to an agency's number; the reply goes back as TwiML."""
         to_number = _required(form, "To")
+        provider_id = _required(form, "MessageSid", "SmsMessageSid", "SmsSid")
         agency = find_agency(agencies, to_number, form.get("MessagingServiceSid"))
         if agency is None:
             # 200, not an error: Twilio would only retry, and no agency can answer it.
             log.warning("inbound text to a number no agency uses", to=to_number)
+            return twiml(None)
+        if await run_in_threadpool(was_handled, db, provider_id):
+            # A retry of a webhook we did answer, or a captured request played again.
+            log.warning("inbound text already handled: ignored", message_sid=provider_id)
             return twiml(None)
         reply = await handle_inbound(
             db,
@@ -68,6 +73,7 @@ def twilio_router(
             signal_call,
             provider_keyword_type=form.get("OptOutType"),
         )
+        await run_in_threadpool(mark_handled, db, provider_id, agency.id)
         return twiml(reply.text)
 
     return router

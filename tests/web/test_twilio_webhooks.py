@@ -25,6 +25,7 @@ from callerloop.inbound import (
     CallSignal,
     SignalDeliveryFailed,
     handle_inbound,
+    was_handled,
 )
 from callerloop.settings import Settings
 from callerloop.sms_encoding import measure
@@ -312,6 +313,51 @@ async def test_a_stray_text_without_a_call_is_answered_once_a_day(web: httpx.Asy
     first = reply_text(await post_inbound(web, "hello?"))
     assert first is not None and "not monitored" in first and "911" in first
     assert reply_text(await post_inbound(web, "hello??")) is None
+
+
+async def test_a_captured_stop_played_again_after_start_changes_nothing(
+    web: httpx.AsyncClient, database: Database
+) -> None:
+    """Twilio's signature has no timestamp: a captured request stays valid. The message id
+    makes it one-off, so an old STOP cannot undo the resident's START."""
+    stop = inbound_form("STOP")
+    headers = signed_headers("/twilio/inbound", stop)
+    assert reply_text(await web.post("/twilio/inbound", data=stop, headers=headers)) is not None
+    assert reply_text(await post_inbound(web, "START")) is not None
+    assert not opted_out(database)
+
+    replayed = await web.post("/twilio/inbound", data=stop, headers=headers)
+    assert reply_text(replayed) is None
+    assert not opted_out(database)
+
+
+async def test_a_text_whose_handling_failed_is_handled_when_twilio_retries(
+    database: Database, agency: AgencyConfig
+) -> None:
+    incident = new_incident_id()
+    open_call_record(database, incident)
+
+    async def temporal_down() -> Client:
+        raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+
+    app = create_app(web_settings(database), database, {agency.id: agency}, temporal_down)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    form = inbound_form("STOP")
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        post = await client.post(
+            "/twilio/inbound", data=form, headers=signed_headers("/twilio/inbound", form)
+        )
+        assert post.status_code == 500  # so Twilio retries
+        assert not was_handled(database, form["MessageSid"])
+        with database.session() as session:  # meanwhile the call ended: nobody to tell
+            session.delete(session.get(CallRecord, f"call/testville/{incident}"))
+            session.commit()
+        retry = await client.post(
+            "/twilio/inbound", data=form, headers=signed_headers("/twilio/inbound", form)
+        )
+    assert retry.status_code == 200
+    assert was_handled(database, form["MessageSid"])
+    assert opted_out(database)
 
 
 # --- inbound texts and running calls ------------------------------------------------------

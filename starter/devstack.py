@@ -451,6 +451,11 @@ def survey_outstanding(state: CallState, events_sent: int) -> bool:
         return True  # the workflow has not seen every replayed event yet
     if state.sent(TextKind.SURVEY):
         return False
+    if not state.idle:
+        # Caught mid-task (a query can be answered between the local activities of a
+        # workflow task): the call may not have decided yet. It was seen as "pending",
+        # events applied and nothing texted, and its survey was taken as never to come.
+        return True
     # A call still open, cancelled, or not texted gets no survey: nothing more will come.
     return state.status == CallStatus.CLEARED and state.texting_state == TextingState.ACTIVE
 

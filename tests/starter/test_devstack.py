@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,8 @@ from sqlmodel import select
 
 from callerloop.db import Database, OutboxMessage
 from callerloop.settings import PROJECT_ROOT
-from starter.devstack import port_in_use
+from starter.devstack import port_in_use, survey_outstanding
+from workflows.model import CallState, CallStatus, SentText, TextingState, TextKind
 
 # A day whose synthetic calls all close within ~1.3 days of CAD time: ~30 s at 3600x.
 DAY = "2025-11-10"
@@ -163,3 +165,30 @@ def test_dev_stack_replays_a_day_texts_callers_and_leaves_nothing_behind(
     assert not port_in_use(temporal_port)
     assert not port_in_use(ui_port)
     assert not port_in_use(web_port)
+
+
+T = datetime(2025, 9, 1, tzinfo=UTC)
+
+
+def cleared_call(**fields: object) -> CallState:
+    state = CallState(agency="example", incident_id="C-1", events_applied=3)
+    state.status = CallStatus.CLEARED
+    for name, value in fields.items():
+        setattr(state, name, value)
+    return state
+
+
+def test_a_call_caught_mid_task_may_still_send_its_survey() -> None:
+    """`make run` waits for the day's surveys by querying each call. A query can be
+    answered between the local activities of a workflow task: a call that had every event
+    but had not decided yet looked "pending" and was taken as never to survey."""
+    assert survey_outstanding(cleared_call(texting_state=TextingState.PENDING), 3)
+    waiting = cleared_call(texting_state=TextingState.ACTIVE, idle=True)
+    assert survey_outstanding(waiting, 3)
+    assert survey_outstanding(waiting, 4), "an event it has not seen yet"
+    not_texted = cleared_call(texting_state=TextingState.INELIGIBLE, idle=True)
+    assert not survey_outstanding(not_texted, 3)
+    surveyed = cleared_call(texting_state=TextingState.ACTIVE, idle=True)
+    surveyed.texts.append(SentText(kind=TextKind.SURVEY, status="sent", at=T))
+    assert not survey_outstanding(surveyed, 3)
+    assert not survey_outstanding(cleared_call(purged=True), 3)

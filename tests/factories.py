@@ -11,7 +11,15 @@ from typing import Any
 
 from activities.sms_providers.base import OutgoingText, ProviderReceipt
 from callerloop.agency_config import AgencyConfig, parse_agency_config
-from callerloop.db import CallRecord, Database, OutboxMessage, utcnow
+from callerloop.db import (
+    CallRecord,
+    Database,
+    OutboxMessage,
+    SurveyAnswer,
+    SurveyComment,
+    SurveyResponse,
+    utcnow,
+)
 from workflows.model import CadEvent, CadEventType, CallSource, LineType
 
 _ids = itertools.count(1)
@@ -132,6 +140,41 @@ def outbox_row(
     return provider_id
 
 
+def outbox_row_for_call(
+    db: Database,
+    workflow_id: str,
+    kind: str,
+    *,
+    status: str = "delivered",
+    at: datetime | None = None,
+    language: str = "en",
+) -> None:
+    """The text of `kind` a call was sent, as the send activity records it."""
+    now = at or utcnow()
+    incident_id = workflow_id.rsplit("/", 1)[-1]
+    with db.session() as session:
+        session.add(
+            OutboxMessage(
+                workflow_id=workflow_id,
+                agency=workflow_id.split("/")[1],
+                incident_id=incident_id,
+                kind=kind,
+                language=language,
+                to="+17035550142",
+                body=f"{kind} for {incident_id}",
+                encoding="GSM-7",
+                segments=1,
+                provider="twilio",
+                status=status,
+                provider_id=f"SM{next(_provider_ids):032x}",
+                created_at=now,
+                sent_at=now,
+                updated_at=now,
+            )
+        )
+        session.commit()
+
+
 class RecordingProvider:
     """Stands in for the carrier network, the one boundary that cannot run here: it
     records what it was handed and can be told to fail."""
@@ -165,21 +208,93 @@ class RecordingProvider:
 
 
 def call_record(
-    db: Database, incident_id: str, at: datetime, caller_phone: str | None = "+17035550142"
+    db: Database,
+    incident_id: str,
+    at: datetime,
+    caller_phone: str | None = "+17035550142",
+    **fields: Any,
 ) -> str:
-    """A call's record as the worker keeps it; returns its workflow id."""
+    """A call's record as the worker keeps it; returns its workflow id. `fields` set any
+    other column (priority, call_type, language, texting_state, reason, texts_sent, …)."""
     workflow_id = f"call/testville/{incident_id}"
+    columns: dict[str, Any] = {"texting_state": "active", "updated_at": at, **fields}
     with db.session() as session:
         session.add(
             CallRecord(
                 workflow_id=workflow_id,
                 agency="testville",
                 incident_id=incident_id,
+                case_number=f"C{incident_id}",
                 caller_phone=caller_phone,
-                texting_state="active",
                 received_at=at,
-                updated_at=at,
+                **columns,
             )
         )
         session.commit()
     return workflow_id
+
+
+def survey_response(
+    db: Database,
+    scores: dict[str, int | None],
+    *,
+    agency: str = "testville",
+    month: str = "2025-09",
+    priority: int | None = 4,
+    call_type_group: str = "disorder",
+    language: str = "en",
+) -> int:
+    """One answered survey as the survey page stores it: a score per question (None: "does
+    not apply"); scale kinds from the built-in questions. Returns the response id."""
+    kinds = {"respect": "agreement"}
+    with db.session() as session:
+        response = SurveyResponse(
+            agency=agency,
+            month=month,
+            priority=priority,
+            call_type_group=call_type_group,
+            language=language,
+            page_language=language,
+        )
+        session.add(response)
+        session.flush()
+        assert response.id is not None
+        for question, score in scores.items():
+            session.add(
+                SurveyAnswer(
+                    response_id=response.id,
+                    question=question,
+                    kind=kinds.get(question, "satisfaction"),
+                    score=score,
+                    not_applicable=score is None,
+                )
+            )
+        session.commit()
+        return response.id
+
+
+def survey_comment(
+    db: Database,
+    comment: str,
+    *,
+    score: float | None = 4.0,
+    at: datetime | None = None,
+    agency: str = "testville",
+    case_number: str = "C-000001",
+    call_type_group: str = "disorder",
+    language: str = "en",
+) -> None:
+    """A comment as the survey page keeps it for supervisors."""
+    with db.session() as session:
+        session.add(
+            SurveyComment(
+                agency=agency,
+                case_number=case_number,
+                score=score,
+                call_type_group=call_type_group,
+                language=language,
+                comment=comment,
+                created_at=at or utcnow(),
+            )
+        )
+        session.commit()

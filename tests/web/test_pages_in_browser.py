@@ -24,7 +24,7 @@ from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
 from callerloop.agency_config import AgencyConfig
-from callerloop.db import Database, SurveyResponse
+from callerloop.db import Database, SurveyComment, SurveyResponse
 from callerloop.settings import PROJECT_ROOT
 from tests.conftest import start_harness
 from tests.factories import (
@@ -224,7 +224,10 @@ async def test_a_resident_follows_the_call_and_answers_the_survey(
 
     with database.session() as session:
         [response] = session.exec(select(SurveyResponse)).all()
-    assert response.comment == "The officer explained everything."
+        [comment] = session.exec(select(SurveyComment)).all()
+    assert response.comment is None
+    assert comment.comment == "The officer explained everything."
+    assert comment.case_number == f"C{incident}"
     assert (response.language, response.page_language) == ("es", "en")
 
 

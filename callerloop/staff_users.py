@@ -18,7 +18,9 @@ USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
 MIN_PASSWORD_LENGTH = 12
 SESSION_LIFETIME = timedelta(hours=12)
 
-_hasher = PasswordHasher()
+# Argon2id with argon2-cffi's defaults (RFC 9106's low-memory profile: 64 MiB, 3 passes).
+PASSWORD_HASHER = PasswordHasher()
+_hasher = PASSWORD_HASHER
 # Checked when the username is unknown, so both answers take as long.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 

@@ -298,3 +298,63 @@ def survey_comment(
             )
         )
         session.commit()
+
+
+def program_history(db: Database, *, days: int = 21, seed: int = 7) -> None:
+    """A few weeks of a texting programme, seeded: calls texted or not (with the reason),
+    texts of each kind with delivery receipts, opt-outs, survey answers and comments."""
+    import random
+
+    rng = random.Random(seed)
+    groups = {"NOISE COMPLAINT DELAY": "disorder", "LARCENY FROM AUTO": "property",
+              "MVC PROPERTY DAMAGE": "traffic", "ANIMAL COMPLAINT": "other"}  # fmt: skip
+    not_texted = ["call_type_excluded", "officer_initiated", "priority_not_eligible",
+                  "phone_landline", "in_progress", "call_type_sensitive"]  # fmt: skip
+    start = datetime(2025, 8, 18, 12, tzinfo=UTC)
+    number = 0
+    for day in range(days):
+        for _ in range(rng.randint(14, 26)):
+            number += 1
+            received = start + timedelta(days=day, minutes=rng.randint(0, 10 * 60))
+            call_type = rng.choice(list(groups))
+            priority = rng.choice([3, 4, 4])
+            language = rng.choices(["en", "es", "fr"], weights=[80, 15, 5])[0]
+            if rng.random() < 0.35:
+                call_record(db, f"H-{number:05d}", received, None, priority=priority,
+                            call_type=call_type, language=language, texts_sent=0,
+                            reason=rng.choice(not_texted), texting_state="ineligible")  # fmt: skip
+                continue
+            opted_out = rng.random() < 0.04
+            kinds = ["confirmation", "assigned", "cleared"]
+            if rng.random() < 0.2:
+                kinds.insert(1, "delayed")
+            if not opted_out:
+                kinds.append("survey")
+            workflow_id = call_record(db, f"H-{number:05d}", received, priority=priority,
+                                      call_type=call_type, language=language,
+                                      texts_sent=len(kinds),
+                                      reason="opted_out" if opted_out else "eligible")  # fmt: skip
+            at = received + timedelta(seconds=rng.choice([20, 40, 70, 150, 400, 1200]))
+            for kind in kinds:
+                status = rng.choices(["delivered", "sent", "undelivered"], weights=[92, 5, 3])[0]
+                outbox_row_for_call(db, workflow_id, kind, status=status, at=at, language=language)
+                at += timedelta(hours=rng.choice([1, 2, 24]))
+            if "survey" in kinds and rng.random() < 0.45:
+                overall = rng.choices([5, 4, 3, 2, 1], weights=[38 + day, 30, 12, 10, 8])[0]
+                survey_response(
+                    db,
+                    {"call_taker": rng.choice([5, 5, 4, 3]), "officer": rng.choice([None, 5, 4, 2]),
+                     "overall": overall, "respect": rng.choice([5, 4, 4, 2])},
+                    month=f"{received:%Y-%m}", priority=priority,
+                    call_type_group=groups[call_type], language=language,
+                )  # fmt: skip
+                if rng.random() < 0.3:
+                    survey_comment(
+                        db,
+                        rng.choice(["Thank you, the officer was kind and explained everything.",
+                                    "Nobody came for three hours and nobody told me why.",
+                                    "The text updates were really helpful.",
+                                    "I had to call back twice to get an answer."]),
+                        score=float(overall), at=at, case_number=f"CH-{number:05d}",
+                        call_type_group=groups[call_type], language=language,
+                    )  # fmt: skip

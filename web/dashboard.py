@@ -261,7 +261,9 @@ def dashboard_router(
             return auth.sign_in_first(request)
         filters = filters_or_error(request)
         if isinstance(filters, str):
-            return page("comments.html", request, 400, user=user, error=filters, comments=[])
+            return page(
+                "comments.html", request, 400, user=user, error=filters, low_score=LOW_SCORE
+            )
         low = request.query_params.get("low") == "1"
         found = await run_in_threadpool(_comments, db, filters, low)
         detail = (

@@ -171,9 +171,11 @@ class StaffAuth:
             user = await run_in_threadpool(self.current, request)
             form = await request.form()
             form_token = form.get("form_token")
-            if user is not None and self.genuine_post(
+            if user is not None and not self.genuine_post(
                 request, user, form_token if isinstance(form_token, str) else None
-            ):
+            ):  # forged (another site's form): the session stays
+                return RedirectResponse(DASHBOARD, status_code=303, headers=STAFF_HEADERS)
+            if user is not None:
                 await run_in_threadpool(end_session, self.db, request.cookies.get(SESSION_COOKIE))
                 await run_in_threadpool(
                     audit.record, self.db, "logout", user.username,

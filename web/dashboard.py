@@ -88,10 +88,9 @@ CHARTS = {
             "texts",
             "Texts sent per day, by kind",
             texts_per_day,
-            lambda t: charts.bars(
+            lambda t: charts.stacked_steps(
                 _column(t, 0),
                 {kind: _column(t, i + 1) for i, kind in enumerate(KINDS)},
-                stacked=True,
                 label="texts",
             ),
         ),
@@ -143,41 +142,43 @@ CHARTS = {
             "first-text",
             "Time from call creation to first text",
             time_to_first_text,
-            lambda t: charts.bars(_column(t, 0), {"calls": _column(t, 1)}, label="calls"),
+            lambda t: charts.bars(
+                _column(t, 0), {"calls": _column(t, 1)}, label="calls", axis="minutes"
+            ),
         ),
     ]
 }
 
 
-class _ChartCache:
-    """Charts drawn in the last minute, by chart and filters: a page load asks for nine
-    charts, and a supervisor reloading it should not draw them all again."""
+class _Recent:
+    """Values made in the last minute, by key: a page load asks for nine charts and their
+    tables, and a supervisor reloading it should not read and draw them all again."""
 
-    def __init__(self, seconds: float, size: int = 128) -> None:
+    def __init__(self, seconds: float, size: int = 256) -> None:
         self._seconds = seconds
         self._size = size
-        self._entries: dict[tuple[str, str], tuple[float, Table, str]] = {}
+        self._entries: dict[tuple[str, ...], tuple[float, Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str], make: Callable[[], tuple[Table, str]]) -> tuple[Table, str]:
+    def get(self, key: tuple[str, ...], make: Callable[[], Any]) -> Any:
         now = time.monotonic()
         with self._lock:
             found = self._entries.get(key)
         if found is not None and now - found[0] < self._seconds:
-            return found[1], found[2]
-        table, svg = make()
+            return found[1]
+        value = make()
         with self._lock:
             if len(self._entries) >= self._size:
                 self._entries.clear()
-            self._entries[key] = (now, table, svg)
-        return table, svg
+            self._entries[key] = (now, value)
+        return value
 
 
 def dashboard_router(
     db: Database, agencies: Mapping[str, AgencyConfig], auth: StaffAuth, renderer: StaffRenderer
 ) -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    cache = _ChartCache(CHART_CACHE_SECONDS)
+    recent = _Recent(CHART_CACHE_SECONDS)
 
     def filters_or_error(request: Request) -> Filters | str:
         try:
@@ -185,12 +186,18 @@ def dashboard_router(
         except FilterError as error:
             return str(error)
 
-    def chart_and_table(chart: Chart, filters: Filters) -> tuple[Table, str]:
-        def make() -> tuple[Table, str]:
-            table = read(db, chart.read, filters)
-            return table, chart.draw(table)
+    def table_of(chart: Chart, filters: Filters) -> Table:
+        table: Table = recent.get(
+            ("table", chart.id, filters.query()), lambda: read(db, chart.read, filters)
+        )
+        return table
 
-        return cache.get((chart.id, filters.query()), make)
+    def svg_of(chart: Chart, filters: Filters) -> str:
+        # Drawn when the browser asks for the picture, not while the page is made.
+        svg: str = recent.get(
+            ("svg", chart.id, filters.query()), lambda: chart.draw(table_of(chart, filters))
+        )
+        return svg
 
     def page(template: str, request: Request, status_code: int = 200, **context: Any) -> Response:
         return renderer.page(
@@ -210,10 +217,7 @@ def dashboard_router(
         filters = filters_or_error(request)
         if isinstance(filters, str):
             return page("dashboard.html", request, 400, user=user, error=filters, charts=[])
-        shown = []
-        for chart in CHARTS.values():
-            table, _ = chart_and_table(chart, filters)
-            shown.append((chart, table.summary))
+        shown = [(chart, table_of(chart, filters).summary) for chart in CHARTS.values()]
         return page("dashboard.html", request, user=user, charts=shown, query=filters.query())
 
     @router.get(DASHBOARD + "/charts/{chart_id}.svg")
@@ -226,7 +230,7 @@ def dashboard_router(
             return Response("no such chart", status_code=404, headers=STAFF_HEADERS)
         if isinstance(filters, str):
             return Response(filters, status_code=400, headers=STAFF_HEADERS)
-        _, svg = chart_and_table(chart, filters)
+        svg = svg_of(chart, filters)
         return Response(svg, media_type="image/svg+xml", headers=STAFF_HEADERS)
 
     @router.get(DASHBOARD + "/tables/{chart_id}")
@@ -240,7 +244,7 @@ def dashboard_router(
         filters = filters_or_error(request)
         if isinstance(filters, str):
             return page("table.html", request, 400, user=user, error=filters, chart=chart)
-        table, _ = chart_and_table(chart, filters)
+        table = table_of(chart, filters)
         if request.query_params.get("format") == "csv":
             return Response(
                 _csv(table),

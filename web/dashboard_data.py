@@ -23,8 +23,8 @@ from workflows.model import TextKind
 KINDS = [kind.value for kind in TextKind]
 NOT_DECIDED = "not decided yet"
 # Buckets of the time from a call's creation to its first text.
-FIRST_TEXT_BUCKETS = [(1, "under 1 min"), (2, "1-2 min"), (5, "2-5 min"), (15, "5-15 min"),
-                      (60, "15-60 min"), (None, "1 h or more")]  # fmt: skip
+FIRST_TEXT_BUCKETS = [(1, "<1"), (2, "1-2"), (5, "2-5"), (15, "5-15"), (60, "15-60"),
+                      (None, "60+")]  # fmt: skip
 
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -288,7 +288,7 @@ def time_to_first_text(session: Session, filters: Filters) -> Table:
         f"Median {statistics.median(minutes):.1f} min from call creation to first text; "
         f"90th percentile {_percentile(minutes, 0.9):.1f} min ({len(minutes)} calls)."
     )  # fmt: skip
-    return Table(["time to first text", "calls"], rows, summary)
+    return Table(["minutes to first text", "calls"], rows, summary)
 
 
 def _bucket(minutes: float) -> str:

@@ -7,6 +7,7 @@ import hashlib
 import re
 import secrets
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -21,8 +22,12 @@ SESSION_LIFETIME = timedelta(hours=12)
 # Argon2id with argon2-cffi's defaults (RFC 9106's low-memory profile: 64 MiB, 3 passes).
 PASSWORD_HASHER = PasswordHasher()
 _hasher = PASSWORD_HASHER
-# Checked when the username is unknown, so both answers take as long.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Checked when the username is unknown, so both answers take as long."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class StaffUserError(ValueError):
@@ -71,7 +76,7 @@ def verify_password(db: Database, username: str, password: str) -> bool:
     too, so the time taken does not tell which usernames exist."""
     with db.session() as session:
         user = session.get(StaffUser, username)
-    stored = user.password_hash if user and user.disabled_at is None else _DUMMY_HASH
+    stored = user.password_hash if user and user.disabled_at is None else _dummy_hash()
     try:
         _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):

@@ -70,7 +70,7 @@ def _short(label: str) -> str:
 def _legend(figure: Figure, count: int) -> None:
     """Above the plot, never over the data."""
     if count > 1:
-        figure.legend(frameon=False, fontsize=11, ncols=min(count, 4), loc="outside upper center")
+        figure.legend(frameon=False, fontsize=11, ncols=min(count, 3), loc="outside upper center")
 
 
 @one_at_a_time

@@ -67,8 +67,10 @@ def _complement_once(
         blanked = [part for part in parts if part in hidden]
         if blanked and sum(counts[part] for part in blanked) < k:
             shown = [part for part in parts if part not in hidden]
-            # All parts blanked and still under k: the total is under k, already blanked.
-            hidden.add(min(shown, key=lambda part: (counts[part], order(part))))
+            if shown:
+                hidden.add(min(shown, key=lambda part: (counts[part], order(part))))
+            else:  # every part blanked and together under k: so is the total
+                hidden.add(total)
             return True
     return False
 

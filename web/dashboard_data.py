@@ -7,7 +7,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,6 +40,8 @@ class Filters:
     start: date | None = None  # first day, inclusive
     end: date | None = None  # last day, inclusive
     zone: ZoneInfo = UTC_ZONE  # days are the agency's days (UTC for all agencies)
+    # Each agency's zone: a call's month is its agency's month, as in the survey answers.
+    zones: Mapping[str, ZoneInfo] = field(default_factory=dict, compare=False, hash=False)
 
     def since(self) -> datetime | None:
         return None if self.start is None else _midnight(self.start, self.zone)
@@ -76,8 +78,8 @@ def parse_filters(params: Mapping[str, str], agencies: Mapping[str, AgencyConfig
     end = _date(params, "to")
     if start and end and start > end:
         raise FilterError(f"from ({start}) is after to ({end}): the range is empty")
-    zone = ZoneInfo(agencies[agency].agency.time_zone) if agency else UTC_ZONE
-    return Filters(agency, start, end, zone)
+    zones = {a.id: ZoneInfo(a.agency.time_zone) for a in agencies.values()}
+    return Filters(agency, start, end, zones[agency] if agency else UTC_ZONE, zones)
 
 
 def _date(params: Mapping[str, str], name: str) -> date | None:
@@ -205,8 +207,9 @@ def response_rate_by_month(session: Session, filters: Filters) -> Table:
     )
     statement = _where_agency(statement, col(CallRecord.agency), filters)
     first, last = filters.months()
-    for _, received, updated in session.exec(statement):
-        month = f"{(received or updated).astimezone(filters.zone):%Y-%m}"
+    for agency, received, updated in session.exec(statement):
+        zone = filters.zones.get(agency, filters.zone)
+        month = f"{(received or updated).astimezone(zone):%Y-%m}"
         if (first is None or month >= first) and (last is None or month <= last):
             surveys[month] += 1
     responses_statement = _where_months(

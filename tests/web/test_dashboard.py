@@ -20,7 +20,14 @@ from callerloop.opendata.package import export_files
 from callerloop.settings import get_settings
 from callerloop.staff_users import add_user, disable_user
 from starter.cli import app as cli_app
-from tests.factories import make_agency, program_history, survey_comment
+from tests.factories import (
+    call_record,
+    make_agency,
+    outbox_row_for_call,
+    program_history,
+    survey_comment,
+    survey_response,
+)
 from tests.web.pages import pages_app
 from web.page_security import GuessLimiter
 
@@ -326,3 +333,18 @@ def test_users_add_from_the_command_line(
         user = session.get(StaffUser, "sgt.lee")
     assert user is not None and PASSWORD not in user.password_hash
     assert user.password_hash.startswith("$argon2id$")
+
+
+async def test_response_rate_counts_a_call_in_its_agencys_month(
+    signed_in: httpx.AsyncClient, staffed: Database
+) -> None:
+    """02:00 UTC on 1 September is still August in New York, where the answer is filed."""
+    late_august = datetime(2025, 9, 1, 2, tzinfo=UTC)
+    workflow_id = call_record(staffed, "AUG-1", late_august, priority=4, language="en")
+    outbox_row_for_call(staffed, workflow_id, "survey", at=late_august)
+    survey_response(staffed, {"overall": 5}, month="2025-08")
+    table = await signed_in.get("/dashboard/tables/response-rate", params={"format": "csv"})
+    assert table.text.splitlines() == [
+        "month,surveys sent,responses,response rate",
+        "2025-08,1,1,1.0",
+    ]

@@ -223,6 +223,38 @@ class SurveyConfig(_Strict):
         return OTHER_CALL_TYPE_GROUP
 
 
+class Licence(_Strict):
+    """The licence open data is published under (Frictionless `licenses`, DCAT `license`)."""
+
+    name: str = Field(min_length=1)  # an identifier such as "CC-BY-4.0"
+    title: str = Field(min_length=1)
+    path: str = Field(pattern=r"^https?://\S+$")
+
+
+class OpenData(_Strict):
+    """How survey results are published (`callerloop opendata export`, `/opendata/`)."""
+
+    # k: a group of fewer answers than this is never published, nor recoverable from totals.
+    min_responses: int = Field(default=10, ge=3, le=10_000)
+    title: str | None = None  # default: "<agency name>: caller survey results"
+    description: str | None = None
+    publisher: str | None = None  # default: the agency's name
+    contact_name: str | None = None
+    contact_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    landing_page: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    keywords: list[Annotated[str, Field(min_length=1)]] = [
+        "police",
+        "survey",
+        "community safety",
+        "satisfaction",
+    ]
+    licence: Licence = Licence(
+        name="CC-BY-4.0",
+        title="Creative Commons Attribution 4.0",
+        path="https://creativecommons.org/licenses/by/4.0/",
+    )
+
+
 class Templates(_Strict):
     confirmation: str
     assigned: str
@@ -325,6 +357,7 @@ class AgencyConfig(_Strict):
     replay: ReplayConfig = ReplayConfig()
     eido: EidoMapping = EidoMapping()
     survey: SurveyConfig = SurveyConfig()
+    open_data: OpenData = OpenData()
 
     @model_validator(mode="after")
     def _templates_complete(self) -> Self:

@@ -267,6 +267,48 @@ class AnsweredSurvey(SQLModel, table=True):
     answered_at: datetime = utc_column(nullable=False)
 
 
+class SurveyComment(SQLModel, table=True):
+    """A survey's free-text comment for supervisors to follow up: staff only, never open
+    data, and deleted after the agency's retention period (`callerloop retention run`).
+    Kept apart from `SurveyResponse`, which must stay untraceable to the call."""
+
+    __tablename__ = "survey_comments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency: str = Field(index=True)
+    case_number: str | None = None
+    # The "overall" answer if the survey asks it, else the mean of the scale answers.
+    score: float | None = Field(default=None, index=True)
+    call_type_group: str
+    language: str
+    comment: str
+    created_at: datetime = utc_column(nullable=False, index=True)
+
+
+class StaffUser(SQLModel, table=True):
+    """Someone who may sign in to the dashboard (`callerloop users add`); the password is
+    kept only as an Argon2id hash."""
+
+    __tablename__ = "staff_users"
+
+    username: str = Field(primary_key=True)
+    password_hash: str
+    created_at: datetime = utc_column(nullable=False)
+    disabled_at: datetime | None = utc_column()
+
+
+class StaffSession(SQLModel, table=True):
+    """A signed-in browser: the cookie carries a random token, only its SHA-256 is kept,
+    so a copy of the database cannot be used to sign in."""
+
+    __tablename__ = "staff_sessions"
+
+    token_hash: str = Field(primary_key=True)
+    username: str = Field(index=True)
+    created_at: datetime = utc_column(nullable=False)
+    expires_at: datetime = utc_column(nullable=False, index=True)
+
+
 # Used when CALLERLOOP_PSEUDONYM_KEY is not set (tests, first runs): pseudonyms made with
 # a public key can be reversed by trying every number, so production must set its own.
 UNCONFIGURED_PSEUDONYM_KEY = b"callerloop: set CALLERLOOP_PSEUDONYM_KEY"

@@ -122,3 +122,12 @@ def _log_not_applied(current: str | None, provider_id: str, status: str) -> None
         log.info(
             "stale delivery status ignored", provider_id=provider_id, status=status, current=current
         )
+
+
+# Handed to the carrier (whatever happened next), and known to have reached the phone.
+SENT_STATUSES = frozenset(
+    status
+    for status, step in STATUS_ORDER.items()
+    if step.rank >= 1 and status not in ("failed", "canceled")
+)
+DELIVERED_STATUSES = frozenset({"delivered", "partially_delivered", "read"})

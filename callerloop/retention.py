@@ -2,8 +2,10 @@
 
 A call's workflow purges its caller's number when its lifecycle ends; this sweep is the
 backstop for everything that outlives a workflow (a call terminated by hand, a dead
-letter, a cached line type) and for expired link tokens. The opt-out registry keeps only
-pseudonyms (`Database.pseudonym`), so it stays. Run it daily: `callerloop retention run`.
+letter, a cached line type), for expired link tokens and for survey comments (free text
+with a case number, kept for supervisors only as long as the agency's retention). The
+opt-out registry keeps only pseudonyms (`Database.pseudonym`), so it stays. Run it daily:
+`callerloop retention run`.
 It is idempotent: a second run finds nothing to do.
 """
 
@@ -26,6 +28,7 @@ from callerloop.db import (
     LineTypeCache,
     LinkToken,
     OutboxMessage,
+    SurveyComment,
 )
 from callerloop.dead_letters import OPEN
 
@@ -40,6 +43,7 @@ class RetentionReport:
     dead_letters_redacted: int = 0  # resolved dead letters whose body was removed
     line_types_deleted: int = 0
     link_tokens_deleted: int = 0
+    survey_comments_deleted: int = 0  # free text for supervisors, past the retention period
 
     def lines(self) -> list[str]:
         return [f"{f.name.replace('_', ' ')}: {getattr(self, f.name)}" for f in fields(self)]
@@ -89,6 +93,11 @@ def run_retention(
                 .where(col(DeadLetter.resolved_at) < cutoff)
                 .where(col(DeadLetter.body) != REDACTED)
                 .values(body=REDACTED)
+            )
+            report.survey_comments_deleted += count(
+                delete(SurveyComment)
+                .where(col(SurveyComment.agency) == agency.id)
+                .where(col(SurveyComment.created_at) < cutoff)
             )
         report.line_types_deleted = count(
             delete(LineTypeCache).where(

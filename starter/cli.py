@@ -50,6 +50,7 @@ from starter.cad_client import CadClient, CallAlreadyFinished, Delivered
 from starter.cad_events import InvalidCadEvent, parse_cad_json
 from starter.cli_ingest import deadletter_app, keys_app
 from starter.cli_operator import audit_app, calls_app, encryption_app, retention_app
+from starter.cli_staff import opendata_app, users_app
 from starter.http_client import HttpCadClient, IngestRefused
 from starter.replay import (
     ParsedExport,
@@ -160,6 +161,8 @@ app.add_typer(calls_app, name="calls")
 app.add_typer(encryption_app, name="encryption")
 app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
+app.add_typer(opendata_app, name="opendata")
 
 
 @app.command("worker")

@@ -686,6 +686,10 @@ class DevStack:
         )
         if self.settings.sms_provider == "local":
             self.console.print(f"phone simulator: {web_url(self.settings)}/dev/phone")
+        self.console.print(
+            f"staff dashboard: {web_url(self.settings)}/dashboard (a user: `uv run callerloop"
+            f" users add NAME`); open data: {web_url(self.settings)}/opendata/"
+        )
 
     async def _start_server(self) -> Client:
         server = spawn(

@@ -11,7 +11,15 @@ from typing import Any
 
 from activities.sms_providers.base import OutgoingText, ProviderReceipt
 from callerloop.agency_config import AgencyConfig, parse_agency_config
-from callerloop.db import CallRecord, Database, OutboxMessage, utcnow
+from callerloop.db import (
+    CallRecord,
+    Database,
+    OutboxMessage,
+    SurveyAnswer,
+    SurveyComment,
+    SurveyResponse,
+    utcnow,
+)
 from workflows.model import CadEvent, CadEventType, CallSource, LineType
 
 _ids = itertools.count(1)
@@ -132,6 +140,41 @@ def outbox_row(
     return provider_id
 
 
+def outbox_row_for_call(
+    db: Database,
+    workflow_id: str,
+    kind: str,
+    *,
+    status: str = "delivered",
+    at: datetime | None = None,
+    language: str = "en",
+) -> None:
+    """The text of `kind` a call was sent, as the send activity records it."""
+    now = at or utcnow()
+    incident_id = workflow_id.rsplit("/", 1)[-1]
+    with db.session() as session:
+        session.add(
+            OutboxMessage(
+                workflow_id=workflow_id,
+                agency=workflow_id.split("/")[1],
+                incident_id=incident_id,
+                kind=kind,
+                language=language,
+                to="+17035550142",
+                body=f"{kind} for {incident_id}",
+                encoding="GSM-7",
+                segments=1,
+                provider="twilio",
+                status=status,
+                provider_id=f"SM{next(_provider_ids):032x}",
+                created_at=now,
+                sent_at=now,
+                updated_at=now,
+            )
+        )
+        session.commit()
+
+
 class RecordingProvider:
     """Stands in for the carrier network, the one boundary that cannot run here: it
     records what it was handed and can be told to fail."""
@@ -165,21 +208,153 @@ class RecordingProvider:
 
 
 def call_record(
-    db: Database, incident_id: str, at: datetime, caller_phone: str | None = "+17035550142"
+    db: Database,
+    incident_id: str,
+    at: datetime,
+    caller_phone: str | None = "+17035550142",
+    **fields: Any,
 ) -> str:
-    """A call's record as the worker keeps it; returns its workflow id."""
+    """A call's record as the worker keeps it; returns its workflow id. `fields` set any
+    other column (priority, call_type, language, texting_state, reason, texts_sent, …)."""
     workflow_id = f"call/testville/{incident_id}"
+    columns: dict[str, Any] = {"texting_state": "active", "updated_at": at, **fields}
     with db.session() as session:
         session.add(
             CallRecord(
                 workflow_id=workflow_id,
                 agency="testville",
                 incident_id=incident_id,
+                case_number=f"C{incident_id}",
                 caller_phone=caller_phone,
-                texting_state="active",
                 received_at=at,
-                updated_at=at,
+                **columns,
             )
         )
         session.commit()
     return workflow_id
+
+
+def survey_response(
+    db: Database,
+    scores: dict[str, int | None],
+    *,
+    agency: str = "testville",
+    month: str = "2025-09",
+    priority: int | None = 4,
+    call_type_group: str = "disorder",
+    language: str = "en",
+) -> int:
+    """One answered survey as the survey page stores it: a score per question (None: "does
+    not apply"); scale kinds from the built-in questions. Returns the response id."""
+    kinds = {"respect": "agreement"}
+    with db.session() as session:
+        response = SurveyResponse(
+            agency=agency,
+            month=month,
+            priority=priority,
+            call_type_group=call_type_group,
+            language=language,
+            page_language=language,
+        )
+        session.add(response)
+        session.flush()
+        assert response.id is not None
+        for question, score in scores.items():
+            session.add(
+                SurveyAnswer(
+                    response_id=response.id,
+                    question=question,
+                    kind=kinds.get(question, "satisfaction"),
+                    score=score,
+                    not_applicable=score is None,
+                )
+            )
+        session.commit()
+        return response.id
+
+
+def survey_comment(
+    db: Database,
+    comment: str,
+    *,
+    score: float | None = 4.0,
+    at: datetime | None = None,
+    agency: str = "testville",
+    case_number: str = "C-000001",
+    call_type_group: str = "disorder",
+    language: str = "en",
+) -> None:
+    """A comment as the survey page keeps it for supervisors."""
+    with db.session() as session:
+        session.add(
+            SurveyComment(
+                agency=agency,
+                case_number=case_number,
+                score=score,
+                call_type_group=call_type_group,
+                language=language,
+                comment=comment,
+                created_at=at or utcnow(),
+            )
+        )
+        session.commit()
+
+
+def program_history(db: Database, *, days: int = 21, seed: int = 7) -> None:
+    """A few weeks of a texting programme, seeded: calls texted or not (with the reason),
+    texts of each kind with delivery receipts, opt-outs, survey answers and comments."""
+    import random
+
+    rng = random.Random(seed)
+    groups = {"NOISE COMPLAINT DELAY": "disorder", "LARCENY FROM AUTO": "property",
+              "MVC PROPERTY DAMAGE": "traffic", "ANIMAL COMPLAINT": "other"}  # fmt: skip
+    not_texted = ["call_type_excluded", "officer_initiated", "priority_not_eligible",
+                  "phone_landline", "in_progress", "call_type_sensitive"]  # fmt: skip
+    start = datetime(2025, 8, 18, 12, tzinfo=UTC)
+    number = 0
+    for day in range(days):
+        for _ in range(rng.randint(14, 26)):
+            number += 1
+            received = start + timedelta(days=day, minutes=rng.randint(0, 10 * 60))
+            call_type = rng.choice(list(groups))
+            priority = rng.choice([3, 4, 4])
+            language = rng.choices(["en", "es", "fr"], weights=[80, 15, 5])[0]
+            if rng.random() < 0.35:
+                call_record(db, f"H-{number:05d}", received, None, priority=priority,
+                            call_type=call_type, language=language, texts_sent=0,
+                            reason=rng.choice(not_texted), texting_state="ineligible")  # fmt: skip
+                continue
+            opted_out = rng.random() < 0.04
+            kinds = ["confirmation", "assigned", "cleared"]
+            if rng.random() < 0.2:
+                kinds.insert(1, "delayed")
+            if not opted_out:
+                kinds.append("survey")
+            workflow_id = call_record(db, f"H-{number:05d}", received, priority=priority,
+                                      call_type=call_type, language=language,
+                                      texts_sent=len(kinds),
+                                      reason="opted_out" if opted_out else "eligible")  # fmt: skip
+            at = received + timedelta(seconds=rng.choice([20, 40, 70, 150, 400, 1200]))
+            for kind in kinds:
+                status = rng.choices(["delivered", "sent", "undelivered"], weights=[92, 5, 3])[0]
+                outbox_row_for_call(db, workflow_id, kind, status=status, at=at, language=language)
+                at += timedelta(hours=rng.choice([1, 2, 24]))
+            if "survey" in kinds and rng.random() < 0.45:
+                overall = rng.choices([5, 4, 3, 2, 1], weights=[38 + day, 30, 12, 10, 8])[0]
+                survey_response(
+                    db,
+                    {"call_taker": rng.choice([5, 5, 4, 3]), "officer": rng.choice([None, 5, 4, 2]),
+                     "overall": overall, "respect": rng.choice([5, 4, 4, 2])},
+                    month=f"{received:%Y-%m}", priority=priority,
+                    call_type_group=groups[call_type], language=language,
+                )  # fmt: skip
+                if rng.random() < 0.3:
+                    survey_comment(
+                        db,
+                        rng.choice(["Thank you, the officer was kind and explained everything.",
+                                    "Nobody came for three hours and nobody told me why.",
+                                    "The text updates were really helpful.",
+                                    "I had to call back twice to get an answer."]),
+                        score=float(overall), at=at, case_number=f"CH-{number:05d}",
+                        call_type_group=groups[call_type], language=language,
+                    )  # fmt: skip

@@ -3,7 +3,9 @@
     uvicorn --factory web.app:app_from_environment --host 0.0.0.0 --port 8000
 
 Residents open `/s/{token}` (status) and `/survey/{token}` from their texts; with the
-`local` SMS provider `/dev/phone` shows the outbox as phones would.
+`local` SMS provider `/dev/phone` shows the outbox as phones would. Staff sign in to
+`/dashboard` (users: `callerloop users add`); `/opendata/` serves the published survey
+results.
 
 Configure Twilio's webhooks as `{CALLERLOOP_PUBLIC_BASE_URL}/twilio/status` (status
 callback) and `{CALLERLOOP_PUBLIC_BASE_URL}/twilio/inbound` (incoming messages).
@@ -27,10 +29,14 @@ from callerloop.settings import Settings, get_settings
 from callerloop.temporal import FAIL_FAST, connect, payload_codec
 from web.cad_ingest import RateLimit, cad_ingest_router, temporal_signal_with_start
 from web.codec_server import codec_app
+from web.dashboard import dashboard_router
 from web.i18n import STATIC_DIR, PageRenderer
+from web.opendata import opendata_router
 from web.page_security import FormProtection, GuessLimiter
 from web.phone_simulator import phone_simulator_router
 from web.resident_pages import resident_pages_router
+from web.staff_auth import StaffAuth
+from web.staff_pages import StaffRenderer
 from web.twilio_signature import TwilioSignatureCheck
 from web.twilio_webhooks import twilio_router
 
@@ -43,6 +49,7 @@ def create_app(
     agencies: Mapping[str, AgencyConfig],
     temporal_client_factory: ClientFactory,
     guess_limiter: GuessLimiter | None = None,
+    login_limiter: GuessLimiter | None = None,
 ) -> FastAPI:
     app = FastAPI(title="callerloop", docs_url="/docs", redoc_url=None)
     signature_check = TwilioSignatureCheck(
@@ -67,6 +74,11 @@ def create_app(
     app.include_router(
         resident_pages_router(db, agencies, renderer, guess_limiter or GuessLimiter(), forms)
     )
+    staff_renderer = StaffRenderer()
+    auth = StaffAuth(db, forms, staff_renderer, client_limiter=login_limiter)
+    app.include_router(auth.router())
+    app.include_router(dashboard_router(db, agencies, auth, staff_renderer))
+    app.include_router(opendata_router(db, agencies, settings.public_base_url))
     if settings.sms_provider == "local":  # texts stay in the outbox: show them as phones would
         app.include_router(phone_simulator_router(db, renderer))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

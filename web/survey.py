@@ -2,7 +2,9 @@
 
 Answers are stored with the call's agency, month, priority, call-type group and language,
 never with anything that identifies the caller or the call, so they outlive the purge of
-the call's personal data and can be published in aggregate.
+the call's personal data and can be published in aggregate. A free-text comment goes to
+supervisors instead (`survey_comments`, with the case number, purged on retention): it is
+never stored with the answers, so they stay untraceable.
 """
 
 from __future__ import annotations
@@ -11,13 +13,20 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from callerloop.agency_config import AgencyConfig, SurveyQuestion
-from callerloop.db import AnsweredSurvey, CallRecord, SurveyAnswer, SurveyResponse, utcnow
+from callerloop.db import (
+    AnsweredSurvey,
+    CallRecord,
+    SurveyAnswer,
+    SurveyComment,
+    SurveyResponse,
+    utcnow,
+)
+from callerloop.survey_facts import call_language, call_month
 from web.i18n import N_
 
 SCORES = ("5", "4", "3", "2", "1")  # shown most positive first
@@ -125,12 +134,25 @@ def store_answers(
         comment=None,
     )
     scores: list[tuple[SurveyQuestion, str]] = []
+    comment = ""
     for question in agency.survey.questions:
         raw = answers.values.get(question.id, "")
         if question.kind == "comment":
-            response.comment = raw or None
+            comment = "\n\n".join(part for part in (comment, raw) if part)
         elif raw:
             scores.append((question, raw))
+    if comment:
+        session.add(
+            SurveyComment(
+                agency=agency.id,
+                case_number=call.case_number or call.incident_id,
+                score=comment_score(scores),
+                call_type_group=response.call_type_group,
+                language=response.language,
+                comment=comment,
+                created_at=utcnow(),
+            )
+        )
     session.add(response)
     session.flush()  # gives the response its id
     assert response.id is not None
@@ -163,14 +185,10 @@ def _repeat_or_refuse(earlier: AnsweredSurvey, submission_hash: str) -> StoreOut
     return StoreOutcome.ALREADY_ANSWERED
 
 
-def call_month(agency: AgencyConfig, call: CallRecord) -> str:
-    """The month the call came in, in the agency's time zone."""
-    received = call.received_at or call.updated_at
-    return received.astimezone(ZoneInfo(agency.agency.time_zone)).strftime("%Y-%m")
-
-
-def call_language(agency: AgencyConfig, call: CallRecord) -> str:
-    """The language the call was texted in (the workflow's choice)."""
-    if call.language in agency.agency.languages:
-        return call.language
-    return agency.agency.default_language
+def comment_score(scores: list[tuple[SurveyQuestion, str]]) -> float | None:
+    """The score shown beside a comment: the "overall" answer if given, else the mean of
+    the scale answers (none: every question skipped or "does not apply")."""
+    numeric = {q.id: int(raw) for q, raw in scores if raw != NOT_APPLICABLE}
+    if "overall" in numeric:
+        return float(numeric["overall"])
+    return round(sum(numeric.values()) / len(numeric), 1) if numeric else None

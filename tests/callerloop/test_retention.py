@@ -20,6 +20,7 @@ from callerloop.db import (
     LinkToken,
     OptOut,
     OutboxMessage,
+    SurveyComment,
     utcnow,
 )
 from callerloop.inbound import is_opted_out
@@ -27,7 +28,7 @@ from callerloop.links import issue_link
 from callerloop.retention import run_retention
 from callerloop.settings import get_settings
 from starter.cli import app
-from tests.factories import call_record, make_agency, outbox_row
+from tests.factories import call_record, make_agency, outbox_row, survey_comment
 
 PHONE = "+17035550142"
 RETENTION_DAYS = 90  # the test agency's outbox_days
@@ -52,6 +53,8 @@ def test_retention_purges_what_is_past_its_time_and_only_that(database: Database
     outbox_row(database, at=recent)
     call_record(database, "OLD-1", old)
     call_record(database, "NEW-1", recent)
+    survey_comment(database, "Old news.", at=old)
+    survey_comment(database, "Still fresh.", at=recent)
     record_opt_out(database, "testville", PHONE, "STOP", opted_out=True)
     with database.session() as session:
         session.add(AutoReply(agency="testville", phone=PHONE, workflow_id="w-old", sent_at=old))
@@ -93,7 +96,8 @@ def test_retention_purges_what_is_past_its_time_and_only_that(database: Database
         report.dead_letters_redacted,
         report.line_types_deleted,
         report.link_tokens_deleted,
-    ) == (1, 1, 1, 1, 1, 1)
+        report.survey_comments_deleted,
+    ) == (1, 1, 1, 1, 1, 1, 1)
     with database.session() as session:
         texts = session.exec(select(OutboxMessage).order_by(col(OutboxMessage.created_at))).all()
         assert [(t.to, t.body) for t in texts] == [(None, None), (PHONE, "hello")]
@@ -104,6 +108,7 @@ def test_retention_purges_what_is_past_its_time_and_only_that(database: Database
         assert len(session.exec(select(LinkToken)).all()) == 1
         bodies = {d.id: d.body for d in session.exec(select(DeadLetter))}
         assert bodies[delivered] == "" and PHONE in bodies[still_open]
+        assert [c.comment for c in session.exec(select(SurveyComment))] == ["Still fresh."]
     assert is_opted_out(database, "testville", PHONE)  # the registry outlives retention
 
     again = run_retention(database, {agency.id: agency}, now, line_type_cache_days=30)

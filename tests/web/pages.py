@@ -24,6 +24,7 @@ def pages_app(
     agencies: dict[str, AgencyConfig],
     public_base_url: str = "https://callerloop.test",
     guess_limiter: GuessLimiter | None = None,
+    login_limiter: GuessLimiter | None = None,
     **settings: Any,
 ) -> FastAPI:
     async def no_temporal() -> Client:
@@ -35,6 +36,7 @@ def pages_app(
         agencies,
         no_temporal,
         guess_limiter=guess_limiter,
+        login_limiter=login_limiter,
     )
 
 

@@ -9,7 +9,6 @@ import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.async_api import (
@@ -17,14 +16,13 @@ from playwright.async_api import (
     BrowserContext,
     Page,
     ViewportSize,
-    async_playwright,
     expect,
 )
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
 from callerloop.agency_config import AgencyConfig
-from callerloop.db import Database, SurveyResponse
+from callerloop.db import Database, SurveyComment, SurveyResponse
 from callerloop.settings import PROJECT_ROOT
 from tests.conftest import start_harness
 from tests.factories import (
@@ -35,12 +33,11 @@ from tests.factories import (
     new_incident_id,
 )
 from tests.harness import Harness
-from tests.requirements import CHROMIUM_ARGS, axe_core_script, chromium_executable
+from tests.web.browser import SCREENSHOTS, serious_violations
 from tests.web.pages import link_in_text, pages_app
 from tests.web.serving import free_port, serving
 from workflows.model import CadEventType, TextKind
 
-SCREENSHOTS = PROJECT_ROOT / ".data" / "screenshots"
 PHONE_VIEWPORT: ViewportSize = {"width": 375, "height": 812}
 LANGUAGES = {"en": "English", "es": "Español", "fr": "Français"}
 HEADINGS = {
@@ -55,22 +52,6 @@ HEADINGS = {
         "fr": "Votre avis sur notre service",
     },
 }
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    executable = chromium_executable()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(executable), args=CHROMIUM_ARGS
-        )
-        yield launched
-        await launched.close()
-
-
-@pytest.fixture(scope="session")
-def axe_script() -> str:
-    return axe_core_script()
 
 
 @pytest.fixture
@@ -96,18 +77,6 @@ async def phone(browser: Browser) -> AsyncIterator[BrowserContext]:
     )
     yield context
     await context.close()
-
-
-async def serious_violations(page: Page, axe_script: str) -> list[str]:
-    await page.add_script_tag(content=axe_script)
-    violations: list[dict[str, Any]] = await page.evaluate(
-        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-    )
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']]}"
-        for v in violations
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 async def check_and_photograph(page: Page, axe_script: str, name: str) -> None:
@@ -224,7 +193,10 @@ async def test_a_resident_follows_the_call_and_answers_the_survey(
 
     with database.session() as session:
         [response] = session.exec(select(SurveyResponse)).all()
-    assert response.comment == "The officer explained everything."
+        [comment] = session.exec(select(SurveyComment)).all()
+    assert response.comment is None
+    assert comment.comment == "The officer explained everything."
+    assert comment.case_number == f"C{incident}"
     assert (response.language, response.page_language) == ("es", "en")
 
 

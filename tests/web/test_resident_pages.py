@@ -22,6 +22,7 @@ from callerloop.db import (
     Database,
     LinkToken,
     SurveyAnswer,
+    SurveyComment,
     SurveyResponse,
     utcnow,
 )
@@ -334,6 +335,7 @@ async def test_survey_is_stored_once_without_personal_data(
         stored = session.exec(select(SurveyAnswer)).all()
         assert len(session.exec(select(AnsweredSurvey)).all()) == 1
         call = session.exec(select(CallRecord)).one()
+        [comment] = session.exec(select(SurveyComment)).all()
     assert (response.agency, response.priority, response.call_type_group) == (
         "testville",
         3,
@@ -343,7 +345,18 @@ async def test_survey_is_stored_once_without_personal_data(
     # The month the call came in, in the agency's time zone.
     assert call.received_at is not None
     assert response.month == f"{call.received_at.astimezone(ZoneInfo('America/New_York')):%Y-%m}"
-    assert response.comment == "Quick and kind."
+    # The comment goes to supervisors with the case number, never with the answers.
+    assert response.comment is None
+    assert (comment.comment, comment.case_number, comment.score) == (
+        "Quick and kind.",
+        call.case_number,
+        4.0,
+    )
+    assert (comment.agency, comment.call_type_group, comment.language) == (
+        "testville",
+        "disorder",
+        "fr",
+    )
     assert {(a.question, a.score, a.not_applicable) for a in stored} == {
         ("call_taker", 5, False),
         ("officer", None, True),

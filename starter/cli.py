@@ -45,7 +45,7 @@ from callerloop.agency_config import (
 from callerloop.db import Database, OutboxMessage
 from callerloop.logging import configure_logging
 from callerloop.settings import Settings, get_settings
-from callerloop.temporal import connect
+from callerloop.temporal import TemporalConfigError, connect
 from starter.cad_client import CadClient, CallAlreadyFinished, Delivered
 from starter.cad_events import InvalidCadEvent, parse_cad_json
 from starter.cli_ingest import deadletter_app, keys_app
@@ -147,8 +147,10 @@ def load_agencies_or_exit(directory: Path) -> dict[str, AgencyConfig]:
 async def connect_or_exit(settings: Settings) -> Client:
     try:
         return await connect(settings)
-    except RuntimeError as error:  # the SDK's "Failed client connect: …"
-        fail(f"cannot reach Temporal at {settings.temporal_address}: {error}", 1)
+    except TemporalConfigError as error:
+        fail(str(error), 2)
+    except RuntimeError as error:  # names the address it tried
+        fail(str(error), 1)
 
 
 # --- worker and dev ---------------------------------------------------------------------

@@ -105,6 +105,14 @@ class Settings(BaseSettings):
         description="Bearer tokens (comma-separated) allowed to decrypt through /codec; "
         "none: only the local machine may (make run).",
     )
+    # The web app (`callerloop web`)
+    web_host: str = Field(default="127.0.0.1", description="Interface the web app listens on.")
+    web_port: int = Field(default=8000, description="Port of the web app (also `make run`).")
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies whose X-Forwarded-* headers the web app trusts (comma-separated "
+        "addresses or networks, * for any).",
+    )
     # Health and metrics
     worker_http_address: str = Field(
         default="",
@@ -125,7 +133,6 @@ class Settings(BaseSettings):
     data_dir: Path = PROJECT_ROOT / ".data"
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
-    web_port: int = 8000
     demo_csv: Path = SHARED_CAD_EXPORT
     demo_agency: str = "example"
     demo_speed: float = Field(default=720, gt=0)

@@ -309,13 +309,13 @@ def _local_secret(path: Path, make: Callable[[], str]) -> str:
 
 
 def web_app_command(settings: Settings) -> list[str]:
-    """The web app under uvicorn on this machine, configured from the environment."""
+    """The web app on this machine (`callerloop web`, as in the container image),
+    configured from the environment."""
     return [
         sys.executable,
         "-m",
-        "uvicorn",
-        "--factory",
-        "web.app:app_from_environment",
+        "starter.cli",
+        "web",
         "--host",
         "127.0.0.1",
         "--port",

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -136,6 +136,19 @@ class Settings(BaseSettings):
     demo_csv: Path = SHARED_CAD_EXPORT
     demo_agency: str = "example"
     demo_speed: float = Field(default=720, gt=0)
+
+    @field_validator(
+        "temporal_config_file",
+        "temporal_tls",
+        "temporal_tls_client_cert",
+        "temporal_tls_client_key",
+        "temporal_tls_server_ca_cert",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`VAR=` (as compose writes `${VAR:-}`) means unset, not the path `.`."""
+        return None if value == "" else value
 
 
 @lru_cache

@@ -10,7 +10,7 @@ The connection is resolved from four layers, each overriding the one before:
 3. the Temporal SDK's own variables: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,
    TEMPORAL_TLS, TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH,
    TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME, TEMPORAL_GRPC_META_*;
-4. callerloop's settings, when set: CALLERLOOP_TEMPORAL_ADDRESS, …_NAMESPACE, …_API_KEY,
+4. callerloop's settings, when set (an empty value counts as unset): CALLERLOOP_TEMPORAL_ADDRESS, …_NAMESPACE, …_API_KEY,
    …_TLS, …_TLS_CLIENT_CERT, …_TLS_CLIENT_KEY, …_TLS_SERVER_CA_CERT, …_TLS_SERVER_NAME.
 
 An API key turns TLS on (Temporal Cloud) unless TLS is explicitly disabled. A named file or
@@ -102,10 +102,10 @@ def resolve_connection(
     explicit = settings.model_fields_set
 
     address = profile.address or DEFAULT_ADDRESS
-    if "temporal_address" in explicit:
+    if "temporal_address" in explicit and settings.temporal_address:
         address = settings.temporal_address
     namespace = profile.namespace or DEFAULT_NAMESPACE
-    if "temporal_namespace" in explicit:
+    if "temporal_namespace" in explicit and settings.temporal_namespace:
         namespace = settings.temporal_namespace
     api_key = settings.temporal_api_key.get_secret_value() or profile.api_key or None
     tls = _tls(settings, profile.tls, api_key is not None)

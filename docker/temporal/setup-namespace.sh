@@ -1,0 +1,27 @@
+#!/bin/sh
+# Waits for the Temporal frontend, then makes callerloop's namespace (with its retention)
+# and the search attributes operators filter calls on. Safe to run again.
+set -eu
+
+until temporal operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; do
+  echo "waiting for Temporal at $TEMPORAL_ADDRESS"
+  sleep 2
+done
+
+if temporal operator namespace describe --address "$TEMPORAL_ADDRESS" --namespace "$NAMESPACE" >/dev/null 2>&1; then
+  temporal operator namespace update --address "$TEMPORAL_ADDRESS" --namespace "$NAMESPACE" \
+    --retention "$RETENTION"
+else
+  temporal operator namespace create --address "$TEMPORAL_ADDRESS" --namespace "$NAMESPACE" \
+    --retention "$RETENTION"
+fi
+
+# Keep in step with workflows/search_attributes.py (tests/docker checks it).
+for attribute in Agency=Keyword IncidentId=Keyword CallStatus=Keyword CallPriority=Int TextingState=Keyword; do
+  name=${attribute%=*}
+  type=${attribute#*=}
+  temporal operator search-attribute create --address "$TEMPORAL_ADDRESS" \
+    --namespace "$NAMESPACE" --name "$name" --type "$type" \
+    || echo "search attribute $name exists"
+done
+echo "namespace $NAMESPACE is ready"

@@ -10,8 +10,9 @@ The connection is resolved from four layers, each overriding the one before:
 3. the Temporal SDK's own variables: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,
    TEMPORAL_TLS, TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH,
    TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME, TEMPORAL_GRPC_META_*;
-4. callerloop's settings, when set (an empty value counts as unset): CALLERLOOP_TEMPORAL_ADDRESS, …_NAMESPACE, …_API_KEY,
-   …_TLS, …_TLS_CLIENT_CERT, …_TLS_CLIENT_KEY, …_TLS_SERVER_CA_CERT, …_TLS_SERVER_NAME.
+4. callerloop's settings, when set (an empty value counts as unset):
+   CALLERLOOP_TEMPORAL_ADDRESS, …_NAMESPACE, …_API_KEY, …_TLS, …_TLS_CLIENT_CERT,
+   …_TLS_CLIENT_KEY, …_TLS_SERVER_CA_CERT, …_TLS_SERVER_NAME.
 
 An API key turns TLS on (Temporal Cloud) unless TLS is explicitly disabled. A named file or
 profile that does not exist is an error, never a silent fall-back to localhost.

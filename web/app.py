@@ -1,6 +1,7 @@
 """The web app: `create_app(...)` for tests and embedding, `app_from_environment()` for
+`callerloop web` (uvicorn), which is the same as
 
-    uvicorn --factory web.app:app_from_environment --host 0.0.0.0 --port 8000
+    uvicorn --factory web.app:app_from_environment --host 0.0.0.0 --port 8000 --proxy-headers
 
 Residents open `/s/{token}` (status) and `/survey/{token}` from their texts; with the
 `local` SMS provider `/dev/phone` shows the outbox as phones would.

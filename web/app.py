@@ -15,13 +15,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from temporalio.client import Client
 
-from callerloop import metrics
 from callerloop.agency_config import AgencyConfig, load_agencies
 from callerloop.db import Database, database_for
 from callerloop.health import check_readiness, metrics_body, temporal_runtime
@@ -37,6 +36,7 @@ from web.cad_ingest import (
     temporal_signal_with_start,
 )
 from web.codec_server import codec_app
+from web.error_metrics import WebhookErrorMetrics
 from web.i18n import STATIC_DIR, PageRenderer
 from web.page_security import FormProtection, GuessLimiter
 from web.phone_simulator import phone_simulator_router
@@ -104,22 +104,7 @@ def create_app(
         """callerloop's Prometheus metrics (keep it off the public proxy: see the README)."""
         return Response(metrics_body(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.middleware("http")
-    async def count_webhook_errors(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        path = request.url.path
-        if path not in MACHINE_ENDPOINTS:
-            return await call_next(request)
-        try:
-            response = await call_next(request)
-        except Exception:
-            metrics.WEBHOOK_ERRORS.labels(path, "500").inc()
-            raise
-        if response.status_code >= 400:
-            metrics.WEBHOOK_ERRORS.labels(path, str(response.status_code)).inc()
-        return response
-
+    app.add_middleware(WebhookErrorMetrics, endpoints=MACHINE_ENDPOINTS)
     return app
 
 

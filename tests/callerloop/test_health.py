@@ -3,6 +3,10 @@ real Temporal dev server and a real SQLite database (and unusable ones)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -164,3 +168,30 @@ async def test_web_app_counts_webhook_errors(database: Database, agency: AgencyC
     assert errors("/twilio/inbound", "403") == before_twilio + 1
     assert errors("/v1/cad/events", "401") == before_cad + 1
     assert errors("/s/not-a-token", "404") == 0
+
+
+async def test_the_image_healthcheck_finds_the_worker(
+    health_url: tuple[HealthServer, str],
+) -> None:
+    """`python -m callerloop.healthcheck` (the Dockerfile's HEALTHCHECK): healthy when the
+    worker answers even though no web app listens, unhealthy when nothing does."""
+    _, url = health_url
+    nothing = str(free_port())
+    worker_env = {
+        **os.environ,
+        "CALLERLOOP_WEB_PORT": nothing,
+        "CALLERLOOP_WORKER_HTTP_ADDRESS": url.removeprefix("http://").replace(
+            "127.0.0.1", "0.0.0.0"
+        ),
+    }
+    check = [sys.executable, "-m", "callerloop.healthcheck"]
+    healthy = await asyncio.to_thread(
+        subprocess.run, check, env=worker_env, capture_output=True, text=True, check=False
+    )
+    assert healthy.returncode == 0, healthy.stderr
+    nobody = {**os.environ, "CALLERLOOP_WEB_PORT": nothing, "CALLERLOOP_WORKER_HTTP_ADDRESS": ""}
+    unhealthy = await asyncio.to_thread(
+        subprocess.run, check, env=nobody, capture_output=True, text=True, check=False
+    )
+    assert unhealthy.returncode == 1
+    assert f"unhealthy: no answer from http://127.0.0.1:{nothing}/healthz" in unhealthy.stderr

@@ -4,6 +4,8 @@ targets and the Temporal set-up scripts agree with each other and with the code.
 from __future__ import annotations
 
 import fnmatch
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -273,3 +275,43 @@ def _find(group: object, words: tuple[str, ...]) -> object | None:
             return None
         command = command.get_command(typer.Context(command), word)
     return command
+
+
+def test_the_caddyfile_routes_to_the_services(tmp_path: Path) -> None:
+    """Caddy's own parser (Debian's `caddy`; .ci/run installs it): the public site keeps
+    health and metrics inside, the UI site asks for a password and adds the codec token
+    on /codec only, and both reach services and ports of the compose file."""
+    caddy = shutil.which("caddy")
+    if caddy is None:
+        pytest.skip("caddy not found: apt-get install caddy (.ci/run does)")
+    env = {
+        "HOME": str(tmp_path),
+        "XDG_DATA_HOME": str(tmp_path),
+        "XDG_CONFIG_HOME": str(tmp_path),
+        "PATH": os.environ.get("PATH", ""),
+        **{key: f"<{key}>" for key in environment(services()["proxy"])},
+        "WEB_DOMAIN": "callerloop.example.org",
+        "TEMPORAL_UI_DOMAIN": "temporal.example.org",
+    }
+    adapted = subprocess.run(
+        [caddy, "adapt", "--config", str(DOCKER_DIR / "Caddyfile"), "--adapter", "caddyfile"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert adapted.returncode == 0, adapted.stderr
+    [server] = json.loads(adapted.stdout)["apps"]["http"]["servers"].values()
+    sites = {route["match"][0]["host"][0]: json.dumps(route) for route in server["routes"]}
+    public, ui = sites["callerloop.example.org"], sites["temporal.example.org"]
+    assert '"path": ["/metrics", "/healthz", "/readyz", "/dev/*"]' in public
+    assert '"status_code": 404' in public
+    assert "Authorization" not in public
+    assert '"http_basic"' in ui and '"username": "<TEMPORAL_UI_USER>"' in ui
+    assert '"Authorization": ["Bearer <CODEC_TOKEN>"]' in ui
+    assert '"path": ["/codec/*"]' in ui
+    dials = set(re.findall(r'"dial": "([\w-]+):(\d+)"', public + ui))
+    assert dials == {("web", "8000"), ("temporal-ui", "8080")}
+    ui_port = environment(services()["temporal-ui"])["TEMPORAL_UI_PORT"]
+    assert ("temporal-ui", ui_port) in dials
+    assert int(dockerfile_env()["CALLERLOOP_WEB_PORT"]) == 8000

@@ -3,7 +3,7 @@
 # and the search attributes operators filter calls on. Safe to run again.
 set -eu
 
-until temporal operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; do
+until temporal operator cluster health --address "$TEMPORAL_ADDRESS" 2>/dev/null | grep -q SERVING; do
   echo "waiting for Temporal at $TEMPORAL_ADDRESS"
   sleep 2
 done
@@ -16,12 +16,22 @@ else
     --retention "$RETENTION"
 fi
 
+# A new namespace takes a moment to reach the frontend's cache.
+until temporal operator search-attribute list --address "$TEMPORAL_ADDRESS" --namespace "$NAMESPACE" >/dev/null 2>&1; do
+  echo "waiting for namespace $NAMESPACE"
+  sleep 1
+done
+
 # Keep in step with workflows/search_attributes.py (tests/docker checks it).
 for attribute in Agency=Keyword IncidentId=Keyword CallStatus=Keyword CallPriority=Int TextingState=Keyword; do
   name=${attribute%=*}
   type=${attribute#*=}
-  temporal operator search-attribute create --address "$TEMPORAL_ADDRESS" \
-    --namespace "$NAMESPACE" --name "$name" --type "$type" \
-    || echo "search attribute $name exists"
+  if temporal operator search-attribute list --address "$TEMPORAL_ADDRESS" --namespace "$NAMESPACE" \
+    | grep -qw "$name"; then
+    echo "search attribute $name exists"
+  else
+    temporal operator search-attribute create --address "$TEMPORAL_ADDRESS" \
+      --namespace "$NAMESPACE" --name "$name" --type "$type"
+  fi
 done
 echo "namespace $NAMESPACE is ready"

@@ -24,6 +24,7 @@ from tests.docker.files import (
     DOCKER_DIR,
     DOCKERFILE,
     ENV_EXAMPLE,
+    PENDING_COMMANDS,
     callerloop_services,
     compose,
     dockerfile,
@@ -37,10 +38,6 @@ from tests.docker.files import (
 )
 from workflows import search_attributes as sa
 
-# Commands the compose file runs that another branch of issue 8 adds (migrations). Once
-# `callerloop db upgrade` exists here, test_pending_commands_are_still_missing fails: then
-# delete the entry.
-PENDING_COMMANDS = {("db", "upgrade"): "Alembic migrations (issue 8, PostgreSQL part)"}
 PINNED_TAG = re.compile(r"^[\w./-]+:(v?\d+(\.\d+)+)([\w.-]*)$")
 
 
@@ -135,7 +132,7 @@ def test_pending_commands_are_still_missing() -> None:
     for command, why in PENDING_COMMANDS.items():
         assert _find(group, command) is None, (
             f"`callerloop {' '.join(command)}` exists now ({why}): remove it from "
-            "PENDING_COMMANDS in tests/docker/test_compose.py"
+            "PENDING_COMMANDS in tests/docker/files.py"
         )
 
 

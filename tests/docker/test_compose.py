@@ -144,9 +144,7 @@ def test_prometheus_scrapes_the_ports_the_services_serve() -> None:
     assert worker_port == port_of(image_env["CALLERLOOP_WORKER_HTTP_ADDRESS"])
     assert sdk_port == port_of(image_env["CALLERLOOP_TEMPORAL_METRICS_ADDRESS"])
     web_port = int(image_env["CALLERLOOP_WEB_PORT"])
-    assert ("127.0.0.1:${CALLERLOOP_WEB_PORT:-8000}", str(web_port)) in published_ports(
-        services()["web"]
-    )
+    assert ("127.0.0.1:8000", str(web_port)) in published_ports(services()["web"])
     temporal_metrics = port_of(environment(services()["temporal"])["PROMETHEUS_ENDPOINT"])
     expected = {
         "callerloop-worker": [("worker", worker_port)],

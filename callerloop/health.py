@@ -148,8 +148,8 @@ class HealthServer:
                 + body
             )
             await writer.drain()
-        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (TimeoutError, ConnectionError, ValueError):
+            pass  # a silent, vanished or oversized request (ValueError: past the line limit)
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError):

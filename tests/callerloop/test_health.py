@@ -195,3 +195,19 @@ async def test_the_image_healthcheck_finds_the_worker(
     )
     assert unhealthy.returncode == 1
     assert f"unhealthy: no answer from http://127.0.0.1:{nothing}/healthz" in unhealthy.stderr
+
+
+async def test_a_garbled_request_does_not_stop_the_health_server(
+    health_url: tuple[HealthServer, str],
+) -> None:
+    _, url = health_url
+    host, port = url.removeprefix("http://").split(":")
+    for garbage in (b"G" * 100_000 + b"\r\n\r\n", b"\r\n\r\n", b""):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(garbage)
+        await writer.drain()
+        writer.write_eof()
+        await reader.read()
+        writer.close()
+    async with httpx.AsyncClient(base_url=url) as http:
+        assert (await http.get("/healthz")).status_code == 200

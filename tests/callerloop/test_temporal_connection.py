@@ -227,3 +227,28 @@ async def test_an_unreachable_server_is_named_in_the_error(tmp_path: Path) -> No
 
 def _file(path: Path) -> dict[str, str]:
     return {"TEMPORAL_CONFIG_FILE": str(path)}
+
+
+def test_the_local_stack_ignores_a_developers_temporal_cloud_variables(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`make run` talks to its own dev server whatever TEMPORAL_* the shell exports."""
+    from starter.devstack import worker_environment
+
+    for name, value in {
+        "TEMPORAL_ADDRESS": "callerloop.a1b2c.tmprl.cloud:7233",
+        "TEMPORAL_API_KEY": "a-cloud-key",
+        "TEMPORAL_TLS_CLIENT_CERT_PATH": str(tmp_path / "c.pem"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    local = Settings(temporal_port=7255, data_dir=tmp_path)
+    env = worker_environment(local, "sqlite://", 1.0, {})
+    assert not [key for key in env if key.startswith("TEMPORAL_")]
+    for key, value in env.items():
+        if key.startswith("CALLERLOOP_"):
+            monkeypatch.setenv(key, value)
+    for key in ("TEMPORAL_ADDRESS", "TEMPORAL_API_KEY", "TEMPORAL_TLS_CLIENT_CERT_PATH"):
+        monkeypatch.delenv(key)
+    connection = resolve_connection(Settings(), env)
+    assert connection.address == "127.0.0.1:7255"
+    assert connection.tls is None

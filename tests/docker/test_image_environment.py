@@ -102,6 +102,7 @@ def test_the_image_environment_runs_without_dev_dependencies(tmp_path: Path) -> 
     )
     assert imported.returncode == 0, imported.stdout + imported.stderr
     callerloop = app / ".venv" / "bin" / "callerloop"
+    assert (app / ".venv" / "bin" / "temporal").exists()  # the README's `exec worker temporal`
     for name, service in callerloop_services().items():
         words = [word for word in service["command"] if not word.startswith("-")]
         if tuple(words) in PENDING_COMMANDS:

@@ -28,9 +28,11 @@ from activities.sms_providers.base import SmsProvider
 from activities.texts import TextActivities, sender_rate
 from callerloop.agency_config import AgencyConfig, load_agencies
 from callerloop.db import Database, database_for
+from callerloop.health import HealthServer, temporal_runtime
 from callerloop.logging import configure_logging
 from callerloop.settings import Settings, get_settings
 from callerloop.temporal import connect, payload_codec
+from callerloop.temporal_connection import resolve_connection
 from workflows.call_for_service import CallForServiceWorkflow
 
 log = structlog.get_logger("callerloop.worker")
@@ -121,7 +123,10 @@ async def run_worker(settings: Settings) -> None:
     agencies = load_agencies(settings.agencies_dir)
     db = database_for(settings)
     db.create_schema()
-    client = await connect(settings)
+    client = await connect(settings, runtime=temporal_runtime(settings.temporal_metrics_address))
+    health = HealthServer(lambda: _ready(client), db, settings.readiness_timeout)
+    if settings.worker_http_address:
+        await health.start(settings.worker_http_address)
     codec = payload_codec(settings)
     if codec is None:
         log.warning(
@@ -145,7 +150,7 @@ async def run_worker(settings: Settings) -> None:
         log.info(
             "worker started",
             task_queue=settings.task_queue,
-            temporal=settings.temporal_address,
+            temporal=resolve_connection(settings).describe(),
             agencies=sorted(agencies),
             time_scale=settings.time_scale,
             sms_provider=settings.sms_provider,
@@ -154,8 +159,13 @@ async def run_worker(settings: Settings) -> None:
         async with all_running(workers):
             await stop.wait()
             log.info("worker stopping: letting activities in flight finish")
+    await health.close()
     db.dispose()
     log.info("worker stopped")
+
+
+async def _ready(client: Client) -> Client:
+    return client
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, update
 from temporalio import activity
 
+from callerloop import metrics
 from callerloop.db import (
     AuditEntry,
     AutoReply,
@@ -29,8 +30,9 @@ class CallRecordActivities:
         """Idempotent: a retried or replayed record writes nothing twice."""
         with self._db.session() as session:
             _upsert_call(session, input.workflow_id, input.snapshot)
+            agency = input.snapshot.agency
             for event in input.events:
-                _insert_once(
+                if _insert_once(
                     session,
                     CallEventRecord(
                         workflow_id=input.workflow_id,
@@ -41,7 +43,9 @@ class CallRecordActivities:
                         note=event.note,
                         recorded_at=utcnow(),
                     ),
-                )
+                ):
+                    applied = "true" if event.applied else "false"
+                    metrics.CAD_EVENTS.labels(agency, event.event_type.value, applied).inc()
             for index, action in enumerate(input.snapshot.operator_actions):
                 # Updates made in the Temporal UI reach the audit log this way too.
                 _insert_once(
@@ -58,7 +62,7 @@ class CallRecordActivities:
                     ),
                 )
             if input.decision is not None and input.decided_at is not None:
-                _insert_once(
+                decided = _insert_once(
                     session,
                     EligibilityDecisionRecord(
                         workflow_id=input.workflow_id,
@@ -70,6 +74,11 @@ class CallRecordActivities:
                         permanent=input.decision.permanent,
                     ),
                 )
+                if decided:
+                    eligible = "true" if input.decision.eligible else "false"
+                    metrics.ELIGIBILITY_DECISIONS.labels(
+                        agency, eligible, input.decision.reason
+                    ).inc()
             session.commit()
 
     @activity.defn(name="purge_personal_data")
@@ -125,10 +134,11 @@ def _upsert_call(session: Session, workflow_id: str, call: CallState) -> None:
 
 def _insert_once(
     session: Session, row: CallEventRecord | EligibilityDecisionRecord | AuditEntry
-) -> None:
-    """Insert unless the unique key already exists (a retried activity)."""
+) -> bool:
+    """Insert unless the unique key already exists (a retried activity); True if inserted."""
     try:
         with session.begin_nested():
             session.add(row)
     except IntegrityError:
-        pass
+        return False
+    return True

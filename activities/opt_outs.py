@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from callerloop import metrics
 from callerloop.db import Database, OptOut, utcnow
 from workflows.model import CheckOptOutInput, CheckOptOutResult
 
@@ -27,3 +28,4 @@ def record_opt_out(db: Database, agency: str, phone: str, keyword: str, opted_ou
         row.opted_out, row.keyword, row.updated_at = opted_out, keyword, utcnow()
         session.add(row)
         session.commit()
+    (metrics.OPT_OUTS if opted_out else metrics.OPT_INS).labels(agency).inc()

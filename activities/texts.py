@@ -29,8 +29,9 @@ from activities.sms_providers.base import (
     SmsProvider,
     TransientProviderError,
 )
+from callerloop import metrics
 from callerloop.agency_config import AgencyConfig
-from callerloop.db import Database, OutboxMessage, utcnow
+from callerloop.db import CallEventRecord, Database, OutboxMessage, utcnow
 from callerloop.delivery_status import STATUS_ORDER
 from callerloop.links import STATUS, SURVEY, issue_link
 from callerloop.messages import MessageContext, render_message
@@ -47,6 +48,8 @@ from workflows.model import (
 HANDING_OVER = "handing_over"
 # Outbox statuses after which a send attempt must not call the provider again.
 SETTLED = frozenset(STATUS_ORDER) - {"pending", HANDING_OVER}
+# Texts that answer a CAD event (the others follow a timer): their latency is measured.
+ANSWERS_CAD_EVENT = frozenset({TextKind.CONFIRMATION, TextKind.ASSIGNED, TextKind.CLEARED})
 
 
 class TextActivities:
@@ -85,6 +88,7 @@ class TextActivities:
         with self._db.session() as session:
             row = self._claim(session, agency, input)
             if row.status in SETTLED:
+                _count(input, "duplicate")
                 return _result(row, already_sent=True)
             if row.status == HANDING_OVER:
                 # An earlier attempt died mid-send: the provider may have the text.
@@ -92,6 +96,7 @@ class TextActivities:
                 session.add(row)
                 session.commit()
                 activity.logger.warning("send outcome unknown; not resending", extra=_ids(row))
+                _count(input, "unknown")
                 return _result(row, already_sent=True)
             row.status, row.attempts = HANDING_OVER, row.attempts + 1
             row.updated_at = utcnow()
@@ -180,9 +185,11 @@ class TextActivities:
             receipt = self._provider.send(text)
         except TransientProviderError as error:
             _settle(session, row, "pending", error_code=error.code, error_message=error.message)
+            metrics.TEXTS.labels(row.agency, row.kind, "retrying").inc()
             raise  # the provider has nothing: Temporal retries with backoff
         except PermanentProviderError as error:
             _settle(session, row, "failed", error_code=error.code, error_message=error.message)
+            metrics.TEXTS.labels(row.agency, row.kind, "failed").inc()
             raise ApplicationError(
                 str(error), error.failure.value, type=PERMANENT_SMS_ERROR, non_retryable=True
             ) from error
@@ -191,6 +198,31 @@ class TextActivities:
         first = "sent" if receipt.status in ("sent", "delivered") else "queued"
         _settle(session, row, first if row.status == HANDING_OVER else row.status)
         activity.logger.info("text sent", extra=_ids(row))
+        metrics.TEXTS.labels(row.agency, row.kind, first).inc()
+        _observe_handoff(session, row)
+
+
+def _count(input: SendTextInput, status: str) -> None:
+    metrics.TEXTS.labels(input.agency, input.kind.value, status).inc()
+
+
+def _observe_handoff(session: Session, row: OutboxMessage) -> None:
+    """CAD event → provider hand-off: from when the worker recorded the call's latest
+    applied event (the one this text answers) to the provider's acceptance just now."""
+    if row.sent_at is None or TextKind(row.kind) not in ANSWERS_CAD_EVENT:
+        return
+    recorded_at = session.exec(
+        select(CallEventRecord.recorded_at)
+        .where(
+            col(CallEventRecord.workflow_id) == row.workflow_id,
+            col(CallEventRecord.applied),
+        )
+        .order_by(col(CallEventRecord.recorded_at).desc())
+        .limit(1)
+    ).first()
+    if recorded_at is not None:
+        seconds = max((row.sent_at - recorded_at).total_seconds(), 0.0)
+        metrics.EVENT_TO_HANDOFF.labels(row.agency, row.kind).observe(seconds)
 
 
 def sender_rate(agency: AgencyConfig, time_scale: float) -> float:

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -28,8 +28,36 @@ class Settings(BaseSettings):
     agencies_dir: Path = Field(
         default=PROJECT_ROOT / "agencies", description="Folder of agency TOML files."
     )
-    temporal_address: str = "localhost:7233"
+    # Temporal: these override the TEMPORAL_* variables and the client config file's
+    # profile (callerloop.temporal_connection says how the layers combine).
+    temporal_address: str = Field(
+        default="localhost:7233", description="host:port of the Temporal frontend."
+    )
     temporal_namespace: str = "default"
+    temporal_profile: str = Field(
+        default="", description="Profile of the Temporal client config file (TOML)."
+    )
+    temporal_config_file: Path | None = Field(
+        default=None, description="Temporal client config file (TOML) holding the profile."
+    )
+    temporal_api_key: SecretStr = Field(
+        default=SecretStr(""), description="Temporal Cloud API key (turns TLS on)."
+    )
+    temporal_tls: bool | None = Field(
+        default=None, description="Force TLS on or off; unset: on with any TLS file or API key."
+    )
+    temporal_tls_client_cert: Path | None = Field(
+        default=None, description="mTLS client certificate (PEM file)."
+    )
+    temporal_tls_client_key: Path | None = Field(
+        default=None, description="mTLS client private key (PEM file)."
+    )
+    temporal_tls_server_ca_cert: Path | None = Field(
+        default=None, description="CA of the server's certificate when it is not public."
+    )
+    temporal_tls_server_name: str = Field(
+        default="", description="Server name to check in the server's certificate."
+    )
     task_queue: str = "callerloop"
     sms_provider: Literal["local", "twilio"] = "local"
     public_base_url: str = Field(
@@ -77,16 +105,50 @@ class Settings(BaseSettings):
         description="Bearer tokens (comma-separated) allowed to decrypt through /codec; "
         "none: only the local machine may (make run).",
     )
+    # The web app (`callerloop web`)
+    web_host: str = Field(default="127.0.0.1", description="Interface the web app listens on.")
+    web_port: int = Field(default=8000, description="Port of the web app (also `make run`).")
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies whose X-Forwarded-* headers the web app trusts (comma-separated "
+        "addresses or networks, * for any).",
+    )
+    # Health and metrics
+    worker_http_address: str = Field(
+        default="",
+        description="host:port where the worker serves /healthz, /readyz and /metrics "
+        "(e.g. 0.0.0.0:9000); empty: none.",
+    )
+    temporal_metrics_address: str = Field(
+        default="",
+        description="host:port where the Temporal SDK serves its Prometheus metrics "
+        "(e.g. 0.0.0.0:9464); empty: none.",
+    )
+    readiness_timeout: float = Field(
+        default=2.0, gt=0, description="Seconds /readyz waits for Temporal and the database."
+    )
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
     # Local stack (`make run`)
     data_dir: Path = PROJECT_ROOT / ".data"
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
-    web_port: int = 8000
     demo_csv: Path = SHARED_CAD_EXPORT
     demo_agency: str = "example"
     demo_speed: float = Field(default=720, gt=0)
+
+    @field_validator(
+        "temporal_config_file",
+        "temporal_tls",
+        "temporal_tls_client_cert",
+        "temporal_tls_client_key",
+        "temporal_tls_server_ca_cert",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`VAR=` (as compose writes `${VAR:-}`) means unset, not the path `.`."""
+        return None if value == "" else value
 
 
 @lru_cache

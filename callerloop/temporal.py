@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig
 
 from callerloop.codec import EncryptionCodec, codec_from_spec, data_converter
 from callerloop.settings import Settings
+from callerloop.temporal_connection import TemporalConfigError, resolve_connection
 
 
 def installed_binary(name: str) -> Path:
@@ -38,11 +40,25 @@ def payload_codec(settings: Settings) -> EncryptionCodec | None:
     return codec_from_spec(spec) if spec else None
 
 
-async def connect(settings: Settings, retry_config: RetryConfig | None = None) -> Client:
-    """A client that encrypts every payload it sends and decrypts what it reads."""
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        retry_config=retry_config,
-        data_converter=data_converter(payload_codec(settings)),
-    )
+async def connect(
+    settings: Settings, retry_config: RetryConfig | None = None, runtime: Runtime | None = None
+) -> Client:
+    """A client that encrypts every payload it sends and decrypts what it reads, connected
+    where the settings, TEMPORAL_* variables and client config profile say (see
+    `callerloop.temporal_connection`). Raises TemporalConfigError for unusable settings and
+    RuntimeError when the server does not answer (both name the address)."""
+    connection = resolve_connection(settings)
+    try:
+        return await Client.connect(
+            **connection.connect_kwargs(),
+            retry_config=retry_config,
+            runtime=runtime,
+            data_converter=data_converter(payload_codec(settings)),
+        )
+    except RuntimeError as error:  # the SDK's "Failed client connect: …"
+        raise RuntimeError(
+            f"cannot connect to Temporal at {connection.describe()}: {error}"
+        ) from error
+
+
+__all__ = ["FAIL_FAST", "TemporalConfigError", "connect", "installed_binary", "payload_codec"]

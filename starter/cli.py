@@ -1,6 +1,7 @@
 """`callerloop`: the command line of the CAD side and of the operator.
 
     callerloop worker                         run the Temporal worker
+    callerloop web                            run the web app (webhooks, ingest API, pages)
     callerloop cad send FILE|-                send CAD events (JSON) to their calls' workflows
     callerloop cad replay FILE --agency A --speed N
                                               replay a CAD CSV export (or a synthetic day)
@@ -45,7 +46,7 @@ from callerloop.agency_config import (
 from callerloop.db import Database, OutboxMessage
 from callerloop.logging import configure_logging
 from callerloop.settings import Settings, get_settings
-from callerloop.temporal import connect
+from callerloop.temporal import TemporalConfigError, connect
 from starter.cad_client import CadClient, CallAlreadyFinished, Delivered
 from starter.cad_events import InvalidCadEvent, parse_cad_json
 from starter.cli_ingest import deadletter_app, keys_app
@@ -148,8 +149,10 @@ def load_agencies_or_exit(directory: Path) -> dict[str, AgencyConfig]:
 async def connect_or_exit(settings: Settings) -> Client:
     try:
         return await connect(settings)
-    except RuntimeError as error:  # the SDK's "Failed client connect: …"
-        fail(f"cannot reach Temporal at {settings.temporal_address}: {error}", 1)
+    except TemporalConfigError as error:
+        fail(str(error), 2)
+    except RuntimeError as error:  # names the address it tried
+        fail(str(error), 1)
 
 
 # --- worker and dev ---------------------------------------------------------------------
@@ -173,6 +176,36 @@ def worker_command() -> None:
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     asyncio.run(run_worker(settings))
+
+
+@app.command("web")
+def web_command(
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on (default CALLERLOOP_WEB_HOST).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default CALLERLOOP_WEB_PORT).")
+    ] = None,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log every request.")
+    ] = True,
+) -> None:
+    """Run the web app: Twilio webhooks, CAD ingest API, resident pages, codec, /metrics."""
+    import uvicorn  # only when serving
+
+    settings = get_settings()
+    uvicorn.run(
+        "web.app:app_from_environment",
+        factory=True,
+        host=host or settings.web_host,
+        port=port or settings.web_port,
+        access_log=access_log,
+        # Behind the TLS-terminating proxy: its X-Forwarded-* headers are trusted from the
+        # addresses in CALLERLOOP_FORWARDED_ALLOW_IPS only.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        log_level=settings.log_level.lower(),
+    )
 
 
 @app.command("dev")

@@ -31,7 +31,7 @@ from callerloop.codec import new_key_spec
 from callerloop.db import database_for, utcnow
 from callerloop.retention import run_retention
 from callerloop.settings import get_settings
-from callerloop.temporal import connect
+from callerloop.temporal import TemporalConfigError, connect
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
 from workflows.model import (
     CallState,
@@ -61,8 +61,10 @@ async def _client() -> Client:
     settings = get_settings()
     try:
         return await connect(settings)
-    except RuntimeError as error:
-        _fail(f"cannot reach Temporal at {settings.temporal_address}: {error}", 1)
+    except TemporalConfigError as error:
+        _fail(str(error), 2)
+    except RuntimeError as error:  # names the address it tried
+        _fail(str(error), 1)
 
 
 def masked(phone: str | None) -> str | None:

@@ -309,13 +309,13 @@ def _local_secret(path: Path, make: Callable[[], str]) -> str:
 
 
 def web_app_command(settings: Settings) -> list[str]:
-    """The web app under uvicorn on this machine, configured from the environment."""
+    """The web app on this machine (`callerloop web`, as in the container image),
+    configured from the environment."""
     return [
         sys.executable,
         "-m",
-        "uvicorn",
-        "--factory",
-        "web.app:app_from_environment",
+        "starter.cli",
+        "web",
         "--host",
         "127.0.0.1",
         "--port",
@@ -335,10 +335,13 @@ def worker_environment(
     settings: Settings, database_url: str, time_scale: float, twilio: Mapping[str, str]
 ) -> dict[str, str]:
     """What the worker and the web app run with: the stack's own ports, paths and, when
-    texts go through the Twilio stand-in, where it is."""
+    texts go through the Twilio stand-in, where it is. The local dev server takes no TLS or
+    API key, so the Temporal SDK's own TEMPORAL_* variables (a developer's Temporal Cloud
+    session, say) are left out."""
     return {
-        **os.environ,
+        **{key: value for key, value in os.environ.items() if not key.startswith("TEMPORAL_")},
         **twilio,
+        "CALLERLOOP_TEMPORAL_TLS": "false",
         "CALLERLOOP_PUBLIC_BASE_URL": web_url(settings),
         "CALLERLOOP_TIME_SCALE": str(time_scale),
         "CALLERLOOP_LOG_FORMAT": "console",

@@ -1,6 +1,7 @@
 """The web app: `create_app(...)` for tests and embedding, `app_from_environment()` for
+`callerloop web` (uvicorn), which is the same as
 
-    uvicorn --factory web.app:app_from_environment --host 0.0.0.0 --port 8000
+    uvicorn --factory web.app:app_from_environment --host 0.0.0.0 --port 8000 --proxy-headers
 
 Residents open `/s/{token}` (status) and `/survey/{token}` from their texts; with the
 `local` SMS provider `/dev/phone` shows the outbox as phones would. Staff sign in to
@@ -16,20 +17,29 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.responses import PlainTextResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 from temporalio.client import Client
 
 from callerloop.agency_config import AgencyConfig, load_agencies
 from callerloop.db import Database, database_for
+from callerloop.health import check_readiness, metrics_body, temporal_runtime
 from callerloop.inbound import temporal_signaller
 from callerloop.logging import configure_logging
 from callerloop.settings import Settings, get_settings
 from callerloop.temporal import FAIL_FAST, connect, payload_codec
-from web.cad_ingest import RateLimit, cad_ingest_router, temporal_signal_with_start
+from web.cad_ingest import (
+    EIDO_PATH,
+    EVENTS_PATH,
+    RateLimit,
+    cad_ingest_router,
+    temporal_signal_with_start,
+)
 from web.codec_server import codec_app
 from web.dashboard import dashboard_router
+from web.error_metrics import WebhookErrorMetrics
 from web.i18n import STATIC_DIR, PageRenderer
 from web.opendata import opendata_router
 from web.page_security import FormProtection, GuessLimiter
@@ -38,9 +48,11 @@ from web.resident_pages import resident_pages_router
 from web.staff_auth import StaffAuth
 from web.staff_pages import StaffRenderer
 from web.twilio_signature import TwilioSignatureCheck
-from web.twilio_webhooks import twilio_router
+from web.twilio_webhooks import INBOUND_PATH, STATUS_PATH, twilio_router
 
 ClientFactory = Callable[[], Awaitable[Client]]
+# Requests from other systems: an error answered to them is counted (webhook errors).
+MACHINE_ENDPOINTS = frozenset({STATUS_PATH, INBOUND_PATH, EVENTS_PATH, EIDO_PATH})
 
 
 def create_app(
@@ -90,8 +102,21 @@ def create_app(
 
     @app.get("/healthz", response_class=PlainTextResponse)
     async def healthz() -> str:
+        """The process is up (liveness)."""
         return "ok"
 
+    @app.get("/readyz", response_class=PlainTextResponse)
+    async def readyz() -> PlainTextResponse:
+        """200 when Temporal and the database answer; 503 naming what does not."""
+        readiness = await check_readiness(client, db, settings.readiness_timeout)
+        return PlainTextResponse(readiness.body(), status_code=200 if readiness.ready else 503)
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        """callerloop's Prometheus metrics (keep it off the public proxy: see the README)."""
+        return Response(metrics_body(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(WebhookErrorMetrics, endpoints=MACHINE_ENDPOINTS)
     return app
 
 
@@ -115,4 +140,5 @@ def app_from_environment() -> FastAPI:
     db = database_for(settings)
     db.create_schema()
     agencies = load_agencies(settings.agencies_dir)
-    return create_app(settings, db, agencies, lambda: connect(settings, FAIL_FAST))
+    runtime = temporal_runtime(settings.temporal_metrics_address)
+    return create_app(settings, db, agencies, lambda: connect(settings, FAIL_FAST, runtime))

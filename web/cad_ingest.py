@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from callerloop import dead_letters
+from callerloop import dead_letters, metrics
 from callerloop.agency_config import AgencyConfig
 from callerloop.api_keys import agency_for_key
 from callerloop.db import Database
@@ -89,6 +89,7 @@ async def deliver_events(
     for event in events:
         try:
             delivery.workflow_ids.append(await signal_with_start(event))
+            metrics.CAD_EVENTS_ACCEPTED.labels(event.agency, event.event_type.value).inc()
         except CallAlreadyFinished as error:
             delivery.finished.append(
                 {"event_id": event.event_id, "incident_id": event.incident_id, "detail": str(error)}

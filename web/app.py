@@ -21,6 +21,7 @@ from fastapi import FastAPI, Response
 from fastapi.responses import PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
 from callerloop.agency_config import AgencyConfig, load_agencies
@@ -117,7 +118,31 @@ def create_app(
         return Response(metrics_body(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(WebhookErrorMetrics, endpoints=MACHINE_ENDPOINTS)
+    if settings.public_base_url.startswith("https://"):
+        app.add_middleware(StrictTransportSecurity)
     return app
+
+
+class StrictTransportSecurity:
+    """Behind TLS (an https public URL), tell browsers to come back over https only, so a
+    link token can never travel in clear on a later visit."""
+
+    HEADER = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self.HEADER]
+            await send(message)
+
+        await self.app(scope, receive, with_header)
 
 
 def once(factory: ClientFactory) -> ClientFactory:

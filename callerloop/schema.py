@@ -1,0 +1,185 @@
+"""The database schema and its history: Alembic migrations in `callerloop/migrations`.
+
+Every database — the SQLite file of `make run`, each test's database, PostgreSQL in
+production — gets its tables the same way: `upgrade` to the newest revision (`head`).
+`Database.create_schema` and `callerloop db upgrade` both call it; it does nothing when
+the schema is already there. A new revision: change the models in `callerloop/db.py`, then
+`make migration MESSAGE="what changed"` and review the file it writes.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.type_api import TypeEngine
+from sqlmodel import SQLModel
+from sqlmodel.sql.sqltypes import AutoString
+
+from callerloop.db import UTCDateTime
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+VERSIONS = MIGRATIONS / "versions"
+# pg_advisory_xact_lock key that serialises concurrent upgrades ("callerlp" in ASCII).
+MIGRATION_LOCK_ID = 0x63616C6C65726C70
+VERSION_TABLE = "alembic_version"
+
+
+class SchemaError(RuntimeError):
+    """The database cannot be brought to the expected schema; the message says why."""
+
+
+def masked_url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    # 0001_baseline.py, 0002_….py: revisions sort in the order they apply.
+    config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    config.attributes["connection"] = connection
+    return config
+
+
+def scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())
+
+
+def head_revision() -> str:
+    head = scripts().get_current_head()
+    assert head is not None, f"no migrations in {VERSIONS}"
+    return head
+
+
+def _render_type(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    """Migrations name plain SQLAlchemy types, so they never import callerloop's code
+    (a revision must keep meaning what it meant when it was written)."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, AutoString):
+        return "sa.String()" if obj.length is None else f"sa.String(length={obj.length})"
+    return False
+
+
+def _compare_type(
+    context: MigrationContext,
+    inspected_column: Any,
+    metadata_column: Any,
+    inspected_type: TypeEngine[Any],
+    metadata_type: TypeEngine[Any],
+) -> bool | None:
+    """SQLite keeps no time zone in a column's type: a DATETIME column holds what
+    UTCDateTime writes there, so it is not a difference."""
+    if context.dialect.name == "sqlite" and isinstance(metadata_type, UTCDateTime):
+        return inspected_type._type_affinity is not metadata_type.impl._type_affinity
+    return None  # Alembic's own comparison
+
+
+def _include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    return not (type_ == "table" and name == VERSION_TABLE)
+
+
+def comparison_options() -> dict[str, Any]:
+    """How autogenerate and the drift check compare the models with a database."""
+    return {
+        "compare_type": _compare_type,
+        "render_item": _render_type,
+        "render_as_batch": True,  # SQLite alters a table by copying it: batch mode does that
+        "include_name": _include_name,
+        "user_module_prefix": "sa.",
+    }
+
+
+def _run(engine: Engine, what: str, action: Any) -> None:
+    try:
+        with engine.begin() as connection:
+            action(_config(connection))
+    except DBAPIError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise SchemaError(
+            f"cannot {what} the database at {masked_url(engine)}: {reason}"
+        ) from error
+
+
+def _refuse_unversioned(engine: Engine) -> None:
+    """A database with callerloop's tables but no migration history was made before
+    migrations existed: upgrading would fail on the first table that is already there."""
+    with engine.connect() as connection:
+        tables = set(inspect(connection).get_table_names())
+    if VERSION_TABLE not in tables and tables & set(SQLModel.metadata.tables):
+        raise SchemaError(
+            f"the database at {masked_url(engine)} has callerloop's tables but no migration "
+            f"history (it was made before migrations). A local `make run` database can be "
+            f"deleted; otherwise check it matches the baseline revision and run "
+            f"`callerloop db stamp 0001`."
+        )
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    try:
+        _refuse_unversioned(engine)
+    except DBAPIError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise SchemaError(f"cannot reach the database at {masked_url(engine)}: {reason}") from error
+    _run(engine, "upgrade", lambda config: command.upgrade(config, revision))
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    _run(engine, "downgrade", lambda config: command.downgrade(config, revision))
+
+
+def stamp(engine: Engine, revision: str) -> None:
+    """Record a revision as applied without running it (a database made another way)."""
+    _run(engine, "stamp", lambda config: command.stamp(config, revision))
+
+
+def current_revision(engine: Engine) -> str | None:
+    found: list[str | None] = []
+
+    def read(config: Config) -> None:
+        found.append(
+            MigrationContext.configure(config.attributes["connection"]).get_current_revision()
+        )
+
+    _run(engine, "read the revision of", read)
+    return found[0]
+
+
+def differences(engine: Engine) -> list[Any]:
+    """What autogenerate would write: the models (`SQLModel.metadata`) against the
+    database's tables. Empty when the migrations describe the models exactly."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts=comparison_options())
+        return list(compare_metadata(context, SQLModel.metadata))
+
+
+def next_revision_id() -> str:
+    numbers = [int(m.group(1)) for p in VERSIONS.glob("*.py") if (m := re.match(r"(\d+)_", p.name))]
+    return f"{max(numbers, default=0) + 1:04d}"
+
+
+def new_revision(engine: Engine, message: str) -> Path:
+    """Write the next revision, autogenerated from what the models have that `engine`'s
+    database (at head) has not. Review it before committing: autogenerate cannot see
+    renames, data changes or the audit log's triggers."""
+    written: list[Path] = []
+
+    def generate(config: Config) -> None:
+        script = command.revision(
+            config, message=message, autogenerate=True, rev_id=next_revision_id()
+        )
+        assert script is not None and not isinstance(script, list)
+        written.append(Path(script.path))
+
+    _run(engine, "compare the models with", generate)
+    return written[0]

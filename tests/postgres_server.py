@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from sqlalchemy import Engine, text
+from sqlmodel import SQLModel
 
 BINARIES = Path("/usr/lib/postgresql")
 SUPERUSER = "callerloop"
@@ -181,3 +183,18 @@ def start_server(timeout: float = 60) -> PostgresServer:
                 server.stop()
                 raise PostgresUnavailable(f"PostgreSQL did not start: {error}\n{output}") from None
             time.sleep(0.05)
+
+
+def empty_tables(engine: Engine) -> None:
+    """Every callerloop table emptied and its ids restarted: 30 ms, where a fresh copy of
+    a template database takes 300. Replica mode skips the audit log's append-only
+    triggers, for this session only."""
+    with engine.begin() as connection:
+        connection.execute(text("SET LOCAL session_replication_role = replica"))
+        for table in reversed(SQLModel.metadata.sorted_tables):
+            connection.execute(table.delete())
+        sequences = connection.execute(
+            text("SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()")
+        ).scalars()
+        for sequence in list(sequences):
+            connection.execute(text(f'ALTER SEQUENCE "{sequence}" RESTART'))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlmodel import select
 
 from callerloop.db import CallEventRecord, CallRecord, EligibilityDecisionRecord
@@ -13,6 +14,8 @@ from tests.harness import Harness
 from workflows.model import CadEventType, TextingState, TextKind
 
 
+# The whole path, activities included, on PostgreSQL too (other workflow tests: SQLite).
+@pytest.mark.databases("sqlite", "postgresql")
 async def test_eligible_call_is_texted_through_to_survey_and_purge(
     harness: Harness, provider: RecordingProvider
 ) -> None:

@@ -10,6 +10,7 @@ the schema is already there. A new revision: change the models in `callerloop/db
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.type_api import TypeEngine
@@ -61,6 +63,13 @@ def head_revision() -> str:
     return head
 
 
+def is_known_revision(revision: str) -> bool:
+    try:
+        return scripts().get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 def _render_type(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     """Migrations name plain SQLAlchemy types, so they never import callerloop's code
     (a revision must keep meaning what it meant when it was written)."""
@@ -100,21 +109,40 @@ def comparison_options() -> dict[str, Any]:
     }
 
 
-def _run(engine: Engine, what: str, action: Any) -> None:
+def _reason(error: DBAPIError) -> str:
+    return str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+
+
+def _connect(engine: Engine) -> Connection:
     try:
-        with engine.begin() as connection:
-            action(_config(connection))
+        return engine.connect()
     except DBAPIError as error:
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
         raise SchemaError(
-            f"cannot {what} the database at {masked_url(engine)}: {reason}"
+            f"cannot reach the database at {masked_url(engine)}: {_reason(error)}"
         ) from error
+
+
+def _run(engine: Engine, what: str, action: Callable[[Config], None]) -> None:
+    """`action` with Alembic's configuration, on one connection in one transaction
+    (PostgreSQL's DDL is transactional: a failed upgrade leaves the schema as it was)."""
+    with _connect(engine) as connection:
+        try:
+            with connection.begin():
+                action(_config(connection))
+        except DBAPIError as error:
+            raise SchemaError(
+                f"cannot {what} the database at {masked_url(engine)}: {_reason(error)}"
+            ) from error
+        except CommandError as error:  # e.g. a revision this code does not know
+            raise SchemaError(
+                f"cannot {what} the database at {masked_url(engine)}: {error}"
+            ) from error
 
 
 def _refuse_unversioned(engine: Engine) -> None:
     """A database with callerloop's tables but no migration history was made before
     migrations existed: upgrading would fail on the first table that is already there."""
-    with engine.connect() as connection:
+    with _connect(engine) as connection:
         tables = set(inspect(connection).get_table_names())
     if VERSION_TABLE not in tables and tables & set(SQLModel.metadata.tables):
         raise SchemaError(
@@ -126,11 +154,7 @@ def _refuse_unversioned(engine: Engine) -> None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    try:
-        _refuse_unversioned(engine)
-    except DBAPIError as error:
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-        raise SchemaError(f"cannot reach the database at {masked_url(engine)}: {reason}") from error
+    _refuse_unversioned(engine)
     _run(engine, "upgrade", lambda config: command.upgrade(config, revision))
 
 
@@ -158,7 +182,7 @@ def current_revision(engine: Engine) -> str | None:
 def differences(engine: Engine) -> list[Any]:
     """What autogenerate would write: the models (`SQLModel.metadata`) against the
     database's tables. Empty when the migrations describe the models exactly."""
-    with engine.connect() as connection:
+    with _connect(engine) as connection:
         context = MigrationContext.configure(connection, opts=comparison_options())
         return list(compare_metadata(context, SQLModel.metadata))
 

@@ -48,6 +48,7 @@ from callerloop.settings import Settings, get_settings
 from callerloop.temporal import connect
 from starter.cad_client import CadClient, CallAlreadyFinished, Delivered
 from starter.cad_events import InvalidCadEvent, parse_cad_json
+from starter.cli_db import db_app
 from starter.cli_ingest import deadletter_app, keys_app
 from starter.cli_operator import audit_app, calls_app, encryption_app, retention_app
 from starter.http_client import HttpCadClient, IngestRefused
@@ -160,6 +161,7 @@ app.add_typer(calls_app, name="calls")
 app.add_typer(encryption_app, name="encryption")
 app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
+app.add_typer(db_app, name="db")
 
 
 @app.command("worker")
@@ -642,7 +644,7 @@ def messages_export(
     """Every text in the outbox, oldest first, one JSON object per line."""
     db = open_outbox(get_settings().database_url)
     try:
-        db.create_schema()  # the audit log, in a database older than it
+        db.create_schema()  # an older database gets the newest migrations
         if out is None:
             written = write_outbox_jsonl(db, sys.stdout, agency)
         else:

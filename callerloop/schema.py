@@ -10,6 +10,7 @@ the schema is already there. A new revision: change the models in `callerloop/db
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy import Connection, Engine, MetaData, inspect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.type_api import TypeEngine
 from sqlmodel import SQLModel
@@ -33,6 +34,8 @@ VERSIONS = MIGRATIONS / "versions"
 # pg_advisory_xact_lock key that serialises concurrent upgrades ("callerlp" in ASCII).
 MIGRATION_LOCK_ID = 0x63616C6C65726C70
 VERSION_TABLE = "alembic_version"
+# Alembic's `op` and `context` are module globals: one command at a time per process.
+_ALEMBIC_IN_USE = threading.Lock()
 
 
 class SchemaError(RuntimeError):
@@ -125,7 +128,7 @@ def _connect(engine: Engine) -> Connection:
 def _run(engine: Engine, what: str, action: Callable[[Config], None]) -> None:
     """`action` with Alembic's configuration, on one connection in one transaction
     (PostgreSQL's DDL is transactional: a failed upgrade leaves the schema as it was)."""
-    with _connect(engine) as connection:
+    with _connect(engine) as connection, _ALEMBIC_IN_USE:
         try:
             with connection.begin():
                 action(_config(connection))
@@ -179,12 +182,12 @@ def current_revision(engine: Engine) -> str | None:
     return found[0]
 
 
-def differences(engine: Engine) -> list[Any]:
+def differences(engine: Engine, models: MetaData | None = None) -> list[Any]:
     """What autogenerate would write: the models (`SQLModel.metadata`) against the
     database's tables. Empty when the migrations describe the models exactly."""
     with _connect(engine) as connection:
         context = MigrationContext.configure(connection, opts=comparison_options())
-        return list(compare_metadata(context, SQLModel.metadata))
+        return list(compare_metadata(context, models or SQLModel.metadata))
 
 
 def next_revision_id() -> str:

@@ -15,24 +15,14 @@ from sqlmodel import SQLModel
 
 from callerloop import schema
 from callerloop.db import AuditEntry, make_engine, utcnow
-from tests.conftest import DATABASE_BACKENDS
 from tests.postgres_server import PostgresServer
 
 
-@pytest.fixture(params=DATABASE_BACKENDS)
-def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A database with no tables at all, on each backend."""
-    if request.param == "postgresql":
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        name = server.create_database()
-        engine = make_engine(server.url(name))
-        yield engine
-        engine.dispose()
-        server.drop_database(name)
-    else:
-        engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
-        yield engine
-        engine.dispose()
+@pytest.fixture
+def empty_engine(empty_database_url: str) -> Iterator[Engine]:
+    engine = make_engine(empty_database_url)
+    yield engine
+    engine.dispose()
 
 
 def listed(differences: list[object]) -> str:

@@ -44,6 +44,7 @@ from callerloop.agency_config import (
 )
 from callerloop.db import Database, OutboxMessage
 from callerloop.logging import configure_logging
+from callerloop.schema import SchemaError
 from callerloop.settings import Settings, get_settings
 from callerloop.temporal import connect
 from starter.cad_client import CadClient, CallAlreadyFinished, Delivered
@@ -95,6 +96,9 @@ class CallerloopApp(typer.Typer):
             super().__call__(*args, **kwargs)
         except SystemExit as done:
             leave(exit_status(done.code))
+        except SchemaError as error:  # any command's database: unreachable, not migrated
+            typer.echo(f"error: {error}", err=True)
+            leave(1)
         except Exception as error:
             sys.excepthook(type(error), error, error.__traceback__)
             leave(1)

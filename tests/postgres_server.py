@@ -8,6 +8,7 @@ as the `postgres` system user (or `nobody`), which owns the folder.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pwd
 import shutil
@@ -29,6 +30,11 @@ SUPERUSER = "callerloop"
 PORT = 5432  # only names the socket file: the server listens on no TCP port
 # Tuning for tests: every write skips the disk flush.
 FAST_AND_UNSAFE = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
+
+
+FOLDER_PREFIX = "callerloop-pg-"
+STALE_AFTER_SECONDS = 3600
+PR_SET_PDEATHSIG = 1
 
 
 class PostgresUnavailable(RuntimeError):
@@ -113,10 +119,43 @@ class PostgresServer:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def _stop_with_us() -> None:
+    """In the server's process before it starts: if the test run is killed outright, the
+    kernel stops the server too (SIGINT: PostgreSQL's fast shutdown). Linux only."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_folders() -> None:
+    """Folders of test runs killed before they could clean up: old, and no server alive
+    in them (other test runs may be using theirs right now)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
+        try:
+            if time.time() - folder.stat().st_mtime < STALE_AFTER_SECONDS:
+                continue
+            pid_file = folder / "data" / "postmaster.pid"
+            if pid_file.exists() and _alive(int(pid_file.read_text().split()[0])):
+                continue
+        except (OSError, ValueError, IndexError):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def start_server(timeout: float = 60) -> PostgresServer:
+    """Call from the main thread: the server stops when the thread that started it ends."""
     binaries = find_binaries()
     user = _server_user()
-    folder = Path(tempfile.mkdtemp(prefix="callerloop-pg-"))
+    remove_stale_folders()
+    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
     if user is not None:
         entry = pwd.getpwnam(user)
         os.chown(folder, entry.pw_uid, entry.pw_gid)
@@ -167,6 +206,7 @@ def start_server(timeout: float = 60) -> PostgresServer:
             cwd=folder,
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            preexec_fn=_stop_with_us,
             user=user,
             group=group,
             extra_groups=extra_groups,

@@ -13,7 +13,7 @@ import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -21,7 +21,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, MetaData, inspect
+from sqlalchemy import Connection, Engine, MetaData, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.type_api import TypeEngine
 from sqlmodel import SQLModel
@@ -34,6 +34,7 @@ VERSIONS = MIGRATIONS / "versions"
 # pg_advisory_xact_lock key that serialises concurrent upgrades ("callerlp" in ASCII).
 MIGRATION_LOCK_ID = 0x63616C6C65726C70
 VERSION_TABLE = "alembic_version"
+T = TypeVar("T")
 # Alembic's `op` and `context` are module globals: one command at a time per process.
 _ALEMBIC_IN_USE = threading.Lock()
 
@@ -125,13 +126,17 @@ def _connect(engine: Engine) -> Connection:
         ) from error
 
 
-def _run(engine: Engine, what: str, action: Callable[[Config], None]) -> None:
+def _run(engine: Engine, what: str, action: Callable[[Config], T]) -> T:
     """`action` with Alembic's configuration, on one connection in one transaction
     (PostgreSQL's DDL is transactional: a failed upgrade leaves the schema as it was)."""
     with _connect(engine) as connection, _ALEMBIC_IN_USE:
         try:
             with connection.begin():
-                action(_config(connection))
+                if connection.dialect.name == "postgresql":
+                    # Processes starting together (worker, web app) take turns: the second
+                    # finds the schema at head. Released when the transaction ends.
+                    connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})"))
+                return action(_config(connection))
         except DBAPIError as error:
             raise SchemaError(
                 f"cannot {what} the database at {masked_url(engine)}: {_reason(error)}"
@@ -142,27 +147,44 @@ def _run(engine: Engine, what: str, action: Callable[[Config], None]) -> None:
             ) from error
 
 
-def _refuse_unversioned(engine: Engine) -> None:
+def _revision_on(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _refuse_unversioned(connection: Connection) -> None:
     """A database with callerloop's tables but no migration history was made before
     migrations existed: upgrading would fail on the first table that is already there."""
-    with _connect(engine) as connection:
-        tables = set(inspect(connection).get_table_names())
+    tables = set(inspect(connection).get_table_names())
     if VERSION_TABLE not in tables and tables & set(SQLModel.metadata.tables):
         raise SchemaError(
-            f"the database at {masked_url(engine)} has callerloop's tables but no migration "
-            f"history (it was made before migrations). A local `make run` database can be "
-            f"deleted; otherwise check it matches the baseline revision and run "
-            f"`callerloop db stamp 0001`."
+            f"the database at {masked_url(connection.engine)} has callerloop's tables but no "
+            "migration history (it was made before migrations). A local `make run` database "
+            "can be deleted; otherwise check it matches the baseline revision and run "
+            "`callerloop db stamp 0001`."
         )
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    _refuse_unversioned(engine)
-    _run(engine, "upgrade", lambda config: command.upgrade(config, revision))
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Bring the schema to `revision`; the revisions before and after (None: empty)."""
+
+    def run(config: Config) -> tuple[str | None, str | None]:
+        connection: Connection = config.attributes["connection"]
+        _refuse_unversioned(connection)
+        before = _revision_on(connection)
+        command.upgrade(config, revision)
+        return before, _revision_on(connection)
+
+    return _run(engine, "upgrade", run)
 
 
-def downgrade(engine: Engine, revision: str) -> None:
-    _run(engine, "downgrade", lambda config: command.downgrade(config, revision))
+def downgrade(engine: Engine, revision: str) -> str | None:
+    """Undo revisions back to `revision`; the revision the database is at now."""
+
+    def run(config: Config) -> str | None:
+        command.downgrade(config, revision)
+        return _revision_on(config.attributes["connection"])
+
+    return _run(engine, "downgrade", run)
 
 
 def stamp(engine: Engine, revision: str) -> None:
@@ -171,15 +193,7 @@ def stamp(engine: Engine, revision: str) -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    found: list[str | None] = []
-
-    def read(config: Config) -> None:
-        found.append(
-            MigrationContext.configure(config.attributes["connection"]).get_current_revision()
-        )
-
-    _run(engine, "read the revision of", read)
-    return found[0]
+    return _run(engine, "read the revision of", lambda c: _revision_on(c.attributes["connection"]))
 
 
 def differences(engine: Engine, models: MetaData | None = None) -> list[Any]:
@@ -199,14 +213,12 @@ def new_revision(engine: Engine, message: str) -> Path:
     """Write the next revision, autogenerated from what the models have that `engine`'s
     database (at head) has not. Review it before committing: autogenerate cannot see
     renames, data changes or the audit log's triggers."""
-    written: list[Path] = []
 
-    def generate(config: Config) -> None:
+    def generate(config: Config) -> Path:
         script = command.revision(
             config, message=message, autogenerate=True, rev_id=next_revision_id()
         )
         assert script is not None and not isinstance(script, list)
-        written.append(Path(script.path))
+        return Path(script.path)
 
-    _run(engine, "compare the models with", generate)
-    return written[0]
+    return _run(engine, "compare the models with", generate)

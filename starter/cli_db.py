@@ -66,9 +66,7 @@ def db_upgrade(
     table in an empty database. Safe to run again: an up-to-date schema is left as is."""
     _known(revision)
     with _engine() as engine:
-        before = _or_fail(lambda: schema.current_revision(engine))
-        _or_fail(lambda: schema.upgrade(engine, revision))
-        after = _or_fail(lambda: schema.current_revision(engine))
+        before, after = _or_fail(lambda: schema.upgrade(engine, revision))
         where = schema.masked_url(engine)
     if before == after:
         typer.echo(f"{where}: already at {after}")
@@ -83,8 +81,7 @@ def db_downgrade(
     """Undo revisions back to REVISION. Dropped tables lose their data: back up first."""
     _known(revision)
     with _engine() as engine:
-        _or_fail(lambda: schema.downgrade(engine, revision))
-        after = _or_fail(lambda: schema.current_revision(engine))
+        after = _or_fail(lambda: schema.downgrade(engine, revision))
         typer.echo(f"{schema.masked_url(engine)}: now at {after or 'base (no tables)'}")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import re
 from collections.abc import Iterator
+from multiprocessing import Queue
 from pathlib import Path
 
 import pytest
@@ -90,9 +91,10 @@ def test_a_second_upgrade_changes_nothing(empty_engine: Engine) -> None:
     assert schema.current_revision(empty_engine) == schema.head_revision()
 
 
-def _upgrade(url: str) -> None:
+def _upgrade(url: str, upgraded: Queue[bool]) -> None:
     engine = make_engine(url)
-    schema.upgrade(engine)
+    before, after = schema.upgrade(engine)
+    upgraded.put(before != after)
     engine.dispose()
 
 
@@ -102,15 +104,17 @@ def test_processes_upgrading_at_once_take_turns(postgres_server: PostgresServer)
     name = postgres_server.create_database()
     # Forked, so each process starts with callerloop already imported (seconds each).
     context = multiprocessing.get_context("fork")
-    processes = [
-        context.Process(target=_upgrade, args=(postgres_server.url(name),)) for _ in range(3)
-    ]
+    upgraded: Queue[bool] = context.Queue()
+    url = postgres_server.url(name)
+    processes = [context.Process(target=_upgrade, args=(url, upgraded)) for _ in range(3)]
     try:
         for process in processes:
             process.start()
         for process in processes:
             process.join(timeout=120)
         assert [process.exitcode for process in processes] == [0, 0, 0]
+        # One built the schema; the others waited, then found it at head.
+        assert sorted(upgraded.get(timeout=5) for _ in processes) == [False, False, True]
         engine = make_engine(postgres_server.url(name))
         assert schema.current_revision(engine) == schema.head_revision()
         assert not schema.differences(engine)

@@ -1,6 +1,8 @@
 """The application database: SQLModel tables and the engine.
 
-SQLite file by default, PostgreSQL in production (`CALLERLOOP_DATABASE_URL`). Workflows
+SQLite file by default, PostgreSQL in production (`CALLERLOOP_DATABASE_URL`). The tables
+are built by the Alembic migrations in `callerloop/migrations` (`callerloop.schema`): a
+change to a model here needs a new revision (`make migration MESSAGE=…`). Workflows
 never import this module: table classes re-imported in the workflow sandbox are slow and
 collide ("Table … is already defined"). Activities and the CLI use it.
 """

@@ -50,11 +50,11 @@ def test_the_drift_check_sees_a_model_column_no_migration_added(empty_engine: En
     models = MetaData(naming_convention=SQLModel.metadata.naming_convention)
     for table in SQLModel.metadata.tables.values():
         table.to_metadata(models)
-    models.tables["outbox"].append_column(Column("carrier", String(), nullable=True))
+    models.tables["outbox"].append_column(Column("drift_probe", String(), nullable=True))
     [difference] = schema.differences(empty_engine, models)
     assert difference[0] == "add_column" and difference[2:4] == (
         "outbox",
-        models.tables["outbox"].c.carrier,
+        models.tables["outbox"].c.drift_probe,
     )
 
 

@@ -1,8 +1,10 @@
 # callerloop: `make run` starts the local stack, `make test` checks everything,
 # `make bench` measures it (BENCH_ARGS="--quick" for a short run; see `python -m bench -h`).
 # Both set up a fresh clone first: uv (installed with pip if missing), then `uv sync`.
+# `make migration MESSAGE="what changed"` writes the next database migration after a
+# model change in callerloop/db.py (review it before committing).
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench migration clean
 
 # Never let uv download a Python: use one already on the machine (>= 3.11).
 export UV_PYTHON_DOWNLOADS := never
@@ -32,6 +34,12 @@ test: lint
 
 bench: setup
 	$(RUN) python -m bench $(BENCH_ARGS)
+
+migration: setup
+	@test -n "$(MESSAGE)" || { echo 'usage: make migration MESSAGE="what changed"'; exit 2; }
+	$(RUN) callerloop db revision -m "$(MESSAGE)"
+	$(RUN) ruff format callerloop/migrations/versions
+	$(RUN) ruff check --fix callerloop/migrations/versions
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,6 +1,8 @@
 """The application database: SQLModel tables and the engine.
 
-SQLite file by default, PostgreSQL in production (`CALLERLOOP_DATABASE_URL`). Workflows
+SQLite file by default, PostgreSQL in production (`CALLERLOOP_DATABASE_URL`). The tables
+are built by the Alembic migrations in `callerloop/migrations` (`callerloop.schema`): a
+change to a model here needs a new revision (`make migration MESSAGE=…`). Workflows
 never import this module: table classes re-imported in the workflow sandbox are slow and
 collide ("Table … is already defined"). Activities and the CLI use it.
 """
@@ -40,6 +42,17 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Every constraint has a name (migrations drop and alter constraints by name; SQLite's batch
+# mode needs them too). Indexes keep SQLAlchemy's default naming.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
 
 def utc_column(*, nullable: bool = True, index: bool = False) -> Any:
@@ -331,14 +344,31 @@ class AuditEntry(SQLModel, table=True):
     dedup_key: str | None = Field(default=None, unique=True)
 
 
+# The audit log's guard, for `create_all` (the drift experiments, a hand-made database);
+# the baseline migration creates the same triggers with its own copy of this SQL.
+AUDIT_APPEND_ONLY = "the audit log is append-only"
 for _statement in ("UPDATE", "DELETE"):
     event.listen(
         AuditEntry.__table__,  # type: ignore[attr-defined]
         "after_create",
         DDL(  # type: ignore[no-untyped-call]
             f"CREATE TRIGGER audit_log_no_{_statement.lower()} BEFORE {_statement} ON audit_log "
-            "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+            f"BEGIN SELECT RAISE(ABORT, '{AUDIT_APPEND_ONLY}'); END"
         ).execute_if(dialect="sqlite"),
+    )
+for _postgresql_statement in (
+    "CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    f"$$ BEGIN RAISE EXCEPTION '{AUDIT_APPEND_ONLY}'; END $$",
+    "CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log "
+    "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+    # TRUNCATE skips row triggers: refuse it with a statement trigger.
+    "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+    "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()",
+):
+    event.listen(
+        AuditEntry.__table__,  # type: ignore[attr-defined]
+        "after_create",
+        DDL(_postgresql_statement).execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
     )
 
 
@@ -357,7 +387,11 @@ class Database:
         return hmac.new(self._pseudonym_key, phone.encode(), hashlib.sha256).hexdigest()
 
     def create_schema(self) -> None:
-        SQLModel.metadata.create_all(self.engine)
+        """Bring the schema to the newest migration: creates every table in an empty
+        database, does nothing in one that is up to date (`callerloop.schema`)."""
+        from callerloop import schema  # it imports this module
+
+        schema.upgrade(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -376,8 +410,11 @@ def database_for(settings: Settings) -> Database:
 
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        # psycopg (3) is the driver callerloop ships; SQLAlchemy's default is psycopg2.
+        parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

@@ -45,10 +45,12 @@ from callerloop.agency_config import (
 )
 from callerloop.db import Database, OutboxMessage
 from callerloop.logging import configure_logging
+from callerloop.schema import SchemaError
 from callerloop.settings import Settings, get_settings
 from callerloop.temporal import TemporalConfigError, connect
 from starter.cad_client import CadClient, CallAlreadyFinished, Delivered
 from starter.cad_events import InvalidCadEvent, parse_cad_json
+from starter.cli_db import db_app
 from starter.cli_ingest import deadletter_app, keys_app
 from starter.cli_operator import audit_app, calls_app, encryption_app, retention_app
 from starter.cli_staff import opendata_app, users_app
@@ -96,6 +98,9 @@ class CallerloopApp(typer.Typer):
             super().__call__(*args, **kwargs)
         except SystemExit as done:
             leave(exit_status(done.code))
+        except SchemaError as error:  # any command's database: unreachable, not migrated
+            typer.echo(f"error: {error}", err=True)
+            leave(1)
         except Exception as error:
             sys.excepthook(type(error), error, error.__traceback__)
             leave(1)
@@ -166,6 +171,7 @@ app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(opendata_app, name="opendata")
+app.add_typer(db_app, name="db")
 
 
 @app.command("worker")
@@ -678,7 +684,7 @@ def messages_export(
     """Every text in the outbox, oldest first, one JSON object per line."""
     db = open_outbox(get_settings().database_url)
     try:
-        db.create_schema()  # the audit log, in a database older than it
+        db.create_schema()  # an older database gets the newest migrations
         if out is None:
             written = write_outbox_jsonl(db, sys.stdout, agency)
         else:

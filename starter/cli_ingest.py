@@ -41,7 +41,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def _database(settings: Settings) -> Database:
     db = database_for(settings)
-    db.create_schema()  # adds the key and dead-letter tables to an older database
+    db.create_schema()  # an older database gets the newest migrations
     return db
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -32,6 +33,12 @@ from callerloop.settings import Settings
 from callerloop.temporal import installed_binary
 from tests.factories import RecordingProvider, make_agency
 from tests.harness import Harness
+from tests.postgres_server import (
+    PostgresServer,
+    PostgresUnavailable,
+    empty_tables,
+    start_server,
+)
 from worker import all_running, build_workers
 from workflows import search_attributes as sa
 
@@ -55,10 +62,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+DATABASE_BACKENDS = ("sqlite", "postgresql")
+# Tests on a Temporal environment use the database incidentally and are slow: SQLite only,
+# unless marked `@pytest.mark.databases("sqlite", "postgresql")`.
+TEMPORAL_FIXTURES = {"env", "dev_server"}
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "databases(*backends): run the test on these database backends"
+    )
     config.addinivalue_line(
         "markers", "record_history: this test's calls are kept in tests/histories/"
     )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test of the `database` fixture runs on SQLite and on PostgreSQL."""
+    if "database" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("databases")
+    if marker is not None:
+        backends: tuple[str, ...] = marker.args
+    elif TEMPORAL_FIXTURES & set(metafunc.fixturenames):
+        return  # the `database_backend` fixture: SQLite
+    else:
+        backends = DATABASE_BACKENDS
+    metafunc.parametrize("database_backend", backends)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -150,10 +180,71 @@ async def event_loop_for_sync_tests() -> asyncio.AbstractEventLoop:
     return asyncio.get_running_loop()
 
 
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    db = Database(f"sqlite:///{tmp_path / 'callerloop.db'}")
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of our own for the session (Debian's binaries), or skip."""
+    try:
+        server = start_server()
+    except PostgresUnavailable as error:
+        pytest.skip(str(error))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_server: PostgresServer) -> str:
+    """The URL of a database brought to head by the migrations once, for the session;
+    each test starts with its tables emptied."""
+    url = postgres_server.url(postgres_server.create_database(name="callerloop_tests"))
+    db = Database(url)
     db.create_schema()
+    db.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file brought to head by the migrations once; each test gets a copy."""
+    path = tmp_path_factory.mktemp("template") / "callerloop.db"
+    db = Database(f"sqlite:///{path}")
+    db.create_schema()
+    db.dispose()  # the last connection checkpoints the WAL into the file
+    assert not path.with_name("callerloop.db-wal").exists()
+    return path
+
+
+@pytest.fixture(params=DATABASE_BACKENDS)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a database without any table, on each backend (for migration tests)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = server.create_database()
+    yield server.url(name)
+    server.drop_database(name)
+
+
+@pytest.fixture
+def database_backend() -> str:
+    """SQLite, unless `pytest_generate_tests` parametrised the test over both backends."""
+    return "sqlite"
+
+
+@pytest.fixture
+def database(
+    request: pytest.FixtureRequest, database_backend: str, tmp_path: Path
+) -> Iterator[Database]:
+    """A fresh database at the newest migration, on the backend the test is run for."""
+    if database_backend == "postgresql":
+        db = Database(request.getfixturevalue("postgres_database"))
+        empty_tables(db.engine)
+        yield db
+        db.dispose()
+        return
+    path = tmp_path / "callerloop.db"
+    shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+    db = Database(f"sqlite:///{path}")
     yield db
     db.dispose()
 
@@ -207,7 +298,7 @@ async def harness(
         if request.config.getoption("--record-histories") and request.node.get_closest_marker(
             "record_history"
         ):
-            running.record_as = request.node.name
+            running.record_as = request.node.originalname
         yield running
         if running.record_as is not None:
             await running.record_histories()

@@ -23,6 +23,14 @@ def test_the_audit_log_refuses_changes_and_deletions(database: Database) -> None
     assert (entry.actor, entry.action, entry.target) == ("ana", "export messages", "testville")
 
 
+@pytest.mark.databases("postgresql")
+def test_on_postgresql_the_audit_log_refuses_truncate_too(database: Database) -> None:
+    audit.record(database, "export messages", "testville", "3 texts", actor="ana", source="cli")
+    with database.session() as session, pytest.raises(DatabaseError, match="append-only"):
+        session.execute(text("TRUNCATE audit_log"))
+    assert len(audit.latest(database)) == 1
+
+
 def test_an_export_of_the_outbox_is_recorded_and_listed(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

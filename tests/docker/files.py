@@ -18,10 +18,6 @@ DOCKERFILE = DOCKER_DIR / "Dockerfile"
 PROMETHEUS_FILE = DOCKER_DIR / "prometheus.yml"
 ENV_EXAMPLE = DOCKER_DIR / ".env.example"
 CALLERLOOP_IMAGE = "callerloop:"
-# Commands the compose file runs that another branch of issue 8 adds (migrations). Once
-# `callerloop db upgrade` exists here, test_pending_commands_are_still_missing fails: then
-# delete the entry.
-PENDING_COMMANDS = {("db", "upgrade"): "Alembic migrations (issue 8, PostgreSQL part)"}
 
 
 def compose() -> dict[str, Any]:

@@ -24,7 +24,6 @@ from tests.docker.files import (
     DOCKER_DIR,
     DOCKERFILE,
     ENV_EXAMPLE,
-    PENDING_COMMANDS,
     callerloop_services,
     compose,
     dockerfile,
@@ -122,18 +121,7 @@ def test_service_commands_are_callerloop_commands() -> None:
     group = typer.main.get_command(cli_app)
     for name, service in callerloop_services().items():
         command = tuple(service["command"])
-        if command in PENDING_COMMANDS:
-            continue
         assert _find(group, command) is not None, f"service {name}: no `callerloop {command}`"
-
-
-def test_pending_commands_are_still_missing() -> None:
-    group = typer.main.get_command(cli_app)
-    for command, why in PENDING_COMMANDS.items():
-        assert _find(group, command) is None, (
-            f"`callerloop {' '.join(command)}` exists now ({why}): remove it from "
-            "PENDING_COMMANDS in tests/docker/files.py"
-        )
 
 
 def test_prometheus_scrapes_the_ports_the_services_serve() -> None:

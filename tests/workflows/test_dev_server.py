@@ -101,6 +101,7 @@ async def short_history_harness(database: Database) -> AsyncIterator[Harness]:
         await environment.shutdown()
 
 
+@pytest.mark.databases("sqlite")  # a dev server of its own: slow, the database incidental
 async def test_long_call_continues_as_new_and_keeps_its_state(
     short_history_harness: Harness,
 ) -> None:

@@ -15,6 +15,8 @@ from workflows.model import CadEventType, TextingState, TextKind
 
 
 @pytest.mark.record_history
+# The whole path, activities included, on PostgreSQL too (other workflow tests: SQLite).
+@pytest.mark.databases("sqlite", "postgresql")
 async def test_eligible_call_is_texted_through_to_survey_and_purge(
     harness: Harness, provider: RecordingProvider
 ) -> None:

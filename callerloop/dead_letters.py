@@ -21,6 +21,10 @@ class DeadLetterNotOpen(LookupError):
 
 
 def keep(db: Database, endpoint: str, agency: str | None, reason: str, body: str) -> int:
+    if "\x00" in body:
+        # PostgreSQL text cannot hold NUL: keep the rest, and say so (no JSON has one raw).
+        body = body.replace("\x00", "\ufffd")
+        reason = f"{reason} (NUL characters kept as U+FFFD)"
     row = DeadLetter(
         received_at=utcnow(), endpoint=endpoint, agency=agency, reason=reason, body=body
     )

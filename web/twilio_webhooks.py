@@ -39,6 +39,7 @@ def twilio_router(
     @router.post(STATUS_PATH, status_code=status.HTTP_204_NO_CONTENT)
     async def delivery_status(form: SignedForm, outbox: str | None = None) -> Response:
         """A status callback for a text callerloop sent."""
+        _refuse_nul(form)
         provider_id = _required(form, "MessageSid", "SmsSid")
         message_status = _required(form, "MessageStatus", "SmsStatus")
         await run_in_threadpool(
@@ -54,6 +55,7 @@ def twilio_router(
     @router.post(INBOUND_PATH)
     async def inbound_message(form: SignedForm) -> Response:
         """A text a resident sent to an agency's number; the reply goes back as TwiML."""
+        _refuse_nul(form)
         to_number = _required(form, "To")
         provider_id = _required(form, "MessageSid", "SmsMessageSid", "SmsSid")
         agency = find_agency(agencies, to_number, form.get("MessagingServiceSid"))
@@ -90,6 +92,16 @@ def twiml(text: str | None) -> Response:
 def _outbox_id(value: str | None) -> int | None:
     """The outbox row callerloop named in the callback URL (signed with it)."""
     return int(value) if value is not None and value.isdigit() else None
+
+
+def _refuse_nul(form: TwilioForm) -> None:
+    """No text field holds a NUL character (PostgreSQL cannot store one): a clear 400
+    instead of a database error."""
+    for name, value in form.items():
+        if "\x00" in name or "\x00" in value:
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST, f"form field {name!r} contains a NUL character"
+            )
 
 
 def _required(form: TwilioForm, *names: str) -> str:

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from sqlmodel import func, select
 from temporalio.testing import WorkflowEnvironment
 
+from callerloop import dead_letters
 from callerloop.agency_config import AgencyConfig
 from callerloop.api_keys import create_key
 from callerloop.db import CallRecord, Database, OutboxMessage
@@ -127,3 +128,20 @@ async def test_secrets_never_reach_the_logs(
     assert logged, "the requests above must have logged something"
     for secret in (key, twilio_token, pages_secret, "hunter2-secret"):
         assert secret not in logged
+
+
+async def test_a_body_with_nul_characters_is_refused_and_kept(database: Database) -> None:
+    """PostgreSQL text cannot hold NUL: the body is kept with U+FFFD in its place."""
+    agency = make_agency()
+    key = create_key(database, agency.id, "CAD")[1]
+    app = pages_app(database, {agency.id: agency}, BASE)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as web:
+        response = await web.post(
+            EVENTS_PATH,
+            content=b'{"agency": "\x00"}',
+            headers={"X-API-Key": key, "content-type": "application/json"},
+        )
+    assert response.status_code == 422
+    letter = dead_letters.show(database, response.json()["dead_letter_id"])
+    assert letter is not None
+    assert letter.body == '{"agency": "\ufffd"}' and "U+FFFD" in letter.reason

@@ -7,8 +7,11 @@ on 127.0.0.1, for tests and for `make run` with CALLERLOOP_SMS_PROVIDER=twilio.
                                   lookups_base_url=twilio.base_url)
 
 It checks basic auth (401, code 20003), answers sends with a Message resource shaped like
-Twilio's (201), returns Twilio error bodies on demand (`fail_next`, `set_error_for`), records
-every request, and posts signed status callbacks (`send_status_callback`, `auto_callbacks`).
+Twilio's (201), lists and fetches messages (for reconciling a send whose answer was lost),
+returns Twilio error bodies on demand (`fail_next`, `set_error_for`), answers late on demand
+(`stall_next`), records every request, and posts signed status callbacks
+(`send_status_callback`, `auto_callbacks`; `drop_next_callbacks` loses some, as a
+webhook outage would).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import requests
 from twilio.request_validator import (  # type: ignore[import-untyped, unused-ignore]
@@ -147,6 +150,9 @@ class TwilioStandIn:
         self._number_errors: dict[str, TwilioError] = {}
         self._line_types: dict[str, str | None] = {}
         self._stalls: deque[float] = deque()
+        self.stalls_started = 0  # stalled answers begun (a test may act while one waits)
+        self._callbacks_to_drop = 0
+        self.callbacks_dropped = 0
         self._lock = threading.Lock()
         self._callback_threads: list[threading.Thread] = []
         self._server = _Server((host, port), self)
@@ -229,6 +235,12 @@ class TwilioStandIn:
         with self._lock:
             self._stalls.append(seconds)
 
+    def drop_next_callbacks(self, count: int = 1) -> None:
+        """The next `count` status callbacks are never posted (the message still takes the
+        new status), as when Twilio gives up on a webhook that is down."""
+        with self._lock:
+            self._callbacks_to_drop += count
+
     # Looking at what happened
 
     def message(self, sid: str) -> StandInMessage:
@@ -281,6 +293,11 @@ class TwilioStandIn:
         callback = self.signed_status_callback(message_sid, status, error_code)
         with self._lock:
             self._find(message_sid).status = status
+            if self._callbacks_to_drop:
+                self._callbacks_to_drop -= 1
+                self.callbacks_dropped += 1
+                self.callbacks.append(CallbackResult(message_sid, status, None, "dropped"))
+                return None
         try:
             response = requests.post(
                 callback.url,
@@ -325,6 +342,8 @@ class TwilioStandIn:
             return error_reply(TwilioError(20003, 401))
         if method == "POST" and (match := MESSAGES_PATH.match(path)):
             return self._for_account(match["account"]) or self._create_message(fields)
+        if method == "GET" and (match := MESSAGES_PATH.match(path)):
+            return self._for_account(match["account"]) or self._list_messages(fields)
         if method == "GET" and (match := MESSAGE_PATH.match(path)):
             return self._for_account(match["account"]) or self._fetch_message(match["sid"])
         if method == "GET" and (match := LOOKUP_PATH.match(path)):
@@ -352,6 +371,8 @@ class TwilioStandIn:
         with self._lock:
             self.messages.append(message)
             delay = self._stalls.popleft() if self._stalls else 0.0
+            if delay:
+                self.stalls_started += 1
         if self.auto_callbacks and message.status_callback:
             self._schedule_callbacks(message)
         return Reply(201, self.message_resource(message), delay)
@@ -362,6 +383,46 @@ class TwilioStandIn:
         except KeyError:
             return error_reply(TwilioError(20404, 404))
         return Reply(200, self.message_resource(message))
+
+    def _list_messages(self, query: dict[str, str]) -> Reply:
+        """Messages newest first, filtered by To and From, a page at a time (PageSize up
+        to 1000, Page from 0), with Twilio's paging fields."""
+        try:
+            size = min(max(int(query.get("PageSize", "50")), 1), 1000)
+            page = max(int(query.get("Page", "0")), 0)
+        except ValueError:
+            return error_reply(TwilioError(20001, message="PageSize and Page must be integers"))
+        with self._lock:
+            matching = [
+                m
+                for m in reversed(self.messages)
+                if query.get("To", m.to) == m.to
+                and query.get("From", m.sender or SERVICE_SENDER) == (m.sender or SERVICE_SENDER)
+            ]
+        start = page * size
+        chunk = matching[start : start + size]
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        filters: dict[str, str] = {k: query[k] for k in ("To", "From") if k in query}
+
+        def page_uri(number: int) -> str:
+            params: dict[str, str | int] = {"PageSize": size, "Page": number, **filters}
+            return f"{uri}?{urlencode(params)}"
+
+        more = start + size < len(matching)
+        return Reply(
+            200,
+            {
+                "messages": [self.message_resource(m) for m in chunk],
+                "end": start + len(chunk) - 1,
+                "first_page_uri": page_uri(0),
+                "next_page_uri": page_uri(page + 1) if more else None,
+                "previous_page_uri": page_uri(page - 1) if page else None,
+                "page": page,
+                "page_size": size,
+                "start": start,
+                "uri": page_uri(page),
+            },
+        )
 
     def _programmed_error(self, endpoint: Endpoint, number: str | None) -> TwilioError | None:
         with self._lock:

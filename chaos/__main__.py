@@ -1,4 +1,4 @@
-"""python -m chaos [--short] [--seed N] [--calls N] [--speed X] [--day YYYY-MM-DD]"""
+"""python -m chaos [--short] [--seed N] [--calls N] [--speed X] [--time-scale X] [--day D]"""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=1, help="the fault schedule's seed")
     parser.add_argument("--short", action="store_true", help="the day's first 40 calls, fast")
     parser.add_argument("--calls", type=int, help="replay only the day's first N calls")
-    parser.add_argument("--speed", type=float, help="CAD speed-up and time scale")
+    parser.add_argument("--speed", type=float, help="CAD speed-up (replay pace)")
+    parser.add_argument("--time-scale", type=float, help="policy durations divided by this")
     parser.add_argument("--day", type=date.fromisoformat, help="the day to replay")
     parser.add_argument("--settle-timeout", type=float, default=600.0)
     parser.add_argument("--data-dir", type=Path)
@@ -30,6 +31,7 @@ def main(argv: list[str]) -> int:
         short=args.short,
         calls=args.calls,
         speed=args.speed,
+        time_scale=args.time_scale,
         day=args.day,
         settle_timeout=args.settle_timeout,
         data_dir=args.data_dir,

@@ -16,6 +16,7 @@ that nothing was lost and nothing was sent twice.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import shutil
 import socket
@@ -48,18 +49,25 @@ from starter.http_client import HttpCadClient, IngestRefused
 from starter.replay import ReplayCall, first_calls, parse_cad_export, replay, timeline
 from starter.synthetic_day import synthetic_day, to_csv_lines
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
-from workflows.model import CadEvent
+from workflows.model import CadEvent, CadEventType
+
+CLOSING = frozenset({CadEventType.CLEARED, CadEventType.CANCELLED})
 
 AGENCY = "example"
 REPLAY_SEED = 7
-# The agency's lifecycle, shortened so every call of the day ends within the run: the
-# survey stays open 2 h (not 7 days) and a call CAD never closes is given up after 2 days.
-SHORTER_TIMING = {"survey_window": "PT2H", "max_open": "P2D"}
+# The agency's lifecycle, shortened so every call of the day ends within the run: a call
+# CAD never closes is given up after 2 days (not 30), and the survey stays open for a
+# minute of the run (not 7 days): long enough that a survey held up by the faults still
+# goes before its call ends, short enough to wait for.
 MAX_OPEN = timedelta(days=2)
+SURVEY_WINDOW_SECONDS = 60.0
+SHORT_CALLS = 40
+SHORT_SPAN = timedelta(hours=3)  # the short run's calls close within 3 h of CAD time
 TWILIO_TIMEOUT_STALL = 13.0  # longer than the provider client's 10 s timeout
 MID_SEND_STALL = 20.0  # Twilio holds the text at least this long: the worker dies meanwhile
 MID_SEND_WAIT = 30.0  # how long to wait for a text to hold before killing anyway
 QUERY_CONCURRENCY = 8
+FAULT_GAP = 1.0  # seconds between one fault's recovery and the next fault
 RETRYABLE_INGEST = frozenset({502, 503, 504})
 
 
@@ -68,7 +76,8 @@ class ChaosOptions:
     seed: int = 1
     short: bool = False
     calls: int | None = None  # the day's first N calls (default: all; short: 40)
-    speed: float | None = None  # CAD speed-up and time scale (default: short 3600, full 720)
+    speed: float | None = None  # CAD speed-up (default: short 1200, full 720)
+    time_scale: float | None = None  # policy durations divided (default: short 3600, full 720)
     day: date | None = None
     settle_timeout: float = 600.0  # after the replay, until every workflow has completed
     data_dir: Path | None = None
@@ -106,10 +115,12 @@ class ChaosResult:
 # --- the day ----------------------------------------------------------------------------
 
 
-def chaos_agency_dir(data_dir: Path) -> Path:
+def chaos_agency_dir(data_dir: Path, time_scale: float) -> Path:
     """agencies/example.toml with the shorter timing, in the run's own agencies dir."""
     text = (PROJECT_ROOT / "agencies" / f"{AGENCY}.toml").read_text(encoding="utf-8")
-    for key, value in SHORTER_TIMING.items():
+    window_hours = math.ceil(SURVEY_WINDOW_SECONDS * time_scale / 3600)
+    shorter = {"survey_window": f"PT{window_hours}H", "max_open": f"P{MAX_OPEN.days}D"}
+    for key, value in shorter.items():
         text, found = re.subn(rf"(?m)^{key} = .*$", f'{key} = "{value}"', text)
         if found != 1:
             raise StackError(f"agencies/{AGENCY}.toml: no single `{key} = …` line to shorten")
@@ -119,7 +130,7 @@ def chaos_agency_dir(data_dir: Path) -> Path:
     return folder
 
 
-def choose_day(agency: AgencyConfig, options: ChaosOptions) -> Day:
+def choose_day(agency: AgencyConfig, options: ChaosOptions, speed: float, scale: float) -> Day:
     if SHARED_CAD_EXPORT.exists():
         day = options.day or busiest_day(SHARED_CAD_EXPORT, agency)[0]
         lines = SHARED_CAD_EXPORT.read_text(encoding="utf-8-sig").splitlines(keepends=True)
@@ -132,9 +143,19 @@ def choose_day(agency: AgencyConfig, options: ChaosOptions) -> Day:
     export = parse_cad_export(
         lines, agency, seed=REPLAY_SEED, since=start, until=start + timedelta(days=1)
     )
-    # A call whose events outlast the lifecycle ends before its last event: left out.
-    fits = [c for c in export.calls if c.events[-1].occurred_at - c.created_at < MAX_OPEN]
-    limit = options.calls if options.calls is not None else (40 if options.short else None)
+    # A call whose CAD life outlasts the lifecycle (max_open, with a margin for the run's
+    # outages) would end before its last event: left out. The short run keeps to calls
+    # that close within a few hours.
+    longest = MAX_OPEN * (speed / scale) * 0.75
+    if options.short:
+        longest = min(longest, SHORT_SPAN)
+    fits = [
+        call
+        for call in export.calls
+        if call.events[-1].occurred_at - call.created_at < longest
+        and (not options.short or call.events[-1].event_type in CLOSING)
+    ]
+    limit = options.calls if options.calls is not None else (SHORT_CALLS if options.short else None)
     calls = first_calls(fits, limit)
     return Day(description, lines, calls, len(export.calls) - len(fits))
 
@@ -190,7 +211,8 @@ async def inject(
 ) -> None:
     started = time.monotonic()
     for step in steps:
-        await asyncio.sleep(max(0.0, started + step.at - time.monotonic()))
+        # At its moment, but never on top of the last fault's recovery.
+        await asyncio.sleep(max(FAULT_GAP, started + step.at - time.monotonic()))
         console.print(f"[{time.monotonic() - started:6.1f} s] fault: {step.fault.value}")
         await apply(stack, step, injected)
         injected.done[step.fault] += 1
@@ -306,12 +328,13 @@ async def run_chaos(options: ChaosOptions, console: Console) -> ChaosResult:
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
     paths = StackPaths(data_dir)
-    speed = options.speed or (3600.0 if options.short else 720.0)
+    speed = options.speed or (1200.0 if options.short else 720.0)
+    scale = options.time_scale or (3600.0 if options.short else speed)
     base = get_settings()
     settings: Settings = base.model_copy(
         update={
             "data_dir": data_dir,
-            "agencies_dir": chaos_agency_dir(data_dir),
+            "agencies_dir": chaos_agency_dir(data_dir, scale),
             "temporal_port": free_port(),
             "temporal_ui_port": free_port(),
             "web_port": free_port(),
@@ -321,7 +344,7 @@ async def run_chaos(options: ChaosOptions, console: Console) -> ChaosResult:
     )
     settings = with_local_secrets(settings, paths)
     agency = load_agencies(settings.agencies_dir)[AGENCY]
-    day = choose_day(agency, options)
+    day = choose_day(agency, options, speed, scale)
     database_url = f"sqlite:///{paths.callerloop_db}"
     db = Database(database_url)
     db.create_schema()
@@ -333,11 +356,12 @@ async def run_chaos(options: ChaosOptions, console: Console) -> ChaosResult:
     steps = schedule(options.seed, planned, within=max(30.0, min(span, 240.0)))
     console.print(
         f"chaos run, seed {options.seed}: {len(day.calls)} calls of {day.description} "
-        f"({day.left_out} left out: their CAD life outlasts a {MAX_OPEN.days}-day call), "
-        f"{len(events)} events at {speed:g}x (about {span:.0f} s), {len(steps)} faults"
+        f"({day.left_out} left out: their CAD life is too long for the run), "
+        f"{len(events)} events at {speed:g}x (about {span:.0f} s), time scale {scale:g}, "
+        f"{len(steps)} faults"
     )
     standin = TwilioStandIn(auto_callbacks=True, callback_delay=0.05).start()
-    stack = ChaosStack(settings, paths, database_url, speed, standin, console)
+    stack = ChaosStack(settings, paths, database_url, scale, standin, console)
     injected = Injected(planned=Counter(planned))
     try:
         await stack.start_server()

@@ -48,6 +48,7 @@ from starter.devstack import StackError, StackPaths, busiest_day, with_local_sec
 from starter.http_client import HttpCadClient, IngestRefused
 from starter.replay import ReplayCall, first_calls, parse_cad_export, replay, timeline
 from starter.synthetic_day import synthetic_day, to_csv_lines
+from worker import sms_task_queue
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
 from workflows.model import CadEvent, CadEventType
 
@@ -60,7 +61,7 @@ REPLAY_SEED = 7
 # minute of the run (not 7 days): long enough that a survey held up by the faults still
 # goes before its call ends, short enough to wait for.
 MAX_OPEN = timedelta(days=2)
-SURVEY_WINDOW_SECONDS = 60.0
+SURVEY_WINDOW_SECONDS = 40.0
 SHORT_CALLS = 40
 SHORT_SPAN = timedelta(hours=3)  # the short run's calls close within 3 h of CAD time
 TWILIO_TIMEOUT_STALL = 13.0  # longer than the provider client's 10 s timeout
@@ -77,7 +78,7 @@ class ChaosOptions:
     short: bool = False
     calls: int | None = None  # the day's first N calls (default: all; short: 40)
     speed: float | None = None  # CAD speed-up (default: short 1200, full 720)
-    time_scale: float | None = None  # policy durations divided (default: short 3600, full 720)
+    time_scale: float | None = None  # policy durations divided (default: short 7200, full 720)
     day: date | None = None
     settle_timeout: float = 600.0  # after the replay, until every workflow has completed
     data_dir: Path | None = None
@@ -329,7 +330,7 @@ async def run_chaos(options: ChaosOptions, console: Console) -> ChaosResult:
     data_dir.mkdir(parents=True)
     paths = StackPaths(data_dir)
     speed = options.speed or (1200.0 if options.short else 720.0)
-    scale = options.time_scale or (3600.0 if options.short else speed)
+    scale = options.time_scale or (7200.0 if options.short else speed)
     base = get_settings()
     settings: Settings = base.model_copy(
         update={
@@ -367,6 +368,7 @@ async def run_chaos(options: ChaosOptions, console: Console) -> ChaosResult:
         await stack.start_server()
         stack.start_worker()
         await stack.start_web()
+        await stack.wait_for_worker(settings.task_queue, sms_task_queue(settings, AGENCY))
         url = f"http://127.0.0.1:{settings.web_port}"
         started = time.monotonic()
         faults = asyncio.create_task(inject(stack, steps, injected, console))

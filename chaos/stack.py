@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from callerloop.settings import Settings
@@ -83,6 +86,32 @@ class ChaosStack:
             stop_signal=signal.SIGINT,
             grace=5.0,
         )
+
+    async def wait_for_worker(self, workflow_queue: str, activity_queue: str) -> None:
+        """Until the worker polls both task queues (it imports for a while first)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READY_TIMEOUT
+        waiting = [
+            (workflow_queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+            (activity_queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+        ]
+        while waiting and loop.time() < deadline:
+            child = self.children[WORKER]
+            if child.exit_code() is not None:
+                raise StackError(child.obituary())
+            answer = await self.client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=self.settings.temporal_namespace,
+                    task_queue=TaskQueue(name=waiting[0][0]),
+                    task_queue_type=waiting[0][1],
+                )
+            )
+            if answer.pollers:
+                waiting.pop(0)
+            else:
+                await asyncio.sleep(0.2)
+        if waiting:
+            raise StackError(f"the worker did not poll {waiting} within {READY_TIMEOUT:.0f} s")
 
     async def start_web(self) -> None:
         self.children[WEB] = spawn(

@@ -1,8 +1,9 @@
 # callerloop: `make run` starts the local stack, `make test` checks everything,
-# `make bench` measures it (BENCH_ARGS="--quick" for a short run; see `python -m bench -h`).
+# `make bench` measures it (BENCH_ARGS="--quick" for a short run; see `python -m bench -h`),
+# `make chaos` replays a day while crashing the stack (CHAOS_ARGS="--short --seed 7").
 # Both set up a fresh clone first: uv (installed with pip if missing), then `uv sync`.
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench chaos clean
 
 # Never let uv download a Python: use one already on the machine (>= 3.11).
 export UV_PYTHON_DOWNLOADS := never
@@ -32,6 +33,9 @@ test: lint
 
 bench: setup
 	$(RUN) python -m bench $(BENCH_ARGS)
+
+chaos: setup
+	$(RUN) python -m chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

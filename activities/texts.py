@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -108,10 +108,11 @@ class TextActivities:
             # Paced before the hand-over is recorded, so the time between `handing_over`
             # and the request reaching the provider is as short as it can be.
             self._pacers[agency.id].wait_turn()
-            row.status, row.attempts = HANDING_OVER, row.attempts + 1
-            row.updated_at = utcnow()
-            session.add(row)
-            session.commit()
+            if not _hand_over(session, row):
+                # An attempt given up on by Temporal while it waited (start-to-close) lives
+                # on in its thread; the retry that took over sends, this one must not.
+                activity.logger.warning("another attempt took this send over", extra=_ids(row))
+                return _result(row, already_sent=True)
             self._deliver(session, agency, row)
             return _result(row, already_sent=False)
 
@@ -220,6 +221,23 @@ class TextActivities:
         row.provider_id, row.sent_at = receipt.provider_id, utcnow()
         _settle(session, row, _first_status(row.status, receipt))
         activity.logger.info("text sent", extra=_ids(row))
+
+
+def _hand_over(session: Session, row: OutboxMessage) -> bool:
+    """Mark the row `handing_over`, only if no other attempt changed it since it was read
+    (compare and set on status and attempts). False when another attempt got there first."""
+    result = session.exec(
+        update(OutboxMessage)
+        .where(
+            col(OutboxMessage.id) == row.id,
+            col(OutboxMessage.status) == row.status,
+            col(OutboxMessage.attempts) == row.attempts,
+        )
+        .values(status=HANDING_OVER, attempts=row.attempts + 1, updated_at=utcnow())
+    )
+    session.commit()
+    session.refresh(row)
+    return bool(result.rowcount == 1)
 
 
 def _outgoing(agency: AgencyConfig, row: OutboxMessage, base_url: str) -> OutgoingText:

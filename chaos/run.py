@@ -226,6 +226,7 @@ async def apply(stack: ChaosStack, step: Step, injected: Injected) -> None:
             stack.kill(WORKER)
             await asyncio.sleep(step.pause)
             await stack.restart(WORKER, kill=False)
+            await stack.worker_started()
         case Fault.WORKER_KILLED_MID_SEND:
             before = twilio.stalls_started
             twilio.stall_next(MID_SEND_STALL)
@@ -237,6 +238,7 @@ async def apply(stack: ChaosStack, step: Step, injected: Injected) -> None:
             stack.kill(WORKER)
             await asyncio.sleep(step.pause)
             await stack.restart(WORKER, kill=False)
+            await stack.worker_started()
         case Fault.WEB_KILLED:
             stack.kill(WEB)
             await asyncio.sleep(step.pause)
@@ -368,6 +370,7 @@ async def run_chaos(options: ChaosOptions, console: Console) -> ChaosResult:
         await stack.start_server()
         stack.start_worker()
         await stack.start_web()
+        await stack.worker_started()
         await stack.wait_for_worker(settings.task_queue, sms_task_queue(settings, AGENCY))
         url = f"http://127.0.0.1:{settings.web_port}"
         started = time.monotonic()

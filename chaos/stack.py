@@ -36,7 +36,8 @@ from starter.devstack import (
 WORKER = "worker"
 WEB = "web app"
 SERVER = "Temporal dev server"
-READY_TIMEOUT = 60.0
+READY_TIMEOUT = 90.0
+WORKER_STARTED = "worker started"  # worker.py's log line once its workers are built
 
 
 @dataclass
@@ -86,6 +87,20 @@ class ChaosStack:
             stop_signal=signal.SIGINT,
             grace=5.0,
         )
+
+    async def worker_started(self) -> None:
+        """Until the worker says it started (its imports take seconds on a busy machine):
+        a fault then hits a working worker, not one still loading its modules."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READY_TIMEOUT
+        child = self.children[WORKER]
+        while loop.time() < deadline:
+            if child.exit_code() is not None:
+                raise StackError(child.obituary())
+            if WORKER_STARTED in child.log.read_text(encoding="utf-8", errors="replace"):
+                return
+            await asyncio.sleep(0.2)
+        raise StackError(f"the worker did not start within {READY_TIMEOUT:.0f} s: {child.log}")
 
     async def wait_for_worker(self, workflow_queue: str, activity_queue: str) -> None:
         """Until the worker polls both task queues (it imports for a while first)."""

@@ -57,11 +57,11 @@ CLOSING = frozenset({CadEventType.CLEARED, CadEventType.CANCELLED})
 AGENCY = "example"
 REPLAY_SEED = 7
 # The agency's lifecycle, shortened so every call of the day ends within the run: a call
-# CAD never closes is given up after 2 days (not 30), and the survey stays open for a
-# minute of the run (not 7 days): long enough that a survey held up by the faults still
-# goes before its call ends, short enough to wait for.
+# CAD never closes is given up after 2 days (not 30), and the survey stays open for 90 s
+# of the run (not 7 days): longer than a killed worker takes to come back, so a survey
+# that falls due while it is down still goes before its call ends; short enough to wait.
 MAX_OPEN = timedelta(days=2)
-SURVEY_WINDOW_SECONDS = 40.0
+SURVEY_WINDOW_SECONDS = 90.0
 SHORT_CALLS = 40
 SHORT_SPAN = timedelta(hours=3)  # the short run's calls close within 3 h of CAD time
 TWILIO_TIMEOUT_STALL = 13.0  # longer than the provider client's 10 s timeout

@@ -35,7 +35,7 @@ SHORT_RUN: Counter[Fault] = Counter(
 )
 FULL_RUN: Counter[Fault] = Counter(
     {
-        Fault.WORKER_KILLED: 4,
+        Fault.WORKER_KILLED: 2,
         Fault.WORKER_KILLED_MID_SEND: 2,
         Fault.WEB_KILLED: 2,
         Fault.SERVER_RESTARTED: 2,

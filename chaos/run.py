@@ -56,12 +56,14 @@ CLOSING = frozenset({CadEventType.CLEARED, CadEventType.CANCELLED})
 
 AGENCY = "example"
 REPLAY_SEED = 7
-# The agency's lifecycle, shortened so every call of the day ends within the run: a call
-# CAD never closes is given up after 2 days (not 30), and the survey stays open for 90 s
-# of the run (not 7 days): longer than a killed worker takes to come back, so a survey
-# that falls due while it is down still goes before its call ends; short enough to wait.
-MAX_OPEN = timedelta(days=2)
+# The survey stays open 90 s of the run (not 7 days), so every call ends within the run:
+# longer than a killed worker takes to come back, so a survey that falls due while it is
+# down still goes before its call ends; short enough to wait for.
 SURVEY_WINDOW_SECONDS = 90.0
+# Calls replayed: those CAD closes within a day (3 h for the short run). A call CAD never
+# closes would wait out the agency's max_open (30 days of policy time); one closed days
+# later (a late reopen) would stretch the replay by as much.
+LONGEST_CALL = timedelta(days=1)
 SHORT_CALLS = 40
 SHORT_SPAN = timedelta(hours=3)  # the short run's calls close within 3 h of CAD time
 TWILIO_TIMEOUT_STALL = 13.0  # longer than the provider client's 10 s timeout
@@ -89,7 +91,7 @@ class Day:
     description: str
     csv_lines: list[str]
     calls: list[ReplayCall]
-    left_out: int  # calls whose CAD life outlasts the shortened lifecycle
+    left_out: int  # calls CAD does not close soon enough for the run
 
 
 @dataclass
@@ -120,8 +122,7 @@ def chaos_agency_dir(data_dir: Path, time_scale: float) -> Path:
     """agencies/example.toml with the shorter timing, in the run's own agencies dir."""
     text = (PROJECT_ROOT / "agencies" / f"{AGENCY}.toml").read_text(encoding="utf-8")
     window_hours = math.ceil(SURVEY_WINDOW_SECONDS * time_scale / 3600)
-    shorter = {"survey_window": f"PT{window_hours}H", "max_open": f"P{MAX_OPEN.days}D"}
-    for key, value in shorter.items():
+    for key, value in {"survey_window": f"PT{window_hours}H"}.items():
         text, found = re.subn(rf"(?m)^{key} = .*$", f'{key} = "{value}"', text)
         if found != 1:
             raise StackError(f"agencies/{AGENCY}.toml: no single `{key} = …` line to shorten")
@@ -131,7 +132,7 @@ def chaos_agency_dir(data_dir: Path, time_scale: float) -> Path:
     return folder
 
 
-def choose_day(agency: AgencyConfig, options: ChaosOptions, speed: float, scale: float) -> Day:
+def choose_day(agency: AgencyConfig, options: ChaosOptions) -> Day:
     if SHARED_CAD_EXPORT.exists():
         day = options.day or busiest_day(SHARED_CAD_EXPORT, agency)[0]
         lines = SHARED_CAD_EXPORT.read_text(encoding="utf-8-sig").splitlines(keepends=True)
@@ -144,17 +145,12 @@ def choose_day(agency: AgencyConfig, options: ChaosOptions, speed: float, scale:
     export = parse_cad_export(
         lines, agency, seed=REPLAY_SEED, since=start, until=start + timedelta(days=1)
     )
-    # A call whose CAD life outlasts the lifecycle (max_open, with a margin for the run's
-    # outages) would end before its last event: left out. The short run keeps to calls
-    # that close within a few hours.
-    longest = MAX_OPEN * (speed / scale) * 0.75
-    if options.short:
-        longest = min(longest, SHORT_SPAN)
+    longest = SHORT_SPAN if options.short else LONGEST_CALL
     fits = [
         call
         for call in export.calls
-        if call.events[-1].occurred_at - call.created_at < longest
-        and (not options.short or call.events[-1].event_type in CLOSING)
+        if call.events[-1].event_type in CLOSING
+        and call.events[-1].occurred_at - call.created_at < longest
     ]
     limit = options.calls if options.calls is not None else (SHORT_CALLS if options.short else None)
     calls = first_calls(fits, limit)
@@ -347,7 +343,7 @@ async def run_chaos(options: ChaosOptions, console: Console) -> ChaosResult:
     )
     settings = with_local_secrets(settings, paths)
     agency = load_agencies(settings.agencies_dir)[AGENCY]
-    day = choose_day(agency, options, speed, scale)
+    day = choose_day(agency, options)
     database_url = f"sqlite:///{paths.callerloop_db}"
     db = Database(database_url)
     db.create_schema()
@@ -359,7 +355,7 @@ async def run_chaos(options: ChaosOptions, console: Console) -> ChaosResult:
     steps = schedule(options.seed, planned, within=max(30.0, min(span, 240.0)))
     console.print(
         f"chaos run, seed {options.seed}: {len(day.calls)} calls of {day.description} "
-        f"({day.left_out} left out: their CAD life is too long for the run), "
+        f"({day.left_out} left out: not closed within {'3 h' if options.short else 'a day'}), "
         f"{len(events)} events at {speed:g}x (about {span:.0f} s), time scale {scale:g}, "
         f"{len(steps)} faults"
     )

@@ -118,6 +118,6 @@ def test_without_the_cad_export_the_run_replays_the_synthetic_day(
 ) -> None:
     monkeypatch.setattr("chaos.run.SHARED_CAD_EXPORT", tmp_path / "missing.csv")
     agency = load_agencies(PROJECT_ROOT / "agencies")["example"]
-    day = choose_day(agency, ChaosOptions(short=True), speed=1200, scale=7200)
+    day = choose_day(agency, ChaosOptions(short=True))
     assert "synthetic" in day.description and day.calls
     assert all(call.incident_id.startswith("SYN-") for call in day.calls)

@@ -84,6 +84,13 @@ class TwilioError:
         }
 
 
+@dataclass
+class _Outage:
+    until: float  # time.monotonic()
+    at_least: int  # requests still to refuse, whatever the time
+    error: TwilioError
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     method: str
@@ -148,6 +155,7 @@ class TwilioStandIn:
             "lookups": deque(),
         }
         self._number_errors: dict[str, TwilioError] = {}
+        self._outages: dict[Endpoint, _Outage] = {}
         self._line_types: dict[str, str | None] = {}
         self._stalls: deque[float] = deque()
         self.stalls_started = 0  # stalled answers begun (a test may act while one waits)
@@ -211,6 +219,23 @@ class TwilioStandIn:
         """The next `times` requests to `endpoint` get this Twilio error."""
         with self._lock:
             self._failures[endpoint].extend([TwilioError(code, status, message)] * times)
+
+    def fail_for(
+        self,
+        seconds: float,
+        code: int = 20500,
+        status: int = 500,
+        *,
+        at_least: int = 1,
+        endpoint: Endpoint = "messages",
+        message: str | None = None,
+    ) -> None:
+        """Every request to `endpoint` gets this error for the next `seconds`, and until
+        `at_least` requests got it: an outage, where `fail_next` fails a count of requests."""
+        with self._lock:
+            self._outages[endpoint] = _Outage(
+                time.monotonic() + seconds, at_least, TwilioError(code, status, message)
+            )
 
     def set_error_for(
         self, number: str, code: int, status: int = 400, message: str | None = None
@@ -426,6 +451,10 @@ class TwilioStandIn:
 
     def _programmed_error(self, endpoint: Endpoint, number: str | None) -> TwilioError | None:
         with self._lock:
+            outage = self._outages.get(endpoint)
+            if outage is not None and (time.monotonic() < outage.until or outage.at_least > 0):
+                outage.at_least -= 1
+                return outage.error
             if self._failures[endpoint]:
                 return self._failures[endpoint].popleft()
             if endpoint == "messages" and number is not None:

@@ -14,8 +14,8 @@ class Fault(StrEnum):
     WORKER_KILLED_MID_SEND = "worker SIGKILLed mid-send (Twilio holds the text) and restarted"
     WEB_KILLED = "web app SIGKILLed and restarted"
     SERVER_RESTARTED = "Temporal dev server restarted on the same SQLite file"
-    TWILIO_500 = "Twilio answered 500"
-    TWILIO_429 = "Twilio answered 429"
+    TWILIO_500 = "Twilio answered 500 for a few seconds"
+    TWILIO_429 = "Twilio answered 429 for a few seconds"
     TWILIO_TIMEOUT = "Twilio answered after the client's timeout"
     CALLBACKS_DROPPED = "status callbacks dropped"
 
@@ -51,7 +51,7 @@ FULL_RUN: Counter[Fault] = Counter(
 class Step:
     at: float  # seconds after the replay starts
     fault: Fault
-    size: int  # answers or callbacks affected, for the provider's faults
+    size: int  # Twilio outage (x 2 s) or callbacks dropped, for the provider's faults
     pause: float  # seconds a killed process stays down
 
 

@@ -56,16 +56,20 @@ CLOSING = frozenset({CadEventType.CLEARED, CadEventType.CANCELLED})
 
 AGENCY = "example"
 REPLAY_SEED = 7
-# The survey stays open 90 s of the run (not 7 days), so every call ends within the run:
-# longer than a killed worker takes to come back, so a survey that falls due while it is
-# down still goes before its call ends; short enough to wait for.
-SURVEY_WINDOW_SECONDS = 90.0
+# The survey stays open 150 s of the run (not 7 days), so every call ends within the run.
+# A call ends without its survey if the survey (or the closing note before it) cannot be
+# sent by the window's end: 150 s outlasts a worker's restart plus a send attempt's 30 s
+# timeout on a busy machine, and is still short enough to wait for.
+SURVEY_WINDOW_SECONDS = 150.0
 # Calls replayed: those CAD closes within a day (3 h for the short run). A call CAD never
 # closes would wait out the agency's max_open (30 days of policy time); one closed days
 # later (a late reopen) would stretch the replay by as much.
 LONGEST_CALL = timedelta(days=1)
 SHORT_CALLS = 40
 SHORT_SPAN = timedelta(hours=3)  # the short run's calls close within 3 h of CAD time
+# Twilio answers 500 or 429 to every send for 2, 4 or 6 s: an outage that sends retried
+# with backoff outlast (a count of failed answers would all land on one text's retries).
+OUTAGE_SECONDS = 2.0
 TWILIO_TIMEOUT_STALL = 13.0  # longer than the provider client's 10 s timeout
 MID_SEND_STALL = 20.0  # Twilio holds the text at least this long: the worker dies meanwhile
 MID_SEND_WAIT = 30.0  # how long to wait for a text to hold before killing anyway
@@ -242,9 +246,9 @@ async def apply(stack: ChaosStack, step: Step, injected: Injected) -> None:
         case Fault.SERVER_RESTARTED:
             await stack.restart(SERVER, kill=False)
         case Fault.TWILIO_500:
-            twilio.fail_next(20500, 500, times=step.size, message="Internal Server Error")
+            twilio.fail_for(OUTAGE_SECONDS * step.size, 20500, 500, message="Internal Server Error")
         case Fault.TWILIO_429:
-            twilio.fail_next(20429, 429, times=step.size)
+            twilio.fail_for(OUTAGE_SECONDS * step.size, 20429, 429)
         case Fault.TWILIO_TIMEOUT:
             twilio.stall_next(TWILIO_TIMEOUT_STALL)
         case Fault.CALLBACKS_DROPPED:

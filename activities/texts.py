@@ -136,9 +136,10 @@ class TextActivities:
         if found is None:
             activity.logger.info("provider has no record of the cut-off send", extra=_ids(row))
             return True
-        row.provider_id = found.provider_id
+        session.refresh(row)  # a delivery receipt may have named the message meanwhile
+        row.provider_id = row.provider_id or found.provider_id
         row.sent_at = row.sent_at or utcnow()
-        _settle(session, row, _first_status(HANDING_OVER, found))
+        _settle(session, row, _first_status(row.status, found))
         activity.logger.info("cut-off send found at the provider", extra=_ids(row))
         return False
 

@@ -1,10 +1,11 @@
 # callerloop: `make run` starts the local stack, `make test` checks everything,
-# `make bench` measures it (BENCH_ARGS="--quick" for a short run; see `python -m bench -h`).
+# `make bench` measures it (BENCH_ARGS="--quick" for a short run; see `python -m bench -h`),
+# `make chaos` replays a day while crashing the stack (CHAOS_ARGS="--short --seed 7").
 # Both set up a fresh clone first: uv (installed with pip if missing), then `uv sync`.
 # `make migration MESSAGE="what changed"` writes the next database migration after a
 # model change in callerloop/db.py (review it before committing).
 
-.PHONY: setup run test lint bench migration clean
+.PHONY: setup run test lint bench chaos migration clean
 
 # Never let uv download a Python: use one already on the machine (>= 3.11).
 export UV_PYTHON_DOWNLOADS := never
@@ -34,6 +35,9 @@ test: lint
 
 bench: setup
 	$(RUN) python -m bench $(BENCH_ARGS)
+
+chaos: setup
+	$(RUN) python -m chaos $(CHAOS_ARGS)
 
 migration: setup
 	@test -n "$(MESSAGE)" || { echo 'usage: make migration MESSAGE="what changed"'; exit 2; }

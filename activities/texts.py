@@ -1,31 +1,39 @@
 """Sending one text: the outbox protocol that makes a retried send never send twice.
 
-1. Claim: in one transaction, find or create the outbox row for (workflow id, kind) and
-   mark it `handing_over`. A row already sent (or failed for good) is returned as it is.
-2. Call the provider.
-3. Record the provider's id and `sent`, or the failure.
+1. Claim: in one transaction, find or create the outbox row for (workflow id, kind,
+   attempt). A row already settled (sent, failed for good, unknown) is returned as it is.
+2. Wait for the sender's turn (pacing), then mark the row `handing_over` and commit.
+3. Call the provider.
+4. Record the provider's id and `sent`/`queued`, or the failure.
 
-If a worker dies between 1 and 3 the row stays `handing_over` and the provider may or may not
-have the message. The next attempt does not resend: it marks the row `unknown`. For texts
-to a caller, at most once is the safe side (a duplicate confirmation erodes trust; a
-missing one is reconciled from the provider's records).
+A worker that dies between 2 and 4 (or a provider answer that never comes) leaves the row
+`handing_over`: the provider may or may not have the message. The next attempt does not
+guess. It reconciles with the provider's own records (`MessageRecords`, e.g. Twilio's
+Messages list): found, the row takes the provider's id and status and nothing is sent;
+certainly absent (looked up once the cut-off request can no longer arrive), it is sent.
+When the provider keeps no records or cannot answer yet, the attempt retries later or,
+without records, marks the row `unknown` and does not resend: for texts to a caller, at
+most once is the safe side (a duplicate confirmation erodes trust, a missing one does not
+put anyone at risk). The crash points are tested in tests/activities/test_send_crashes.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import PERMANENT_SMS_ERROR, UNKNOWN_AGENCY, SmsFailure
 from activities.pacing import Pacer
 from activities.sms_providers.base import (
+    MessageRecords,
     OutgoingText,
     PermanentProviderError,
+    ProviderReceipt,
     SmsProvider,
     TransientProviderError,
 )
@@ -50,6 +58,15 @@ HANDING_OVER = "handing_over"
 SETTLED = frozenset(STATUS_ORDER) - {"pending", HANDING_OVER}
 # Texts that answer a CAD event (the others follow a timer): their latency is measured.
 ANSWERS_CAD_EVENT = frozenset({TextKind.CONFIRMATION, TextKind.ASSIGNED, TextKind.CLEARED})
+# Provider statuses a row takes as they are; any earlier one (accepted, scheduled) is queued.
+PROVIDER_OUTCOMES = frozenset({"sent", "delivered", "undelivered", "failed", "canceled"})
+# Provider records are searched from this long before the row was first claimed (clocks
+# of the worker and the provider differ a little).
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class OutcomeNotKnownYet(TransientProviderError):
+    """A cut-off send may still reach the provider: look again later (Temporal retries)."""
 
 
 class TextActivities:
@@ -90,20 +107,47 @@ class TextActivities:
             if row.status in SETTLED:
                 _count(input, "duplicate")
                 return _result(row, already_sent=True)
-            if row.status == HANDING_OVER:
-                # An earlier attempt died mid-send: the provider may have the text.
-                row.status, row.updated_at = "unknown", utcnow()
-                session.add(row)
-                session.commit()
-                activity.logger.warning("send outcome unknown; not resending", extra=_ids(row))
-                _count(input, "unknown")
+            if row.status == HANDING_OVER and not self._reconcile(session, agency, row):
                 return _result(row, already_sent=True)
-            row.status, row.attempts = HANDING_OVER, row.attempts + 1
-            row.updated_at = utcnow()
-            session.add(row)
-            session.commit()
+            # Paced before the hand-over is recorded, so the time between `handing_over`
+            # and the request reaching the provider is as short as it can be.
+            self._pacers[agency.id].wait_turn()
+            if not _hand_over(session, row):
+                # An attempt given up on by Temporal while it waited (start-to-close) lives
+                # on in its thread; the retry that took over sends, this one must not.
+                activity.logger.warning("another attempt took this send over", extra=_ids(row))
+                return _result(row, already_sent=True)
             self._deliver(session, agency, row)
             return _result(row, already_sent=False)
+
+    def _reconcile(self, session: Session, agency: AgencyConfig, row: OutboxMessage) -> bool:
+        """An earlier attempt handed this text over and never recorded the outcome. True
+        when the provider certainly does not have it (send it); False when the row is now
+        settled from the provider's records, or `unknown` for a provider without records."""
+        provider = self._provider
+        if not isinstance(provider, MessageRecords):
+            _settle(session, row, "unknown")
+            activity.logger.warning("send outcome unknown; not resending", extra=_ids(row))
+            metrics.TEXTS.labels(row.agency, row.kind, "unknown").inc()
+            return False
+        handed_over_at = row.updated_at.astimezone(UTC)
+        if utcnow() - handed_over_at < timedelta(seconds=provider.in_flight_seconds):
+            raise OutcomeNotKnownYet(
+                "in_flight", "the last attempt's request may still reach the provider"
+            )
+        found = provider.find_sent(
+            _outgoing(agency, row, self._base_url), row.created_at - CLOCK_SKEW
+        )
+        if found is None:
+            activity.logger.info("provider has no record of the cut-off send", extra=_ids(row))
+            return True
+        session.refresh(row)  # a delivery receipt may have named the message meanwhile
+        row.provider_id = row.provider_id or found.provider_id
+        row.sent_at = row.sent_at or utcnow()
+        _settle(session, row, _first_status(row.status, found))
+        activity.logger.info("cut-off send found at the provider", extra=_ids(row))
+        metrics.TEXTS.labels(row.agency, row.kind, "reconciled").inc()
+        return False
 
     def _agency(self, agency_id: str) -> AgencyConfig:
         agency = self._agencies.get(agency_id)
@@ -169,18 +213,7 @@ class TextActivities:
         return render_message(agency, input.kind.value, input.language, context)
 
     def _deliver(self, session: Session, agency: AgencyConfig, row: OutboxMessage) -> None:
-        assert row.to is not None and row.body is not None
-        text = OutgoingText(
-            to=row.to,
-            body=row.body,
-            sender_number=agency.agency.sender_number,
-            messaging_service_sid=agency.agency.messaging_service_sid,
-            validity_seconds=int(agency.texts.validity_period / timedelta(seconds=1)),
-            reference=f"{row.workflow_id}/{row.kind}",
-            # The outbox id lets a receipt that overtakes the provider's answer find its row.
-            status_callback=f"{self._base_url.rstrip('/')}/twilio/status?outbox={row.id}",
-        )
-        self._pacers[agency.id].wait_turn()
+        text = _outgoing(agency, row, self._base_url)
         try:
             receipt = self._provider.send(text)
         except TransientProviderError as error:
@@ -195,8 +228,8 @@ class TextActivities:
             ) from error
         session.refresh(row)  # a delivery receipt may have overtaken the provider's answer
         row.provider_id, row.sent_at = receipt.provider_id, utcnow()
-        first = "sent" if receipt.status in ("sent", "delivered") else "queued"
-        _settle(session, row, first if row.status == HANDING_OVER else row.status)
+        first = _first_status(row.status, receipt)
+        _settle(session, row, first)
         activity.logger.info("text sent", extra=_ids(row))
         metrics.TEXTS.labels(row.agency, row.kind, first).inc()
         _observe_handoff(session, row)
@@ -223,6 +256,45 @@ def _observe_handoff(session: Session, row: OutboxMessage) -> None:
     if recorded_at is not None:
         seconds = max((row.sent_at - recorded_at).total_seconds(), 0.0)
         metrics.EVENT_TO_HANDOFF.labels(row.agency, row.kind).observe(seconds)
+
+
+def _hand_over(session: Session, row: OutboxMessage) -> bool:
+    """Mark the row `handing_over`, only if no other attempt changed it since it was read
+    (compare and set on status and attempts). False when another attempt got there first."""
+    result = session.exec(
+        update(OutboxMessage)
+        .where(
+            col(OutboxMessage.id) == row.id,
+            col(OutboxMessage.status) == row.status,
+            col(OutboxMessage.attempts) == row.attempts,
+        )
+        .values(status=HANDING_OVER, attempts=row.attempts + 1, updated_at=utcnow())
+    )
+    session.commit()
+    session.refresh(row)
+    return bool(result.rowcount == 1)
+
+
+def _outgoing(agency: AgencyConfig, row: OutboxMessage, base_url: str) -> OutgoingText:
+    assert row.to is not None and row.body is not None  # purged only when the call ends
+    return OutgoingText(
+        to=row.to,
+        body=row.body,
+        sender_number=agency.agency.sender_number,
+        messaging_service_sid=agency.agency.messaging_service_sid,
+        validity_seconds=int(agency.texts.validity_period / timedelta(seconds=1)),
+        reference=f"{row.workflow_id}/{row.kind}",
+        # The outbox id lets a receipt that overtakes the provider's answer find its row.
+        status_callback=f"{base_url.rstrip('/')}/twilio/status?outbox={row.id}",
+    )
+
+
+def _first_status(current: str, receipt: ProviderReceipt) -> str:
+    """The row's status once the provider has the text: the provider's own (`sent`,
+    `delivered`, a failure) or `queued`, unless a receipt already moved the row on."""
+    if current != HANDING_OVER:
+        return current
+    return receipt.status if receipt.status in PROVIDER_OUTCOMES else "queued"
 
 
 def sender_rate(agency: AgencyConfig, time_scale: float) -> float:

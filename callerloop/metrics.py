@@ -18,7 +18,9 @@ TEXTS = Counter(
     "callerloop_texts",
     "Send attempts of texts to callers, by outcome: sent/queued (handed to the provider), "
     "failed (permanent provider error), retrying (transient error), unknown (an earlier "
-    "attempt died mid-send: not resent), duplicate (already in the outbox: not resent).",
+    "attempt died mid-send and the provider keeps no records: not resent), reconciled (an "
+    "earlier attempt died mid-send and the provider's records show the text: not resent), "
+    "duplicate (already in the outbox: not resent).",
     ["agency", "kind", "status"],
 )
 ELIGIBILITY_DECISIONS = Counter(

@@ -7,8 +7,11 @@ on 127.0.0.1, for tests and for `make run` with CALLERLOOP_SMS_PROVIDER=twilio.
                                   lookups_base_url=twilio.base_url)
 
 It checks basic auth (401, code 20003), answers sends with a Message resource shaped like
-Twilio's (201), returns Twilio error bodies on demand (`fail_next`, `set_error_for`), records
-every request, and posts signed status callbacks (`send_status_callback`, `auto_callbacks`).
+Twilio's (201), lists and fetches messages (for reconciling a send whose answer was lost),
+returns Twilio error bodies on demand (`fail_next`, `set_error_for`), answers late on demand
+(`stall_next`), records every request, and posts signed status callbacks
+(`send_status_callback`, `auto_callbacks`; `drop_next_callbacks` loses some, as a
+webhook outage would).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import requests
 from twilio.request_validator import (  # type: ignore[import-untyped, unused-ignore]
@@ -79,6 +82,13 @@ class TwilioError:
             "more_info": f"https://www.twilio.com/docs/errors/{self.code}",
             "status": self.status,
         }
+
+
+@dataclass
+class _Outage:
+    until: float  # time.monotonic()
+    at_least: int  # requests still to refuse, whatever the time
+    error: TwilioError
 
 
 @dataclass(frozen=True)
@@ -145,8 +155,12 @@ class TwilioStandIn:
             "lookups": deque(),
         }
         self._number_errors: dict[str, TwilioError] = {}
+        self._outages: dict[Endpoint, _Outage] = {}
         self._line_types: dict[str, str | None] = {}
         self._stalls: deque[float] = deque()
+        self.stalls_started = 0  # stalled answers begun (a test may act while one waits)
+        self._callbacks_to_drop = 0
+        self.callbacks_dropped = 0
         self._lock = threading.Lock()
         self._callback_threads: list[threading.Thread] = []
         self._server = _Server((host, port), self)
@@ -206,6 +220,23 @@ class TwilioStandIn:
         with self._lock:
             self._failures[endpoint].extend([TwilioError(code, status, message)] * times)
 
+    def fail_for(
+        self,
+        seconds: float,
+        code: int = 20500,
+        status: int = 500,
+        *,
+        at_least: int = 1,
+        endpoint: Endpoint = "messages",
+        message: str | None = None,
+    ) -> None:
+        """Every request to `endpoint` gets this error for the next `seconds`, and until
+        `at_least` requests got it: an outage, where `fail_next` fails a count of requests."""
+        with self._lock:
+            self._outages[endpoint] = _Outage(
+                time.monotonic() + seconds, at_least, TwilioError(code, status, message)
+            )
+
     def set_error_for(
         self, number: str, code: int, status: int = 400, message: str | None = None
     ) -> None:
@@ -228,6 +259,12 @@ class TwilioStandIn:
         that times out cannot know that Twilio has the text."""
         with self._lock:
             self._stalls.append(seconds)
+
+    def drop_next_callbacks(self, count: int = 1) -> None:
+        """The next `count` status callbacks are never posted (the message still takes the
+        new status), as when Twilio gives up on a webhook that is down."""
+        with self._lock:
+            self._callbacks_to_drop += count
 
     # Looking at what happened
 
@@ -281,6 +318,11 @@ class TwilioStandIn:
         callback = self.signed_status_callback(message_sid, status, error_code)
         with self._lock:
             self._find(message_sid).status = status
+            if self._callbacks_to_drop:
+                self._callbacks_to_drop -= 1
+                self.callbacks_dropped += 1
+                self.callbacks.append(CallbackResult(message_sid, status, None, "dropped"))
+                return None
         try:
             response = requests.post(
                 callback.url,
@@ -325,6 +367,8 @@ class TwilioStandIn:
             return error_reply(TwilioError(20003, 401))
         if method == "POST" and (match := MESSAGES_PATH.match(path)):
             return self._for_account(match["account"]) or self._create_message(fields)
+        if method == "GET" and (match := MESSAGES_PATH.match(path)):
+            return self._for_account(match["account"]) or self._list_messages(fields)
         if method == "GET" and (match := MESSAGE_PATH.match(path)):
             return self._for_account(match["account"]) or self._fetch_message(match["sid"])
         if method == "GET" and (match := LOOKUP_PATH.match(path)):
@@ -352,6 +396,8 @@ class TwilioStandIn:
         with self._lock:
             self.messages.append(message)
             delay = self._stalls.popleft() if self._stalls else 0.0
+            if delay:
+                self.stalls_started += 1
         if self.auto_callbacks and message.status_callback:
             self._schedule_callbacks(message)
         return Reply(201, self.message_resource(message), delay)
@@ -363,8 +409,52 @@ class TwilioStandIn:
             return error_reply(TwilioError(20404, 404))
         return Reply(200, self.message_resource(message))
 
+    def _list_messages(self, query: dict[str, str]) -> Reply:
+        """Messages newest first, filtered by To and From, a page at a time (PageSize up
+        to 1000, Page from 0), with Twilio's paging fields."""
+        try:
+            size = min(max(int(query.get("PageSize", "50")), 1), 1000)
+            page = max(int(query.get("Page", "0")), 0)
+        except ValueError:
+            return error_reply(TwilioError(20001, message="PageSize and Page must be integers"))
+        with self._lock:
+            matching = [
+                m
+                for m in reversed(self.messages)
+                if query.get("To", m.to) == m.to
+                and query.get("From", m.sender or SERVICE_SENDER) == (m.sender or SERVICE_SENDER)
+            ]
+        start = page * size
+        chunk = matching[start : start + size]
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        filters: dict[str, str] = {k: query[k] for k in ("To", "From") if k in query}
+
+        def page_uri(number: int) -> str:
+            params: dict[str, str | int] = {"PageSize": size, "Page": number, **filters}
+            return f"{uri}?{urlencode(params)}"
+
+        more = start + size < len(matching)
+        return Reply(
+            200,
+            {
+                "messages": [self.message_resource(m) for m in chunk],
+                "end": start + len(chunk) - 1,
+                "first_page_uri": page_uri(0),
+                "next_page_uri": page_uri(page + 1) if more else None,
+                "previous_page_uri": page_uri(page - 1) if page else None,
+                "page": page,
+                "page_size": size,
+                "start": start,
+                "uri": page_uri(page),
+            },
+        )
+
     def _programmed_error(self, endpoint: Endpoint, number: str | None) -> TwilioError | None:
         with self._lock:
+            outage = self._outages.get(endpoint)
+            if outage is not None and (time.monotonic() < outage.until or outage.at_least > 0):
+                outage.at_least -= 1
+                return outage.error
             if self._failures[endpoint]:
                 return self._failures[endpoint].popleft()
             if endpoint == "messages" and number is not None:

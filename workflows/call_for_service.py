@@ -63,6 +63,10 @@ DEADLINE_REACHED_ON_TIMER = "deadline-reached-on-timer"
 LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # A text that cannot reach the provider within this is no longer news to the caller.
 SEND_TIMEOUT = timedelta(minutes=15)
+# One attempt: the provider client's timeout (10 s) and the pacer's wait fit well inside.
+# Without it an attempt lost with its worker (killed mid-send) is only noticed when the
+# whole SEND_TIMEOUT has passed, and then the text is given up instead of retried.
+SEND_ATTEMPT_TIMEOUT = timedelta(seconds=30)
 LOOKUP_TIMEOUT = timedelta(minutes=2)
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -406,6 +410,7 @@ class CallForServiceWorkflow:
                 request,
                 task_queue=policy.sms_task_queue or None,
                 schedule_to_close_timeout=SEND_TIMEOUT,
+                start_to_close_timeout=SEND_ATTEMPT_TIMEOUT,
                 retry_policy=SEND_RETRY,
                 summary=f"{kind.value} text",
             )

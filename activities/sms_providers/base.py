@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from activities.errors import SmsFailure
 from workflows.model import LineType
@@ -52,4 +53,24 @@ class SmsProvider(Protocol):
 
     def lookup_line_type(self, phone: str) -> LineType:
         """What kind of line the number is (mobile, landline, VoIP), or UNKNOWN."""
+        ...
+
+
+@runtime_checkable
+class MessageRecords(Protocol):
+    """A provider that keeps records of the messages it accepted, so a send whose outcome
+    is unknown (the worker died mid-send, the answer timed out) can be looked up instead
+    of guessed. A provider without records leaves such a send `unknown`, never resent."""
+
+    @property
+    def in_flight_seconds(self) -> float:
+        """How long after a send attempt was cut off its request may still reach the
+        provider (the client's timeout and a margin): before that, "no such message"
+        proves nothing."""
+        ...
+
+    def find_sent(self, text: OutgoingText, since: datetime) -> ProviderReceipt | None:
+        """The provider's message with this text's recipient and body created since
+        `since`, or None when it certainly has none. Raises TransientProviderError when
+        it cannot tell now."""
         ...

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -49,6 +50,12 @@ _http_logger = logging.getLogger(f"{__name__}.http")
 _http_logger.setLevel(logging.WARNING)
 
 DEFAULT_TIMEOUT_SECONDS = 10.0  # the client's default is no timeout at all
+# A cut-off request that reached Twilio is answered within the client's timeout; this
+# margin covers the request still travelling when its attempt was cut off.
+IN_FLIGHT_MARGIN_SECONDS = 5.0
+# Messages to one number looked through when reconciling, newest first.
+RECONCILE_PAGE_SIZE = 100
+RECONCILE_LIMIT = 1000
 
 PERMANENT_FAILURES: Mapping[Outcome, SmsFailure] = MappingProxyType(
     {
@@ -125,6 +132,7 @@ class TwilioProvider:
             else TwilioHttpClient(timeout=timeout, logger=_http_logger)
         )
         self._client = Client(account_sid, auth_token, http_client=http_client)
+        self.in_flight_seconds = timeout + IN_FLIGHT_MARGIN_SECONDS
 
     def send(self, text: OutgoingText) -> ProviderReceipt:
         try:
@@ -136,6 +144,28 @@ class TwilioProvider:
                 raise TransientProviderError("connection", str(error)) from error
             raise  # the request may have reached Twilio: outcome unknown
         return ProviderReceipt(provider_id=str(message.sid), status=str(message.status))
+
+    def find_sent(self, text: OutgoingText, since: datetime) -> ProviderReceipt | None:
+        """Twilio's Message with this recipient (and sender) and exactly this body, created
+        since `since`: the Messages list, newest first. Bodies carry the case number and,
+        for links, a random token, so an exact match is this text and no other."""
+        filters: dict[str, Any] = {"to": text.to}
+        if not text.messaging_service_sid and text.sender_number:
+            filters["from_"] = text.sender_number
+        try:
+            for message in self._client.messages.stream(
+                **filters, page_size=RECONCILE_PAGE_SIZE, limit=RECONCILE_LIMIT
+            ):
+                created = cast("datetime | None", message.date_created)
+                if created is not None and created < since:
+                    break  # newest first: the rest are older still
+                if message.body == text.body:
+                    return ProviderReceipt(provider_id=str(message.sid), status=str(message.status))
+        except TwilioRestException as error:
+            raise retry_error(error) from error  # cannot tell now: look again later
+        except requests.RequestException as error:
+            raise TransientProviderError("connection", str(error)) from error
+        return None
 
     def lookup_line_type(self, phone: str) -> LineType:
         """The line type from Lookup v2. Raises TransientProviderError when a retry can

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlmodel import select
 from temporalio.exceptions import ApplicationError
@@ -17,7 +19,7 @@ from activities.texts import TextActivities
 from callerloop.db import Database, LinkToken, OutboxMessage
 from callerloop.links import hash_token
 from tests.factories import RecordingProvider, make_agency
-from workflows.model import SendTextInput, TextKind
+from workflows.model import SendTextInput, SendTextResult, TextKind
 
 
 def send_input(kind: TextKind = TextKind.CONFIRMATION, language: str = "en") -> SendTextInput:
@@ -150,3 +152,36 @@ def test_rendered_text_counts_segments_and_stores_only_the_link_hash(
         [link] = session.exec(select(LinkToken)).all()
     assert link.token_hash == hash_token(token) and token not in link.token_hash
     assert len(token) >= 22  # 128 bits in URL-safe base64
+
+
+def test_an_attempt_given_up_on_while_waiting_its_turn_does_not_send(
+    activities: TextActivities, provider: RecordingProvider, database: Database
+) -> None:
+    """Temporal retries an attempt that outlived its start-to-close timeout, but the old
+    attempt's thread goes on: if it was waiting for its pacing turn, it must not send after
+    the retry did."""
+    entered, release = threading.Event(), threading.Event()
+    first = True
+
+    class GatedPacer:
+        def wait_turn(self) -> None:
+            nonlocal first
+            if first:
+                first = False
+                entered.set()
+                release.wait(10)
+
+    activities._pacers["testville"] = GatedPacer()  # type: ignore[assignment]
+    results: list[SendTextResult] = []
+    old = threading.Thread(
+        target=lambda: results.append(ActivityEnvironment().run(activities.send_text, send_input()))
+    )
+    old.start()
+    assert entered.wait(10)
+    retried = ActivityEnvironment().run(activities.send_text, send_input())
+    release.set()
+    old.join(10)
+    assert provider.calls == 1 and not retried.already_sent
+    assert results[0].already_sent
+    [row] = outbox(database)
+    assert row.status == "queued" and row.attempts == 1

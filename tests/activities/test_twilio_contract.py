@@ -19,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,12 @@ def test_line_type_lookup_is_valid(prism: PrismPair, caplog: pytest.LogCaptureFi
     assert line_type == LineType.UNKNOWN
 
 
+def test_message_records_lookup_is_valid(prism: PrismPair) -> None:
+    """Reconciling a cut-off send lists Messages by To and From (a 401 or 422 would raise)."""
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    assert prism.provider().find_sent(text(), since) is None  # Prism's example is older
+
+
 def test_prism_does_reject_what_the_spec_does_not_allow(prism: PrismPair) -> None:
     """Controls: the checks above would notice a bad request."""
     with pytest.raises(PermanentProviderError) as raised:
@@ -189,6 +196,26 @@ def test_standin_message_resource_has_the_spec_properties() -> None:
         provider.send(text())
         resource = standin.message_resource(standin.messages[0])
     assert set(resource) == spec_properties(API_SPEC, "api.v2010.account.message")
+
+
+def test_standin_message_list_has_the_spec_properties() -> None:
+    with TwilioStandIn() as standin:
+        TwilioProvider(standin.account_sid, standin.auth_token, api_base_url=standin.base_url).send(
+            text()
+        )
+        response = requests.get(
+            f"{standin.base_url}/2010-04-01/Accounts/{standin.account_sid}/Messages.json",
+            params={"To": "+17035550142", "PageSize": "20"},
+            auth=(standin.account_sid, standin.auth_token),
+            timeout=10,
+        )
+    page = response.json()
+    document = json.loads(twilio_spec(API_SPEC).read_text())
+    listing = document["paths"]["/2010-04-01/Accounts/{AccountSid}/Messages.json"]["get"]
+    schema = listing["responses"]["200"]["content"]["application/json"]["schema"]
+    assert set(page) == set(schema["properties"])
+    [message] = page["messages"]
+    assert set(message) == spec_properties(API_SPEC, "api.v2010.account.message")
 
 
 def test_standin_lookup_resource_has_the_spec_properties() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -463,3 +464,24 @@ def test_standin_answers_a_message_fetch_with_its_latest_status(
 
 def test_standin_can_stop_without_having_started() -> None:
     TwilioStandIn().stop()
+
+
+def test_an_outage_refuses_every_send_for_a_while_then_lifts(
+    standin: TwilioStandIn, twilio: TwilioProvider
+) -> None:
+    standin.fail_for(0.5, 20429, 429, at_least=2)
+    for _ in range(2):  # at least two refused, however long the requests take
+        with pytest.raises(TransientProviderError):
+            twilio.send(text())
+    time.sleep(0.6)
+    assert twilio.send(text()).provider_id.startswith("SM")
+    assert [r.status for r in standin.requests_to("messages")] == [429, 429, 201]
+
+
+def test_dropped_status_callbacks_are_never_posted(standin: TwilioStandIn) -> None:
+    """As when the web app is down and Twilio gives up on the webhook."""
+    receipt = provider_for(standin).send(text())
+    standin.drop_next_callbacks(1)
+    assert standin.send_status_callback(receipt.provider_id, "delivered") is None
+    assert standin.callbacks_dropped == 1 and standin.callbacks[-1].error == "dropped"
+    assert standin.message(receipt.provider_id).status == "delivered"

@@ -1,0 +1,485 @@
+"""The chaos run: replay a day through the whole local stack while breaking it, then check
+that nothing was lost and nothing was sent twice.
+
+1. A fresh data dir: the agency's TOML (its survey window and open-call limit shortened so
+   every call ends within the run), the SQLite files, one log per process start.
+2. The Temporal dev server, the worker and the web app as processes; Twilio's stand-in here.
+3. The day (the busiest of ../shared/data's export, or the seeded synthetic day) replayed
+   at `speed` through the web app's ingest API, each event retried until it is accepted.
+4. Meanwhile, on a schedule drawn from the seed: the worker SIGKILLed (once while Twilio
+   holds a text it has not answered), the web app SIGKILLed, the dev server restarted,
+   Twilio answering 500, 429 and too late, and status callbacks dropped.
+5. Wait until every workflow has completed, then judge against the oracle (chaos.oracle),
+   which reads the CSV and the TOML with code of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import shutil
+import socket
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from datetime import time as day_start
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from sqlmodel import select
+from temporalio.client import Client
+
+from callerloop.agency_config import AgencyConfig, load_agencies
+from callerloop.api_keys import create_key
+from callerloop.db import CallEventRecord, Database, OutboxMessage
+from callerloop.settings import PROJECT_ROOT, SHARED_CAD_EXPORT, Settings, get_settings
+from callerloop.twilio_standin import TwilioStandIn
+from chaos.faults import FULL_RUN, SHORT_RUN, Fault, Step, schedule
+from chaos.invariants import Observed, OutboxRow, ProviderMessage, Verdict, judge
+from chaos.oracle import AgencyRules, expectations
+from chaos.stack import SERVER, WEB, WORKER, ChaosStack
+from starter.cad_client import CallAlreadyFinished
+from starter.devstack import StackError, StackPaths, busiest_day, with_local_secrets
+from starter.http_client import HttpCadClient, IngestRefused
+from starter.replay import ReplayCall, first_calls, parse_cad_export, replay, timeline
+from starter.synthetic_day import synthetic_day, to_csv_lines
+from worker import sms_task_queue
+from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
+from workflows.model import CadEvent, CadEventType
+
+CLOSING = frozenset({CadEventType.CLEARED, CadEventType.CANCELLED})
+
+AGENCY = "example"
+REPLAY_SEED = 7
+# The survey stays open 150 s of the run (not 7 days), so every call ends within the run.
+# A call ends without its survey if the survey (or the closing note before it) cannot be
+# sent by the window's end: 150 s outlasts a worker's restart plus a send attempt's 30 s
+# timeout on a busy machine, and is still short enough to wait for.
+SURVEY_WINDOW_SECONDS = 150.0
+# Calls replayed: those CAD closes within a day (3 h for the short run). A call CAD never
+# closes would wait out the agency's max_open (30 days of policy time); one closed days
+# later (a late reopen) would stretch the replay by as much.
+LONGEST_CALL = timedelta(days=1)
+SHORT_CALLS = 40
+SHORT_SPAN = timedelta(hours=3)  # the short run's calls close within 3 h of CAD time
+# Twilio answers 500 or 429 to every send for 2, 4 or 6 s: an outage that sends retried
+# with backoff outlast (a count of failed answers would all land on one text's retries).
+OUTAGE_SECONDS = 2.0
+TWILIO_TIMEOUT_STALL = 13.0  # longer than the provider client's 10 s timeout
+MID_SEND_STALL = 20.0  # Twilio holds the text at least this long: the worker dies meanwhile
+MID_SEND_WAIT = 30.0  # how long to wait for a text to hold before killing anyway
+QUERY_CONCURRENCY = 8
+FAULT_GAP = 1.0  # seconds between one fault's recovery and the next fault
+RETRYABLE_INGEST = frozenset({502, 503, 504})
+
+
+@dataclass(frozen=True)
+class ChaosOptions:
+    seed: int = 1
+    short: bool = False
+    calls: int | None = None  # the day's first N calls (default: all; short: 40)
+    speed: float | None = None  # CAD speed-up (default: short 1200, full 240)
+    time_scale: float | None = None  # policy durations divided (default: short 7200, full 720)
+    day: date | None = None
+    settle_timeout: float = 600.0  # after the replay, until every workflow has completed
+    data_dir: Path | None = None
+
+
+@dataclass
+class Day:
+    description: str
+    csv_lines: list[str]
+    calls: list[ReplayCall]
+    left_out: int  # calls CAD does not close soon enough for the run
+
+
+@dataclass
+class Injected:
+    planned: Counter[Fault] = field(default_factory=Counter)
+    done: Counter[Fault] = field(default_factory=Counter)
+    mid_send_caught: int = 0  # mid-send kills that found a text held by Twilio
+
+
+@dataclass
+class ChaosResult:
+    verdict: Verdict
+    injected: Injected
+    observed_effects: dict[str, int]
+    summary: dict[str, int]
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict.passed and all(
+            self.injected.done[fault] >= 1 for fault in self.injected.planned
+        )
+
+
+# --- the day ----------------------------------------------------------------------------
+
+
+def chaos_agency_dir(data_dir: Path, time_scale: float) -> Path:
+    """agencies/example.toml with the shorter timing, in the run's own agencies dir."""
+    text = (PROJECT_ROOT / "agencies" / f"{AGENCY}.toml").read_text(encoding="utf-8")
+    window_hours = math.ceil(SURVEY_WINDOW_SECONDS * time_scale / 3600)
+    for key, value in {"survey_window": f"PT{window_hours}H"}.items():
+        text, found = re.subn(rf"(?m)^{key} = .*$", f'{key} = "{value}"', text)
+        if found != 1:
+            raise StackError(f"agencies/{AGENCY}.toml: no single `{key} = …` line to shorten")
+    folder = data_dir / "agencies"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{AGENCY}.toml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def choose_day(agency: AgencyConfig, options: ChaosOptions) -> Day:
+    if SHARED_CAD_EXPORT.exists():
+        day = options.day or busiest_day(SHARED_CAD_EXPORT, agency)[0]
+        lines = SHARED_CAD_EXPORT.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+        description = f"{day} from {SHARED_CAD_EXPORT}"
+    else:
+        day = options.day or date(2025, 11, 10)
+        lines = to_csv_lines(synthetic_day(agency, day, seed=REPLAY_SEED))
+        description = f"the synthetic day {day} (seed {REPLAY_SEED}; no {SHARED_CAD_EXPORT})"
+    start = datetime.combine(day, day_start())
+    export = parse_cad_export(
+        lines, agency, seed=REPLAY_SEED, since=start, until=start + timedelta(days=1)
+    )
+    longest = SHORT_SPAN if options.short else LONGEST_CALL
+    fits = [
+        call
+        for call in export.calls
+        if call.events[-1].event_type in CLOSING
+        and call.events[-1].occurred_at - call.created_at < longest
+    ]
+    limit = options.calls if options.calls is not None else (SHORT_CALLS if options.short else None)
+    calls = first_calls(fits, limit)
+    return Day(description, lines, calls, len(export.calls) - len(fits))
+
+
+# --- replay that keeps trying ------------------------------------------------------------
+
+
+@dataclass
+class Deliveries:
+    accepted: list[tuple[str, str]] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    retries: int = 0
+
+
+async def deliver_all(url: str, key: str, calls: Sequence[ReplayCall], speed: float) -> Deliveries:
+    """Each event through the ingest API until it is accepted: an outage (connection
+    refused, 5xx while Temporal restarts) is retried; events are idempotent."""
+    done = Deliveries()
+
+    async with HttpCadClient(url, key, timeout=15) as cad:
+
+        async def send(event: CadEvent) -> None:
+            pause = 0.2
+            while True:
+                try:
+                    workflow_id = await cad.send(event)
+                except CallAlreadyFinished:
+                    done.finished.append(event.event_id)
+                    return
+                except IngestRefused as error:
+                    if error.status_code not in RETRYABLE_INGEST:
+                        done.refused.append(f"{event.event_id}: {error}")
+                        return
+                except httpx.HTTPError:
+                    pass  # the web app is down or restarting
+                else:
+                    done.accepted.append((workflow_id, event.event_id))
+                    return
+                done.retries += 1
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+
+        await replay(timeline(calls), send, speed=speed)
+    return done
+
+
+# --- faults -----------------------------------------------------------------------------
+
+
+async def inject(
+    stack: ChaosStack, steps: Sequence[Step], injected: Injected, console: Console
+) -> None:
+    started = time.monotonic()
+    for step in steps:
+        # At its moment, but never on top of the last fault's recovery.
+        await asyncio.sleep(max(FAULT_GAP, started + step.at - time.monotonic()))
+        console.print(f"[{time.monotonic() - started:6.1f} s] fault: {step.fault.value}")
+        await apply(stack, step, injected)
+        injected.done[step.fault] += 1
+
+
+async def apply(stack: ChaosStack, step: Step, injected: Injected) -> None:
+    twilio = stack.standin
+    match step.fault:
+        case Fault.WORKER_KILLED:
+            stack.kill(WORKER)
+            await asyncio.sleep(step.pause)
+            await stack.restart(WORKER, kill=False)
+            await stack.worker_started()
+        case Fault.WORKER_KILLED_MID_SEND:
+            before = twilio.stalls_started
+            twilio.stall_next(MID_SEND_STALL)
+            deadline = time.monotonic() + MID_SEND_WAIT
+            # The stand-in answers from its own threads: a counter to poll, not an event.
+            while twilio.stalls_started == before and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            injected.mid_send_caught += twilio.stalls_started > before
+            stack.kill(WORKER)
+            await asyncio.sleep(step.pause)
+            await stack.restart(WORKER, kill=False)
+            await stack.worker_started()
+        case Fault.WEB_KILLED:
+            stack.kill(WEB)
+            await asyncio.sleep(step.pause)
+            await stack.restart(WEB, kill=False)
+        case Fault.SERVER_RESTARTED:
+            await stack.restart(SERVER, kill=False)
+        case Fault.TWILIO_500:
+            twilio.fail_for(OUTAGE_SECONDS * step.size, 20500, 500, message="Internal Server Error")
+        case Fault.TWILIO_429:
+            twilio.fail_for(OUTAGE_SECONDS * step.size, 20429, 429)
+        case Fault.TWILIO_TIMEOUT:
+            twilio.stall_next(TWILIO_TIMEOUT_STALL)
+        case Fault.CALLBACKS_DROPPED:
+            twilio.drop_next_callbacks(step.size)
+
+
+# --- waiting and observing ----------------------------------------------------------------
+
+
+async def wait_until_all_completed(stack: ChaosStack, patience: float, console: Console) -> int:
+    """Running workflows left when `patience` seconds have passed (0: quiescent)."""
+    deadline = time.monotonic() + patience
+    last_report = 0.0
+    running = -1
+    while time.monotonic() < deadline:
+        dead = stack.dead_children()
+        if dead:
+            raise StackError(dead[0].obituary())
+        try:
+            running = (await stack.client.count_workflows("ExecutionStatus='Running'")).count
+        except Exception as error:  # the server may be restarting: ask again
+            console.print(f"counting running workflows failed ({error}); retrying")
+            running = -1
+        if running == 0:
+            return 0
+        if time.monotonic() - last_report > 15:
+            console.print(f"waiting for {running} running workflows to complete …")
+            last_report = time.monotonic()
+        await asyncio.sleep(1.0)
+    return running
+
+
+async def skipped_kinds(client: Client, incidents: Sequence[str]) -> dict[str, frozenset[str]]:
+    """What each call's workflow says it skipped (its `state` query, on closed workflows too)."""
+    slots = asyncio.Semaphore(QUERY_CONCURRENCY)
+
+    async def one(incident: str) -> tuple[str, frozenset[str]]:
+        async with slots:
+            handle = client.get_workflow_handle_for(
+                CallForServiceWorkflow.run, workflow_id_for(AGENCY, incident)
+            )
+            state = await handle.query(CallForServiceWorkflow.state)
+            return incident, frozenset(kind.value for kind in state.skipped)
+
+    return dict(await asyncio.gather(*(one(incident) for incident in incidents)))
+
+
+def read_outbox(db: Database) -> tuple[list[OutboxRow], set[tuple[str, str]]]:
+    with db.session() as session:
+        rows = [
+            OutboxRow(
+                id=row.id or 0,
+                workflow_id=row.workflow_id,
+                incident_id=row.incident_id,
+                kind=row.kind,
+                attempt=row.attempt,
+                status=row.status,
+            )
+            for row in session.exec(select(OutboxMessage))
+        ]
+        events = {
+            (record.workflow_id, record.event_id)
+            for record in session.exec(select(CallEventRecord))
+        }
+    return rows, events
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def run_chaos(options: ChaosOptions, console: Console) -> ChaosResult:
+    data_dir = (options.data_dir or PROJECT_ROOT / ".data" / f"chaos-{options.seed}").resolve()
+    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir.mkdir(parents=True)
+    paths = StackPaths(data_dir)
+    # The full run replays at a pace where a healthy stack confirms a call well before CAD
+    # closes it, so most confirmations are tested (outages make calls close first).
+    speed = options.speed or (1200.0 if options.short else 240.0)
+    scale = options.time_scale or (7200.0 if options.short else 720.0)
+    base = get_settings()
+    settings: Settings = base.model_copy(
+        update={
+            "data_dir": data_dir,
+            "agencies_dir": chaos_agency_dir(data_dir, scale),
+            "temporal_port": free_port(),
+            "temporal_ui_port": free_port(),
+            "web_port": free_port(),
+            "sms_provider": "twilio",
+            "task_queue": "callerloop",
+        }
+    )
+    settings = with_local_secrets(settings, paths)
+    agency = load_agencies(settings.agencies_dir)[AGENCY]
+    day = choose_day(agency, options)
+    database_url = f"sqlite:///{paths.callerloop_db}"
+    db = Database(database_url)
+    db.create_schema()
+    key = create_key(db, AGENCY, "chaos run")[1]
+    events = timeline(day.calls)
+    span = (events[-1].occurred_at - events[0].occurred_at).total_seconds() / speed
+    planned = SHORT_RUN if options.short else FULL_RUN
+    # Faults while the day is replayed and its calls close (a bounded stretch of it).
+    steps = schedule(options.seed, planned, within=max(30.0, min(span, 600.0)))
+    console.print(
+        f"chaos run, seed {options.seed}: {len(day.calls)} calls of {day.description} "
+        f"({day.left_out} left out: not closed within {'3 h' if options.short else 'a day'}), "
+        f"{len(events)} events at {speed:g}x (about {span:.0f} s), time scale {scale:g}, "
+        f"{len(steps)} faults"
+    )
+    standin = TwilioStandIn(auto_callbacks=True, callback_delay=0.05).start()
+    stack = ChaosStack(settings, paths, database_url, scale, standin, console)
+    injected = Injected(planned=Counter(planned))
+    try:
+        await stack.start_server()
+        stack.start_worker()
+        await stack.start_web()
+        await stack.worker_started()
+        await stack.wait_for_worker(settings.task_queue, sms_task_queue(settings, AGENCY))
+        url = f"http://127.0.0.1:{settings.web_port}"
+        started = time.monotonic()
+        faults = asyncio.create_task(inject(stack, steps, injected, console))
+        deliveries = await deliver_all(url, key, day.calls, speed)
+        console.print(
+            f"replay done in {time.monotonic() - started:.0f} s: {len(deliveries.accepted)} "
+            f"events accepted, {deliveries.retries} retried deliveries"
+        )
+        await faults
+        running = await wait_until_all_completed(stack, options.settle_timeout, console)
+        console.print(
+            f"quiescent after {time.monotonic() - started:.0f} s"
+            if running == 0
+            else f"{running} workflows still running after {options.settle_timeout:.0f} s"
+        )
+        return await observe_and_judge(stack, db, day, deliveries, injected)
+    finally:
+        stack.stop()
+        standin.stop()
+        db.dispose()
+
+
+async def observe_and_judge(
+    stack: ChaosStack, db: Database, day: Day, deliveries: Deliveries, injected: Injected
+) -> ChaosResult:
+    standin = stack.standin
+    messages = [ProviderMessage(m.sid, m.body, m.status_callback) for m in standin.messages]
+    outbox, recorded = read_outbox(db)
+    incidents = {call.incident_id for call in day.calls}
+    rules = AgencyRules.from_toml(stack.settings.agencies_dir / f"{AGENCY}.toml")
+    expected = expectations(day.csv_lines, rules, incidents)
+    confirmed = {row.incident_id for row in outbox if row.kind == "confirmation"}
+    unconfirmed = [i for i, e in expected.items() if e.eligible and i not in confirmed]
+    skipped = await skipped_kinds(stack.client, unconfirmed)
+    not_completed = (await stack.client.count_workflows("ExecutionStatus!='Completed'")).count
+    observed = Observed(
+        provider_messages=messages,
+        outbox=outbox,
+        skipped=skipped,
+        recorded_events=recorded,
+        accepted_events=deliveries.accepted,
+        workflows_not_completed=not_completed,
+    )
+    verdict = judge(expected, observed)
+    verdict.check(
+        "the oracle knows every replayed call",
+        len(expected) == len(incidents),
+        f"{len(incidents) - len(expected)} replayed calls not found in the CSV",
+    )
+    verdict.check(
+        "no CAD event refused",
+        not deliveries.refused,
+        "; ".join(deliveries.refused[:5]),
+    )
+    answers = Counter(request.status for request in standin.requests)
+    effects = {
+        "Twilio answers 500": answers[500],
+        "Twilio answers 429": answers[429],
+        "Twilio answers held back (timeout or mid-send)": standin.stalls_started,
+        "status callbacks dropped": standin.callbacks_dropped,
+        "status callbacks lost (web app down)": sum(
+            1 for c in standin.callbacks if c.http_status is None and c.error != "dropped"
+        ),
+        "mid-send kills that caught a text in Twilio's hands": injected.mid_send_caught,
+        "CAD deliveries retried (outages)": deliveries.retries,
+    }
+    summary = {
+        "calls replayed": len(incidents),
+        "eligible calls": sum(1 for e in expected.values() if e.eligible),
+        "texts at the provider": len(messages),
+        "eligible calls closed before their confirmation": sum(
+            1 for kinds in skipped.values() if "confirmation" in kinds
+        ),
+        "CAD events accepted": len(deliveries.accepted),
+        "events for calls already finished (not applied)": len(deliveries.finished),
+    }
+    return ChaosResult(verdict, injected, effects, summary)
+
+
+def print_report(result: ChaosResult, console: Console) -> None:
+    faults = Table(title="Faults injected", title_justify="left")
+    faults.add_column("fault")
+    faults.add_column("planned", justify="right")
+    faults.add_column("injected", justify="right")
+    for fault in Fault:
+        faults.add_row(
+            fault.value, str(result.injected.planned[fault]), str(result.injected.done[fault])
+        )
+    console.print(faults)
+    effects = Table(title="What the faults did", title_justify="left", show_header=False)
+    for name, count in {**result.observed_effects, **result.summary}.items():
+        effects.add_row(name, str(count))
+    console.print(effects)
+    checks = Table(title="Invariants checked", title_justify="left")
+    checks.add_column("invariant")
+    checks.add_column("checks", justify="right")
+    checks.add_column("breaches", justify="right")
+    breaches = Counter(b.split(":", 1)[0] for b in result.verdict.breaches)
+    for name, count in result.verdict.checks.items():
+        checks.add_row(name, str(count), str(breaches[name]))
+    console.print(checks)
+    total = sum(result.verdict.checks.values())
+    for breach in result.verdict.breaches[:30]:
+        console.print(f"  BREACH {breach}", markup=False)
+    verdict = "PASSED" if result.passed else "FAILED"
+    console.print(
+        f"chaos run {verdict}: {sum(result.injected.done.values())} faults injected, "
+        f"{total} invariant checks, {len(result.verdict.breaches)} breaches"
+    )

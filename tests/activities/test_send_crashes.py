@@ -1,0 +1,181 @@
+"""Exactly-once sending under crash: a process running the send activity is SIGKILLed at
+each point of the outbox protocol, then a fresh process retries. The provider (the real
+twilio client against the Twilio stand-in) must hold the text at most once, and once
+whenever the retry could prove it had none; the outbox row ends in the documented state.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import requests
+from sqlmodel import select
+from temporalio.testing import ActivityEnvironment
+
+from activities.sms_providers.base import OutgoingText
+from activities.sms_providers.twilio import TwilioProvider
+from activities.texts import HANDING_OVER, OutcomeNotKnownYet, TextActivities
+from callerloop.db import Database, OutboxMessage
+from callerloop.settings import PROJECT_ROOT
+from callerloop.twilio_standin import TwilioStandIn
+from tests.activities.crash_send import OUTCOME_NOT_KNOWN_YET, PROVIDER_TIMEOUT, SEND
+from tests.factories import make_agency
+
+
+@pytest.fixture
+def standin() -> Iterator[TwilioStandIn]:
+    with TwilioStandIn() as running:
+        yield running
+
+
+def attempt(
+    database: Database, standin: TwilioStandIn, crash_at: str, *, records: bool = True
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "tests.activities.crash_send"]
+    command += [database.url, standin.base_url, crash_at]
+    command += [] if records else ["--no-records"]
+    return subprocess.run(
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def killed(process: subprocess.CompletedProcess[str]) -> bool:
+    return process.returncode == -signal.SIGKILL
+
+
+def result_of(process: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert process.returncode == 0, process.stderr
+    answer: dict[str, Any] = json.loads(process.stdout)
+    return answer
+
+
+def the_row(database: Database) -> OutboxMessage:
+    with database.session() as session:
+        [row] = session.exec(select(OutboxMessage)).all()
+    return row
+
+
+def time_passes(database: Database, seconds: float) -> None:
+    """Move the hand-over back in time, as if `seconds` had passed since the crash."""
+    with database.session() as session:
+        row = session.exec(select(OutboxMessage)).one()
+        row.updated_at -= timedelta(seconds=seconds)
+        session.add(row)
+        session.commit()
+
+
+IN_FLIGHT = TwilioProvider("AC" + "0" * 32, "t", timeout=PROVIDER_TIMEOUT).in_flight_seconds
+
+
+def test_crash_before_the_provider_call_is_sent_once_after_reconciling(
+    database: Database, standin: TwilioStandIn
+) -> None:
+    assert killed(attempt(database, standin, "before_provider"))
+    assert standin.messages == [] and the_row(database).status == HANDING_OVER
+
+    # Too soon: the cut-off request could still be on its way, so absence proves nothing.
+    too_soon = attempt(database, standin, "none")
+    assert too_soon.returncode == OUTCOME_NOT_KNOWN_YET, too_soon.stderr
+    assert standin.messages == [] and the_row(database).status == HANDING_OVER
+
+    time_passes(database, IN_FLIGHT)
+    retried = result_of(attempt(database, standin, "none"))
+    [message] = standin.messages  # the provider never had it: sent now, once
+    assert retried["already_sent"] is False and retried["provider_id"] == message.sid
+    row = the_row(database)
+    assert row.status == "queued" and row.provider_id == message.sid and row.attempts == 2
+
+
+def test_crash_after_the_provider_call_is_found_at_the_provider_not_resent(
+    database: Database, standin: TwilioStandIn
+) -> None:
+    assert killed(attempt(database, standin, "after_provider"))
+    [message] = standin.messages
+    row = the_row(database)
+    assert row.status == HANDING_OVER and row.provider_id is None
+
+    time_passes(database, IN_FLIGHT)
+    retried = result_of(attempt(database, standin, "none"))
+    assert len(standin.messages) == 1  # not sent twice
+    assert retried["already_sent"] is True and retried["provider_id"] == message.sid
+    row = the_row(database)
+    assert row.status == "queued" and row.provider_id == message.sid and row.attempts == 1
+
+
+def test_crash_after_recording_is_already_sent(database: Database, standin: TwilioStandIn) -> None:
+    assert killed(attempt(database, standin, "after_record"))
+    [message] = standin.messages
+    assert the_row(database).provider_id == message.sid
+
+    retried = result_of(attempt(database, standin, "none"))
+    assert len(standin.messages) == 1
+    assert retried["already_sent"] is True and retried["provider_id"] == message.sid
+    assert the_row(database).status == "queued"
+
+
+@pytest.mark.parametrize("crash_at", ["before_provider", "after_provider"])
+def test_without_provider_records_a_cut_off_send_stays_unknown_and_is_never_resent(
+    database: Database, standin: TwilioStandIn, crash_at: str
+) -> None:
+    assert killed(attempt(database, standin, crash_at, records=False))
+    held = len(standin.messages)
+    assert held == (1 if crash_at == "after_provider" else 0)
+
+    retried = result_of(attempt(database, standin, "none", records=False))
+    again = result_of(attempt(database, standin, "none", records=False))
+    assert len(standin.messages) == held  # at most once: the safe side for a confirmation
+    assert retried["status"] == again["status"] == "unknown" and again["already_sent"]
+    assert the_row(database).status == "unknown"
+
+
+def test_a_lost_answer_is_reconciled_from_the_provider_records(
+    database: Database, standin: TwilioStandIn
+) -> None:
+    """Twilio takes the text but its answer never comes (the client times out): the
+    outcome is unknown to the worker, and the retry finds the message instead of resending."""
+    provider = TwilioProvider(
+        standin.account_sid, standin.auth_token, api_base_url=standin.base_url, timeout=0.5
+    )
+    agency = make_agency()
+    activities = TextActivities(database, {agency.id: agency}, provider, "https://callerloop.test")
+    env = ActivityEnvironment()
+    standin.stall_next(2.0)
+    with pytest.raises(requests.Timeout):
+        env.run(activities.send_text, SEND)
+    [message] = standin.messages
+    with pytest.raises(OutcomeNotKnownYet):
+        env.run(activities.send_text, SEND)
+    time_passes(database, provider.in_flight_seconds)
+    result = env.run(activities.send_text, SEND)
+    assert len(standin.messages) == 1
+    assert result.already_sent and result.provider_id == message.sid
+    assert the_row(database).status == "queued"
+
+
+def test_provider_records_are_searched_across_pages_and_by_exact_body(
+    standin: TwilioStandIn,
+) -> None:
+    """The stand-in's Messages list pages like Twilio's; the twilio client follows it."""
+    provider = TwilioProvider(
+        standin.account_sid, standin.auth_token, api_base_url=standin.base_url
+    )
+
+    def text(body: str, to: str = "+17035550142") -> OutgoingText:
+        return OutgoingText(to, body, "+17035550100", None, 600, "ref")
+
+    target = text("case 25-000001: the one we look for")
+    first = provider.send(target)
+    for n in range(130):  # newer texts to the same number push it to the second page
+        provider.send(text(f"case 25-000001: other {n}"))
+    provider.send(text(target.body, to="+17035550143"))  # same body, someone else
+    since = standin.messages[0].created_at - timedelta(minutes=1)
+    found = provider.find_sent(target, since)
+    assert found is not None and found.provider_id == first.provider_id
+    assert provider.find_sent(text("case 25-000001: never sent"), since) is None

@@ -1,0 +1,42 @@
+"""The short chaos run (`make chaos`'s little sibling, run by `make test` and CI): the
+day's first 40 short calls replayed through the real stack (dev server on SQLite, worker
+and web app under uvicorn as processes, real twilio client against the stand-in) while
+every kind of fault is injected on a fixed seed; every invariant must hold.
+
+SLOW: about four minutes on two shared cores (a 150 s survey window, worker restarts).
+Replays the synthetic day when ../shared/data is missing, so it never skips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from chaos.faults import SHORT_RUN, Fault
+from chaos.run import ChaosOptions, print_report, run_chaos
+
+SEED = 1
+
+
+async def test_short_chaos_run_loses_nothing_and_sends_nothing_twice(tmp_path: Path) -> None:
+    console = Console(soft_wrap=True)
+    result = await run_chaos(
+        ChaosOptions(seed=SEED, short=True, data_dir=tmp_path / "chaos"), console
+    )
+    print_report(result, console)
+
+    assert result.verdict.breaches == []
+    assert result.injected.done == SHORT_RUN  # every kind of fault, as planned
+    assert set(result.injected.done) == set(Fault)
+    effects = result.observed_effects
+    assert effects["Twilio answers 500"] >= 1 and effects["Twilio answers 429"] >= 1
+    assert effects["Twilio answers held back (timeout or mid-send)"] >= 1
+    assert effects["status callbacks dropped"] >= 1
+    assert effects["mid-send kills that caught a text in Twilio's hands"] >= 1
+    checks = result.verdict.checks
+    assert checks["every accepted CAD event was applied"] == result.summary["CAD events accepted"]
+    assert result.summary["CAD events accepted"] > 0
+    assert checks["no ineligible call got any text"] > 0
+    assert result.summary["eligible calls"] > 0 and result.summary["texts at the provider"] > 0
+    texts = result.summary["texts at the provider"]
+    assert checks["every provider message is an outbox row's"] == texts

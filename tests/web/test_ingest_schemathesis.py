@@ -1,6 +1,7 @@
 """Schemathesis against the running ingest API, from the project's own OpenAPI document:
 no 5xx, every response as documented, bad input refused, missing or wrong keys refused,
-and every refused body kept as a dead letter, exactly as it was sent.
+and every refused body kept as a dead letter, exactly as it was sent (a NUL character,
+which PostgreSQL text cannot hold, as U+FFFD).
 
 The app runs on a real socket against its own Temporal dev server (no worker: accepted
 events start workflows that simply wait)."""
@@ -165,10 +166,13 @@ def kept(db: Database, dead_letter_id: int) -> DeadLetter | None:
 
 
 def sent_text(body: object) -> str:
-    """The request body as the server decoded it (bytes, or nothing for an empty body)."""
+    """The request body as the server decoded and kept it (bytes, or nothing for an empty
+    body; a NUL character, which PostgreSQL text cannot hold, kept as U+FFFD)."""
     if isinstance(body, bytes):
-        return body.decode("utf-8-sig", errors="replace")
-    return body if isinstance(body, str) else ""
+        text = body.decode("utf-8-sig", errors="replace")
+    else:
+        text = body if isinstance(body, str) else ""
+    return text.replace("\x00", "\ufffd")
 
 
 def test_the_schema_covers_both_ingest_endpoints(ingest_api: IngestApi) -> None:

@@ -115,6 +115,16 @@ def resident_pages_router(
             request.query_params.get("lang"), call_language, request.headers.get("accept-language")
         )
 
+    def lookup(
+        token: str, purpose: str, request: Request
+    ) -> tuple[LinkToken, CallRecord, AgencyConfig] | Response:
+        """The link's call and agency; or the page that refuses it (a client over its
+        guessing limit, or an unknown, expired or dark link)."""
+        if (refusal := refused(request)) is not None:
+            return refusal
+        found = find(token, purpose)
+        return not_found(request) if found is None else found
+
     def find(token: str, purpose: str) -> tuple[LinkToken, CallRecord, AgencyConfig] | None:
         with db.session() as session:
             link = find_link(session, token, purpose, utcnow())
@@ -128,11 +138,9 @@ def resident_pages_router(
 
     @router.get("/s/{token}", response_class=HTMLResponse)
     def status_page(token: str, request: Request) -> Response:
-        if (refusal := refused(request)) is not None:
-            return refusal
-        found = find(token, STATUS)
-        if found is None:
-            return not_found(request)
+        found = lookup(token, STATUS, request)
+        if isinstance(found, Response):
+            return found
         link, _, agency = found
         with db.session() as session:
             view = status_view(session, link.workflow_id)
@@ -151,11 +159,9 @@ def resident_pages_router(
 
     @router.get("/survey/{token}", response_class=HTMLResponse)
     def survey_page(token: str, request: Request) -> Response:
-        if (refusal := refused(request)) is not None:
-            return refusal
-        found = find(token, SURVEY)
-        if found is None:
-            return not_found(request)
+        found = lookup(token, SURVEY, request)
+        if isinstance(found, Response):
+            return found
         link, call, agency = found
         language = language_for(request, call.language)
         with db.session() as session:
@@ -200,11 +206,9 @@ def resident_pages_router(
 
     @router.post("/survey/{token}", response_class=HTMLResponse)
     async def survey_answer(token: str, request: Request) -> Response:
-        if (refusal := refused(request)) is not None:
-            return refusal
-        found = await run_in_threadpool(find, token, SURVEY)
-        if found is None:
-            return not_found(request)
+        found = await run_in_threadpool(lookup, token, SURVEY, request)
+        if isinstance(found, Response):
+            return found
         link, call, agency = found
         if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
             return Response("form too large", status_code=413)
@@ -246,11 +250,9 @@ def resident_pages_router(
 
     @router.get("/survey/{token}/thanks", response_class=HTMLResponse)
     def survey_thanks(token: str, request: Request) -> Response:
-        if (refusal := refused(request)) is not None:
-            return refusal
-        found = find(token, SURVEY)
-        if found is None:
-            return not_found(request)
+        found = lookup(token, SURVEY, request)
+        if isinstance(found, Response):
+            return found
         link, call, agency = found
         with db.session() as session:
             answered = already_answered(session, link.token_hash)

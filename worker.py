@@ -73,6 +73,7 @@ def build_workers(
             policies.load_agency_policy,
             opt_outs.check_opt_out,
             records.record_call,
+            records.record_call_then_check_opt_out,
             records.purge_personal_data,
             line_types.lookup_line_type,
             texts.outbox_report,  # local: an operator's resend checks the receipts first

@@ -14,20 +14,45 @@ from callerloop.db import (
     CallRecord,
     Database,
     EligibilityDecisionRecord,
+    OptOut,
     OutboxMessage,
     utcnow,
 )
 from callerloop.links import SURVEY, expire_links
-from workflows.model import CallState, PurgeInput, RecordCallInput, TextingState
+from workflows.model import (
+    CallState,
+    CheckOptOutResult,
+    PurgeInput,
+    RecordCallInput,
+    TextingState,
+)
 
 
 class CallRecordActivities:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    @activity.defn(name="record_call_then_check_opt_out")
+    def record_call_then_check_opt_out(self, input: RecordCallInput) -> CheckOptOutResult:
+        """Record the call, then look its number up in the opt-out registry.
+
+        In this order, and in two transactions, no STOP can slip between them: an inbound
+        STOP is written to the registry before the handler looks for the number's calls
+        to signal (`callerloop.inbound`). Either that lookup finds this record, or the
+        STOP was committed before this read and the read sees it. So once a call is on
+        record with its number it needs no look at the registry before each text."""
+        self.record_call(input)
+        phone = input.snapshot.caller_phone
+        if phone is None:
+            return CheckOptOutResult(opted_out=False)
+        with self._db.session() as session:
+            row = session.get(OptOut, (input.snapshot.agency, self._db.pseudonym(phone)))
+        return CheckOptOutResult(opted_out=bool(row and row.opted_out))
+
     @activity.defn(name="record_call")
     def record_call(self, input: RecordCallInput) -> None:
-        """Idempotent: a retried or replayed record writes nothing twice."""
+        """Idempotent: a retried or replayed record writes nothing twice. (Calls recorded
+        before `record-then-check-opt-out` replay through it.)"""
         with self._db.session() as session:
             _upsert_call(session, input.workflow_id, input.snapshot)
             agency = input.snapshot.agency

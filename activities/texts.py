@@ -117,7 +117,7 @@ class TextActivities:
                 # on in its thread; the retry that took over sends, this one must not.
                 activity.logger.warning("another attempt took this send over", extra=_ids(row))
                 return _result(row, already_sent=True)
-            self._deliver(session, agency, row)
+            self._deliver(session, agency, row, self._pacers[agency.id])
             return _result(row, already_sent=False)
 
     def _reconcile(self, session: Session, agency: AgencyConfig, row: OutboxMessage) -> bool:
@@ -212,8 +212,11 @@ class TextActivities:
             context = MessageContext(case_number=input.case_number, survey_url=survey_url)
         return render_message(agency, input.kind.value, input.language, context)
 
-    def _deliver(self, session: Session, agency: AgencyConfig, row: OutboxMessage) -> None:
+    def _deliver(
+        self, session: Session, agency: AgencyConfig, row: OutboxMessage, pacer: Pacer
+    ) -> None:
         text = _outgoing(agency, row, self._base_url)
+        pacer.space_requests()
         try:
             receipt = self._provider.send(text)
         except TransientProviderError as error:

@@ -144,7 +144,7 @@ async def handle_inbound(
     log.info("inbound text", agency=agency.id, intent=keyword.intent.value, keyword=keyword.keyword)
     match keyword.intent:
         case InboundIntent.OPT_OUT:
-            text = await _opt_out(db, agency, phone, keyword, calls, signal_call, language)
+            text = await _opt_out(db, agency, phone, keyword, signal_call, language)
         case InboundIntent.OPT_IN:
             text = await _opt_in(db, agency, phone, keyword, calls, signal_call, language)
         case InboundIntent.HELP:
@@ -169,12 +169,15 @@ async def _opt_out(
     agency: AgencyConfig,
     phone: str,
     keyword: InboundKeyword,
-    calls: Sequence[OpenCall],
     signal_call: SignalCall,
     language: str,
 ) -> str | None:
     already = await asyncio.to_thread(is_opted_out, db, agency.id, phone)
     await asyncio.to_thread(record_opt_out, db, agency.id, phone, keyword.keyword, True)
+    # Look for the calls to signal only now that the STOP is committed: a call recorded
+    # meanwhile reads the registry after its record (`record_call_then_check_opt_out`),
+    # so every call either is found here or finds the STOP itself.
+    calls = await asyncio.to_thread(open_calls, db, agency.id, phone)
     signal = OptOutSignal(phone=phone, keyword=keyword.keyword, received_at=utcnow())
     await signal_open_calls(calls, signal, signal_call)
     # The FCC allows one confirmation: a repeated STOP gets silence.

@@ -273,6 +273,13 @@ def dev_server_command(settings: Settings, paths: StackPaths) -> list[str]:
         # One partition per task queue: the server enforces a task queue's rate limit per
         # partition, so with the default four a sender paced at 1 message/s drained at
         # ~0.6/s once its backlog sat in a few partitions (measured by `make bench`).
+        # The server's SQLite in WAL mode, synced at checkpoints: a write no longer waits
+        # on a rollback journal's fsyncs, so the server keeps up with a busy day (~2x more
+        # events/s in `make bench`). Still safe if any process is killed (`make chaos`).
+        "--sqlite-pragma",
+        "journal_mode=wal",
+        "--sqlite-pragma",
+        "synchronous=normal",
         "--dynamic-config-value",
         "matching.numTaskqueueReadPartitions=1",
         "--dynamic-config-value",

@@ -59,6 +59,10 @@ with workflow.unsafe.imports_passed_through():
 # Patch ids of workflow changes that calls in flight must replay around (README: "Rolling
 # out a workflow change"). Deprecate one only when no call started before it is running.
 DEADLINE_REACHED_ON_TIMER = "deadline-reached-on-timer"
+# Recording a call also looks its number up in the opt-out registry, after the record is
+# committed: a STOP from then on reaches the call as a signal, so texts no longer each
+# wait for a look at the registry first (two local activities fewer before the first).
+RECORD_THEN_CHECK_OPT_OUT = "record-then-check-opt-out"
 
 LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # A text that cannot reach the provider within this is no longer news to the caller.
@@ -101,6 +105,9 @@ class CallForServiceWorkflow:
         self._indexed: tuple[object, ...] = ()
         self._details = ""
         self._registry_fresh = False
+        # The number whose record was committed before a look at the registry: from then
+        # on a STOP from it is signalled to this call (see `_stop_would_be_signalled`).
+        self._on_record_for: str | None = None
         self._policy: AgencyPolicy | None = input.carried_policy
         self._deadline_reached: datetime | None = None
 
@@ -259,9 +266,9 @@ class CallForServiceWorkflow:
             if step.finished:
                 break
             if step.send is not None:
-                if not self._registry_fresh:
+                if not self._registry_fresh and not self._stop_would_be_signalled():
                     # A STOP may have reached the registry before this call was on record
-                    # to be signalled: look again before every text, then decide again.
+                    # to be signalled: look again before the text, then decide again.
                     await self._check_opt_out_registry(force=True)
                     self._registry_fresh = True
                     continue
@@ -300,7 +307,7 @@ class CallForServiceWorkflow:
 
     async def _check_opt_out_registry(self, force: bool = False) -> None:
         """Look the number up in the opt-out registry: when the call learns a number, and
-        (forced) right before each text."""
+        (forced) right before a text while a STOP might not be signalled here."""
         call = self._state
         phone = call.caller_phone
         if phone is None or (phone == call.opt_out_checked_for and not force):
@@ -312,6 +319,12 @@ class CallForServiceWorkflow:
         )
         call.opt_out_checked_for = phone
         call.opted_out = call.opted_out or result.opted_out
+
+    def _stop_would_be_signalled(self) -> bool:
+        """Whether the number was on record before the registry was last read, so that
+        any later STOP from it is signalled here (calls recorded the older way, and calls
+        just continued-as-new, look before each text instead)."""
+        return self._on_record_for is not None and self._on_record_for == self._state.caller_phone
 
     def _needs_line_type(self) -> bool:
         """Only a call that would otherwise be texted is worth a (paid) lookup."""
@@ -378,17 +391,29 @@ class CallForServiceWorkflow:
         new_decision = decision if decision != self._recorded_decision else None
         self._recorded_decision = decision
         self._recorded_actions = len(self._state.operator_actions)
-        await workflow.execute_local_activity_method(
-            CallRecordActivities.record_call,
-            RecordCallInput(
-                workflow_id=workflow.info().workflow_id,
-                snapshot=self._state,
-                events=events,
-                decision=new_decision,
-                decided_at=workflow.now() if new_decision else None,
-            ),
+        record = RecordCallInput(
+            workflow_id=workflow.info().workflow_id,
+            snapshot=self._state,
+            events=events,
+            decision=new_decision,
+            decided_at=workflow.now() if new_decision else None,
+        )
+        if not workflow.patched(RECORD_THEN_CHECK_OPT_OUT):
+            await workflow.execute_local_activity_method(
+                CallRecordActivities.record_call,
+                record,
+                start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
+            )
+            return
+        phone = self._state.caller_phone
+        result = await workflow.execute_local_activity_method(
+            CallRecordActivities.record_call_then_check_opt_out,
+            record,
             start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
         )
+        if phone is not None:
+            self._state.opted_out = self._state.opted_out or result.opted_out
+            self._on_record_for = phone
 
     async def _send(self, kind: TextKind, policy: AgencyPolicy) -> None:
         call = self._state

@@ -171,6 +171,9 @@ def test_an_attempt_given_up_on_while_waiting_its_turn_does_not_send(
                 entered.set()
                 release.wait(10)
 
+        def space_requests(self) -> None:
+            pass
+
     activities._pacers["testville"] = GatedPacer()  # type: ignore[assignment]
     results: list[SendTextResult] = []
     old = threading.Thread(

@@ -16,6 +16,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from twilio.request_validator import RequestValidator
 
+from activities import opt_outs
+from callerloop import inbound as inbound_module
 from callerloop.agency_config import AgencyConfig
 from callerloop.db import AutoReply, CallRecord, Database, OptOut, OutboxMessage, utcnow
 from callerloop.inbound import (
@@ -540,3 +542,28 @@ def test_callerloops_own_replies_fit_one_gsm7_segment(texts: Mapping[str, str]) 
         )
         size = measure(body)
         assert (size.encoding, size.segments) == ("GSM-7", 1), (language, body)
+
+
+async def test_a_call_recorded_while_a_stop_is_written_is_still_told(
+    database: Database, agency: AgencyConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handler looks for the number's calls only once the STOP is committed: a call
+    whose record lands meanwhile is signalled (had the lookup come first it would be
+    missed, and the call's own look at the registry may have come just before the STOP)."""
+    recorded_meanwhile: list[str] = []
+    write_the_stop = opt_outs.record_opt_out
+
+    def stop_then_a_call_is_recorded(*args: object, **kwargs: object) -> None:
+        write_the_stop(*args, **kwargs)  # type: ignore[arg-type]
+        recorded_meanwhile.append(open_call_record(database, new_incident_id()))
+
+    monkeypatch.setattr(inbound_module, "record_opt_out", stop_then_a_call_is_recorded)
+    told: list[str] = []
+
+    async def signal_call(workflow_id: str, signal: CallSignal) -> None:
+        assert isinstance(signal, OptOutSignal)
+        told.append(workflow_id)
+
+    await handle_inbound(database, agency, CALLER, "STOP", signal_call)
+    assert told == recorded_meanwhile and len(told) == 1
+    assert opted_out(database)

@@ -4,14 +4,18 @@ do-not-text, operator suppression. After any of them, nothing more is texted."""
 from __future__ import annotations
 
 import pytest
+from temporalio import activity
 
-from activities.opt_outs import record_opt_out
+import worker
+from activities.opt_outs import OptOutActivities, record_opt_out
 from tests.factories import RecordingProvider, cad_event, eligible_call, new_incident_id
 from tests.harness import Harness
 from workflows.call_for_service import CallForServiceWorkflow
 from workflows.model import (
     CadEventType,
     CallSource,
+    CheckOptOutInput,
+    CheckOptOutResult,
     OptInSignal,
     OptOutSignal,
     SuppressSignal,
@@ -49,6 +53,35 @@ async def test_opt_in_after_opt_out_resumes_texting(harness: Harness) -> None:
     await harness.settle(incident, lambda s: not s.opted_out)
     await harness.send(cad_event(incident, CadEventType.ASSIGNED, minutes=5))
     assert harness.kinds(incident) == ["confirmation", "assigned"]
+
+
+class StopLandsRightAfterTheLook(OptOutActivities):
+    """The race: the caller's STOP reaches the registry just after the call looked there,
+    before the call is on record for the STOP's handler to find and signal."""
+
+    @activity.defn(name="check_opt_out")
+    def check_opt_out(self, input: CheckOptOutInput) -> CheckOptOutResult:
+        result = super().check_opt_out(input)
+        record_opt_out(self._db, input.agency, input.phone, "STOP", opted_out=True)
+        return result
+
+
+@pytest.fixture
+def stop_lands_right_after_the_registry_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker, "OptOutActivities", StopLandsRightAfterTheLook)
+
+
+async def test_a_stop_between_the_registry_check_and_the_record_stops_the_first_text(
+    stop_lands_right_after_the_registry_is_read: None,
+    harness: Harness,
+    provider: RecordingProvider,
+) -> None:
+    incident = new_incident_id()
+    state = await harness.send(eligible_call(incident))
+    assert state.texting_state == TextingState.OPTED_OUT
+    await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=30))
+    await harness.finish(incident)
+    assert provider.calls == 0
 
 
 async def test_number_in_the_opt_out_registry_is_never_texted(

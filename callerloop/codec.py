@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import os
 import re
 from collections.abc import Mapping, Sequence
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
 
 ENCODING = b"binary/encrypted"
@@ -102,6 +104,12 @@ def codec_from_spec(spec: str) -> EncryptionCodec:
 
 
 def data_converter(codec: PayloadCodec | None) -> DataConverter:
+    """Pydantic's JSON converter, with `codec` (encryption) over it.
+
+    It writes the same JSON as the SDK's default converter for callerloop's dataclasses
+    and reads what the default wrote (every recorded history replays), but decodes a call's
+    state about 20x faster: the default re-evaluates every dataclass's type hints on each
+    conversion, which cost ~2.6 ms per `record_call` input (`make bench`)."""
     if codec is None:
-        return DataConverter.default
-    return DataConverter(payload_codec=codec)
+        return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)

@@ -22,7 +22,6 @@ from pydantic import SecretStr
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.sms_providers.base import SmsProvider
@@ -150,7 +149,7 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironme
     choice = request.config.getoption("--workflow-environment")
     # Recorded histories are kept unencrypted: the session's test key dies with it.
     recording = request.config.getoption("--record-histories")
-    converter = DataConverter.default if recording else TEST_CONVERTER
+    converter = data_converter(None) if recording else TEST_CONVERTER
     if choice == "time-skipping":
         environment = await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=str(installed_binary("temporal-test-server")),

@@ -7,8 +7,10 @@ A guesser who holds one real token (their own) and tries tokens near it learns n
   characters with a real one has a digest as far from the real digest as any other, so no
   comparison (an index walk, a string compare) runs longer for it: the database is never
   asked anything about the token's characters.
-- Unknown, one-character-off, expired, other-purpose and safety-blocked tokens issue the
-  same statements and get the same answer: status, headers (but the date) and body.
+- Unknown, one-character-off, expired and other-purpose tokens issue the same
+  statements; they and the token of a call stopped for safety get the same answer:
+  status, headers (but the date) and body. (A malformed token is refused before any
+  lookup: its shape, not a real token's nearness, is what that tells.)
 
 Rate limiting (the other half of brute-force resistance) is tested in
 test_resident_pages.py. No wall-clock assertions here: they would be flaky and prove

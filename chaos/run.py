@@ -61,6 +61,15 @@ REPLAY_SEED = 7
 # sent by the window's end: 150 s outlasts a worker's restart plus a send attempt's 30 s
 # timeout on a busy machine, and is still short enough to wait for.
 SURVEY_WINDOW_SECONDS = 150.0
+# The short run's window. Its faults are over within about 35 s; a call's sends are held
+# up longest by an attempt lost with a killed worker: it waits out its 30 s attempt
+# timeout (SEND_ATTEMPT_TIMEOUT), and the call's next workflow task up to 10 s on the
+# dead worker's sticky queue. A survey not sent by the window's end is lost, but that end
+# is the survey delay (12 s at the short run's time scale) plus the window after the
+# call closed: 60 s covers a held-up send from the close (33 s at most measured, ~45 s
+# in the worst case) with room to spare. The last call's window is most of the short
+# run's length: every second here is a second of CI.
+SHORT_SURVEY_WINDOW_SECONDS = 60.0
 # Calls replayed: those CAD closes within a day (3 h for the short run). A call CAD never
 # closes would wait out the agency's max_open (30 days of policy time); one closed days
 # later (a late reopen) would stretch the replay by as much.
@@ -122,10 +131,10 @@ class ChaosResult:
 # --- the day ----------------------------------------------------------------------------
 
 
-def chaos_agency_dir(data_dir: Path, time_scale: float) -> Path:
+def chaos_agency_dir(data_dir: Path, time_scale: float, window_seconds: float) -> Path:
     """agencies/example.toml with the shorter timing, in the run's own agencies dir."""
     text = (PROJECT_ROOT / "agencies" / f"{AGENCY}.toml").read_text(encoding="utf-8")
-    window_hours = math.ceil(SURVEY_WINDOW_SECONDS * time_scale / 3600)
+    window_hours = math.ceil(window_seconds * time_scale / 3600)
     for key, value in {"survey_window": f"PT{window_hours}H"}.items():
         text, found = re.subn(rf"(?m)^{key} = .*$", f'{key} = "{value}"', text)
         if found != 1:
@@ -335,11 +344,12 @@ async def run_chaos(options: ChaosOptions, console: Console) -> ChaosResult:
     # closes it, so most confirmations are tested (outages make calls close first).
     speed = options.speed or (1200.0 if options.short else 240.0)
     scale = options.time_scale or (7200.0 if options.short else 720.0)
+    window = SHORT_SURVEY_WINDOW_SECONDS if options.short else SURVEY_WINDOW_SECONDS
     base = get_settings()
     settings: Settings = base.model_copy(
         update={
             "data_dir": data_dir,
-            "agencies_dir": chaos_agency_dir(data_dir, scale),
+            "agencies_dir": chaos_agency_dir(data_dir, scale, window),
             "temporal_port": free_port(),
             "temporal_ui_port": free_port(),
             "web_port": free_port(),

@@ -4,24 +4,17 @@ matplotlib's font and text caches are not made for threads."""
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import ParamSpec
+from typing import TYPE_CHECKING, ParamSpec
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, PercentFormatter
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # Okabe-Ito: told apart by people with any common colour-vision deficiency.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000"]
-# This process draws no other kind of figure, so the style is set once, for all.
-matplotlib.rc("font", size=13)
-matplotlib.rc("axes.spines", top=False, right=False)
-matplotlib.rc("svg", fonttype="none", hashsalt="callerloop")  # text stays text; same bytes
 SIZE = (4.8, 3.2)  # inches: a 375 px phone shows it at 0.7 times: 13 pt text is ~12 px
 MAX_TICKS = 6
 
@@ -40,7 +33,23 @@ def one_at_a_time(draw: Callable[P, str]) -> Callable[P, str]:
     return locked
 
 
+@functools.cache
+def _matplotlib() -> None:
+    """matplotlib, imported on the first chart (not with the web app: it is a third of
+    the app's start-up, and most processes never draw) and styled once: this process
+    draws no other kind of figure, so the style is set for all."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rc("font", size=13)
+    matplotlib.rc("axes.spines", top=False, right=False)
+    matplotlib.rc("svg", fonttype="none", hashsalt="callerloop")  # text stays text; same bytes
+
+
 def _figure() -> Figure:
+    _matplotlib()
+    from matplotlib.figure import Figure
+
     return Figure(figsize=SIZE, layout="constrained")
 
 
@@ -89,6 +98,8 @@ def bars(
         return _empty()
     figure = _figure()
     axes = figure.add_subplot()
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
     positions = list(range(len(categories)))
     width = 0.8 if stacked else 0.8 / max(1, len(series))
     bottom = [0.0] * len(categories)
@@ -131,6 +142,8 @@ def stacked_steps(
         return _empty()
     figure = _figure()
     axes = figure.add_subplot()
+    from matplotlib.ticker import MaxNLocator
+
     edges = [p - 0.5 for p in range(len(categories) + 1)]
     bottom = [0.0] * len(categories)
     for index, (name, raw) in enumerate(series.items()):
@@ -155,6 +168,8 @@ def lines(
         return _empty()
     figure = _figure()
     axes = figure.add_subplot()
+    from matplotlib.ticker import PercentFormatter
+
     positions = list(range(len(x)))
     for index, (name, values) in enumerate(series.items()):
         points = [(p, v) for p, v in zip(positions, values, strict=True) if v is not None]

@@ -1,6 +1,7 @@
 """One send attempt in a process of its own, which SIGKILLs itself at a chosen point.
 
     python -m tests.activities.crash_send DATABASE_URL STANDIN_URL CRASH_POINT [--no-records]
+    python -m tests.activities.crash_send --fork-server
 
 The send activity runs as a worker runs it (`ActivityEnvironment`), with the real twilio
 client against a Twilio stand-in. CRASH_POINT is where the process dies:
@@ -9,6 +10,13 @@ client against a Twilio stand-in. CRASH_POINT is where the process dies:
 or `none`. On success the result is printed as JSON; a send that cannot tell its outcome
 yet exits with OUTCOME_NOT_KNOWN_YET. `--no-records` hides the provider's message records,
 as a provider without them would.
+
+`--fork-server` imports all that once (seconds), then for each line of arguments read
+from stdin forks a fresh process that runs that one attempt and dies or exits as above,
+and answers with a line of JSON: its exit code (-9 when SIGKILLed), stdout and stderr.
+Each attempt is still a process of its own: a child of this one, which has only imported
+modules (no thread, no connection, no send), never of an earlier attempt, so nothing an
+attempt held in memory reaches the next; only the start-up is saved.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ import json
 import os
 import signal
 import sys
+import tempfile
+import threading
 from dataclasses import asdict
 from datetime import datetime
 
@@ -111,5 +121,41 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def attempt_in_child(argv: list[str]) -> dict[str, object]:
+    """Fork; the child runs `main(argv)` with its output in files; wait for it."""
+    assert threading.active_count() == 1, "forking with threads running"
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: one attempt, then gone without the parent's clean-up
+            code = 70
+            try:
+                os.dup2(out.fileno(), 1)
+                os.dup2(err.fileno(), 2)
+                code = main(argv)
+            except BaseException as error:  # reported as a crashed process would be
+                print(f"{type(error).__name__}: {error}", file=sys.stderr)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        out.seek(0)
+        err.seek(0)
+        return {
+            "returncode": os.waitstatus_to_exitcode(status),
+            "stdout": out.read().decode(),
+            "stderr": err.read().decode(),
+        }
+
+
+def fork_server() -> int:
+    print("ready", flush=True)
+    for line in sys.stdin:
+        print(json.dumps(attempt_in_child(json.loads(line))), flush=True)
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(fork_server() if sys.argv[1:] == ["--fork-server"] else main(sys.argv[1:]))

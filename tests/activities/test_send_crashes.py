@@ -2,15 +2,20 @@
 each point of the outbox protocol, then a fresh process retries. The provider (the real
 twilio client against the Twilio stand-in) must hold the text at most once, and once
 whenever the retry could prove it had none; the outbox row ends in the documented state.
+
+Each attempt is a process of its own, forked by one server process that imported the
+activity's modules once (tests/activities/crash_send.py --fork-server): a start-up of
+seconds paid once per module, not per attempt.
 """
 
 from __future__ import annotations
 
 import json
+import select as io_select
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -35,15 +40,73 @@ def standin() -> Iterator[TwilioStandIn]:
         yield running
 
 
-def attempt(
-    database: Database, standin: TwilioStandIn, crash_at: str, *, records: bool = True
-) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "tests.activities.crash_send"]
-    command += [database.url, standin.base_url, crash_at]
-    command += [] if records else ["--no-records"]
-    return subprocess.run(
-        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=False
-    )
+ATTEMPT_TIMEOUT = 60.0
+
+
+class ForkServer:
+    """tests.activities.crash_send --fork-server: one attempt per line, each in a fresh
+    child process; the answer is the child's exit code and output."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.activities.crash_send", "--fork-server"],
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._line(ATTEMPT_TIMEOUT) == "ready\n"
+
+    def _line(self, timeout: float) -> str:
+        assert self.process.stdout is not None and self.process.stdin is not None
+        readable, _, _ = io_select.select([self.process.stdout], [], [], timeout)
+        assert readable, f"the fork server did not answer within {timeout:.0f} s"
+        line = self.process.stdout.readline()
+        assert line, f"the fork server exited ({self.process.poll()})"
+        return line
+
+    def run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(argv) + "\n")
+        self.process.stdin.flush()
+        answer = json.loads(self._line(ATTEMPT_TIMEOUT))
+        return subprocess.CompletedProcess(
+            argv, answer["returncode"], answer["stdout"], answer["stderr"]
+        )
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def fork_server() -> Iterator[ForkServer]:
+    server = ForkServer()
+    yield server
+    server.close()
+
+
+Attempt = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def attempt(fork_server: ForkServer) -> Attempt:
+    """One send attempt in a process of its own (SIGKILLed at `crash_at`)."""
+
+    def one(
+        database: Database, standin: TwilioStandIn, crash_at: str, *, records: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [database.url, standin.base_url, crash_at]
+        return fork_server.run(argv + ([] if records else ["--no-records"]))
+
+    return one
 
 
 def killed(process: subprocess.CompletedProcess[str]) -> bool:
@@ -75,7 +138,7 @@ IN_FLIGHT = TwilioProvider("AC" + "0" * 32, "t", timeout=PROVIDER_TIMEOUT).in_fl
 
 
 def test_crash_before_the_provider_call_is_sent_once_after_reconciling(
-    database: Database, standin: TwilioStandIn
+    database: Database, standin: TwilioStandIn, attempt: Attempt
 ) -> None:
     assert killed(attempt(database, standin, "before_provider"))
     assert standin.messages == [] and the_row(database).status == HANDING_OVER
@@ -94,7 +157,7 @@ def test_crash_before_the_provider_call_is_sent_once_after_reconciling(
 
 
 def test_crash_after_the_provider_call_is_found_at_the_provider_not_resent(
-    database: Database, standin: TwilioStandIn
+    database: Database, standin: TwilioStandIn, attempt: Attempt
 ) -> None:
     assert killed(attempt(database, standin, "after_provider"))
     [message] = standin.messages
@@ -109,7 +172,9 @@ def test_crash_after_the_provider_call_is_found_at_the_provider_not_resent(
     assert row.status == "queued" and row.provider_id == message.sid and row.attempts == 1
 
 
-def test_crash_after_recording_is_already_sent(database: Database, standin: TwilioStandIn) -> None:
+def test_crash_after_recording_is_already_sent(
+    database: Database, standin: TwilioStandIn, attempt: Attempt
+) -> None:
     assert killed(attempt(database, standin, "after_record"))
     [message] = standin.messages
     assert the_row(database).provider_id == message.sid
@@ -122,7 +187,7 @@ def test_crash_after_recording_is_already_sent(database: Database, standin: Twil
 
 @pytest.mark.parametrize("crash_at", ["before_provider", "after_provider"])
 def test_without_provider_records_a_cut_off_send_stays_unknown_and_is_never_resent(
-    database: Database, standin: TwilioStandIn, crash_at: str
+    database: Database, standin: TwilioStandIn, attempt: Attempt, crash_at: str
 ) -> None:
     assert killed(attempt(database, standin, crash_at, records=False))
     held = len(standin.messages)

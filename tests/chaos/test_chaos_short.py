@@ -3,7 +3,8 @@ day's first 40 short calls replayed through the real stack (dev server on SQLite
 and web app under uvicorn as processes, real twilio client against the stand-in) while
 every kind of fault is injected on a fixed seed; every invariant must hold.
 
-SLOW: about four minutes on two shared cores (a 150 s survey window, worker restarts).
+SLOW: about two minutes on two shared cores, most of it the last calls' 60 s survey
+window after the faults' last lost send attempt (30 s) is retried.
 Replays the synthetic day when ../shared/data is missing, so it never skips."""
 
 from __future__ import annotations

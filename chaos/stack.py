@@ -18,7 +18,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from callerloop.settings import PROJECT_ROOT, Settings
+from callerloop.settings import Settings
 from callerloop.twilio_standin import TwilioStandIn
 from starter.devstack import (
     SERVER_STOP_GRACE,
@@ -65,15 +65,7 @@ class ChaosStack:
             "CALLERLOOP_TWILIO_LOOKUPS_BASE_URL": self.standin.base_url,
         }
         environment = worker_environment(self.settings, self.database_url, self.time_scale, twilio)
-        # Restarted processes start from compiled bytecode, as the container image's do
-        # (it compiles at build): the first start writes it to a cache of its own under
-        # .data/ (a source changed since is compiled again). Without it (a dev machine or
-        # CI with PYTHONDONTWRITEBYTECODE and no .pyc), every restart compiles every module
-        # it imports, twice for the worker (Temporal's default build id hashes the bytecode
-        # of all loaded modules): 10 s or more per restart on two busy cores, most of the
-        # short run's fault schedule.
-        environment.pop("PYTHONDONTWRITEBYTECODE", None)
-        environment["PYTHONPYCACHEPREFIX"] = str(PROJECT_ROOT / ".data" / "pycache")
+        # Restarts start from compiled bytecode: `spawn` keeps a cache (with_bytecode_cache).
         return environment
 
     async def start_server(self) -> Client:

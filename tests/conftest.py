@@ -30,6 +30,7 @@ from callerloop.codec import codec_from_spec, data_converter, new_key_spec
 from callerloop.db import Database
 from callerloop.settings import Settings
 from callerloop.temporal import installed_binary
+from starter.devstack import with_bytecode_cache
 from tests.factories import RecordingProvider, make_agency
 from tests.harness import Harness
 from tests.postgres_server import (
@@ -42,6 +43,10 @@ from worker import all_running, build_workers
 from workflows import search_attributes as sa
 
 REQUIRE_ALL = os.environ.get("CALLERLOOP_REQUIRE_ALL") == "1"
+# The worker, web app and CLI processes tests start (not only through `spawn`) start from
+# cached bytecode instead of compiling every module each time.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+os.environ.update(with_bytecode_cache(os.environ))
 # Every test's payloads are encrypted, as in production (a fresh key per test session).
 TEST_ENCRYPTION_KEYS = new_key_spec("test")
 TEST_CONVERTER = data_converter(codec_from_spec(TEST_ENCRYPTION_KEYS))

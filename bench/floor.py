@@ -19,6 +19,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.floor_workflow import FloorStep, FloorWorkflow
+from callerloop.codec import data_converter
+from callerloop.settings import get_settings
+from callerloop.temporal import payload_codec
 from worker import ACTIVITY_THREADS
 
 
@@ -34,7 +37,10 @@ class StepLog:
 
 
 async def main(address: str, task_queue: str, log: Path) -> None:
-    client = await Client.connect(address)
+    # callerloop's own converter and encryption (the same environment as its worker): the
+    # client that starts these workflows encrypts, and the floor pays what callerloop pays.
+    codec = payload_codec(get_settings())
+    client = await Client.connect(address, data_converter=data_converter(codec))
     steps = StepLog(log)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -65,6 +65,11 @@ PROVIDER_OUTCOMES = frozenset({"sent", "delivered", "undelivered", "failed", "ca
 CLOCK_SKEW = timedelta(minutes=5)
 
 
+# How long a hand-over to a provider without message records may still be in progress:
+# an attempt's provider call and recording its outcome fit well inside.
+IN_FLIGHT_WITHOUT_RECORDS_SECONDS = 15.0
+
+
 class OutcomeNotKnownYet(TransientProviderError):
     """A cut-off send may still reach the provider: look again later (Temporal retries)."""
 
@@ -125,16 +130,25 @@ class TextActivities:
         when the provider certainly does not have it (send it); False when the row is now
         settled from the provider's records, or `unknown` for a provider without records."""
         provider = self._provider
+        # Too soon after the hand-over, the attempt that made it may still be at work: its
+        # request on its way, or it is this attempt's own retry (Temporal gave up on this
+        # one while it was held up). Settling now would call a text that is being sent
+        # `unknown`, or resend one the provider is about to receive.
+        in_flight = (
+            provider.in_flight_seconds
+            if isinstance(provider, MessageRecords)
+            else IN_FLIGHT_WITHOUT_RECORDS_SECONDS
+        )
+        handed_over_at = row.updated_at.astimezone(UTC)
+        if utcnow() - handed_over_at < timedelta(seconds=in_flight):
+            raise OutcomeNotKnownYet(
+                "in_flight", "the last attempt's request may still reach the provider"
+            )
         if not isinstance(provider, MessageRecords):
             _settle(session, row, "unknown")
             activity.logger.warning("send outcome unknown; not resending", extra=_ids(row))
             metrics.TEXTS.labels(row.agency, row.kind, "unknown").inc()
             return False
-        handed_over_at = row.updated_at.astimezone(UTC)
-        if utcnow() - handed_over_at < timedelta(seconds=provider.in_flight_seconds):
-            raise OutcomeNotKnownYet(
-                "in_flight", "the last attempt's request may still reach the provider"
-            )
         found = provider.find_sent(
             _outgoing(agency, row, self._base_url), row.created_at - CLOCK_SKEW
         )

@@ -9,7 +9,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlmodel import col, select
+
 from activities.sms_providers.base import OutgoingText, ProviderReceipt
+from activities.texts import HANDING_OVER, IN_FLIGHT_WITHOUT_RECORDS_SECONDS
 from callerloop.agency_config import AgencyConfig, parse_agency_config
 from callerloop.db import (
     CallRecord,
@@ -358,3 +361,14 @@ def program_history(db: Database, *, days: int = 21, seed: int = 7) -> None:
                         score=float(overall), at=at, case_number=f"CH-{number:05d}",
                         call_type_group=groups[call_type], language=language,
                     )  # fmt: skip
+
+
+def hand_over_long_ago(db: Database) -> None:
+    """Every send left `handing_over`, as if long enough ago that no attempt is still at it
+    (`IN_FLIGHT_WITHOUT_RECORDS_SECONDS`, the wait for a provider without records)."""
+    with db.session() as session:
+        rows = session.exec(select(OutboxMessage).where(col(OutboxMessage.status) == HANDING_OVER))
+        for row in rows:
+            row.updated_at -= timedelta(seconds=IN_FLIGHT_WITHOUT_RECORDS_SECONDS)
+            session.add(row)
+        session.commit()

@@ -22,7 +22,7 @@ from activities.sms_providers.base import (
 )
 from activities.texts import TextActivities
 from callerloop.db import Database
-from tests.factories import RecordingProvider, make_agency
+from tests.factories import RecordingProvider, hand_over_long_ago, make_agency
 from workflows.model import (
     CadEventType,
     CallState,
@@ -85,7 +85,7 @@ def fail_with(error: Exception) -> Callable[[OutgoingText], None]:
 
 
 def test_each_send_attempt_is_counted_by_outcome(
-    activities: TextActivities, provider: RecordingProvider
+    activities: TextActivities, provider: RecordingProvider, database: Database
 ) -> None:
     env = ActivityEnvironment()
     before = {s: texts("confirmation", s) for s in ("queued", "duplicate", "retrying", "failed")}
@@ -106,6 +106,7 @@ def test_each_send_attempt_is_counted_by_outcome(
     provider.failures.append(fail_with(ConnectionResetError("worker died mid-send")))
     with pytest.raises(ConnectionResetError):
         env.run(activities.send_text, send_input("M-3", TextKind.ASSIGNED))
+    hand_over_long_ago(database)
     env.run(activities.send_text, send_input("M-3", TextKind.ASSIGNED))
 
     assert texts("confirmation", "retrying") == before["retrying"] + 1

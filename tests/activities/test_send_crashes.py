@@ -26,7 +26,12 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.sms_providers.base import OutgoingText
 from activities.sms_providers.twilio import TwilioProvider
-from activities.texts import HANDING_OVER, OutcomeNotKnownYet, TextActivities
+from activities.texts import (
+    HANDING_OVER,
+    IN_FLIGHT_WITHOUT_RECORDS_SECONDS,
+    OutcomeNotKnownYet,
+    TextActivities,
+)
 from callerloop.db import Database, OutboxMessage
 from callerloop.settings import PROJECT_ROOT
 from callerloop.twilio_standin import TwilioStandIn
@@ -193,6 +198,11 @@ def test_without_provider_records_a_cut_off_send_stays_unknown_and_is_never_rese
     held = len(standin.messages)
     assert held == (1 if crash_at == "after_provider" else 0)
 
+    too_soon = attempt(database, standin, "none", records=False)
+    assert too_soon.returncode == OUTCOME_NOT_KNOWN_YET, too_soon.stderr
+    assert the_row(database).status == HANDING_OVER
+
+    time_passes(database, IN_FLIGHT_WITHOUT_RECORDS_SECONDS)
     retried = result_of(attempt(database, standin, "none", records=False))
     again = result_of(attempt(database, standin, "none", records=False))
     assert len(standin.messages) == held  # at most once: the safe side for a confirmation

@@ -15,10 +15,13 @@ from activities.sms_providers.base import (
     PermanentProviderError,
     TransientProviderError,
 )
-from activities.texts import TextActivities
+from activities.texts import (
+    OutcomeNotKnownYet,
+    TextActivities,
+)
 from callerloop.db import Database, LinkToken, OutboxMessage
 from callerloop.links import hash_token
-from tests.factories import RecordingProvider, make_agency
+from tests.factories import RecordingProvider, hand_over_long_ago, make_agency
 from workflows.model import SendTextInput, SendTextResult, TextKind
 
 
@@ -84,11 +87,38 @@ def test_crash_mid_send_is_not_resent(
     env = ActivityEnvironment()
     with pytest.raises(ConnectionResetError):
         env.run(activities.send_text, send_input())
+    with pytest.raises(OutcomeNotKnownYet):  # too soon: the attempt may still be at work
+        env.run(activities.send_text, send_input())
+    hand_over_long_ago(database)
     retried = env.run(activities.send_text, send_input())
     assert provider.calls == 1  # at most once: the retry does not call the provider
     assert retried.status == "unknown" and retried.already_sent
     [row] = outbox(database)
     assert row.status == "unknown"
+
+
+def test_an_attempt_given_up_on_leaves_its_retry_mid_send_alone(
+    activities: TextActivities, provider: RecordingProvider, database: Database
+) -> None:
+    """Temporal gave up on an attempt held up before it looked at the row, and retried: the
+    old attempt finds the retry's hand-over in progress. Without provider records it must
+    not settle the row `unknown` under the retry, which then sends and records the text."""
+    stale_attempt: list[BaseException] = []
+
+    def stale_attempt_looks_now(text: OutgoingText) -> None:
+        try:
+            ActivityEnvironment().run(activities.send_text, send_input())
+        except BaseException as error:
+            stale_attempt.append(error)
+        [row] = outbox(database)
+        assert row.status == "handing_over"
+
+    provider.failures.append(stale_attempt_looks_now)
+    sent = ActivityEnvironment().run(activities.send_text, send_input())
+    assert len(stale_attempt) == 1 and isinstance(stale_attempt[0], OutcomeNotKnownYet)
+    assert provider.calls == 1 and not sent.already_sent
+    [row] = outbox(database)
+    assert row.status == "queued" and row.provider_id == sent.provider_id
 
 
 def test_transient_error_is_retried_and_sent_once(

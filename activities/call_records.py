@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, update
 from temporalio import activity
 
+from activities.opt_outs import is_opted_out
 from callerloop import metrics
 from callerloop.db import (
     AuditEntry,
@@ -14,7 +15,6 @@ from callerloop.db import (
     CallRecord,
     Database,
     EligibilityDecisionRecord,
-    OptOut,
     OutboxMessage,
     utcnow,
 )
@@ -45,9 +45,7 @@ class CallRecordActivities:
         phone = input.snapshot.caller_phone
         if phone is None:
             return CheckOptOutResult(opted_out=False)
-        with self._db.session() as session:
-            row = session.get(OptOut, (input.snapshot.agency, self._db.pseudonym(phone)))
-        return CheckOptOutResult(opted_out=bool(row and row.opted_out))
+        return CheckOptOutResult(opted_out=is_opted_out(self._db, input.snapshot.agency, phone))
 
     @activity.defn(name="record_call")
     def record_call(self, input: RecordCallInput) -> None:

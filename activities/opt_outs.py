@@ -15,9 +15,14 @@ class OptOutActivities:
 
     @activity.defn(name="check_opt_out")
     def check_opt_out(self, input: CheckOptOutInput) -> CheckOptOutResult:
-        with self._db.session() as session:
-            row = session.get(OptOut, (input.agency, self._db.pseudonym(input.phone)))
-        return CheckOptOutResult(opted_out=bool(row and row.opted_out))
+        return CheckOptOutResult(opted_out=is_opted_out(self._db, input.agency, input.phone))
+
+
+def is_opted_out(db: Database, agency: str, phone: str) -> bool:
+    """Whether the number is in the agency's opt-out registry (by its keyed hash)."""
+    with db.session() as session:
+        row = session.get(OptOut, (agency, db.pseudonym(phone)))
+        return bool(row and row.opted_out)
 
 
 def record_opt_out(db: Database, agency: str, phone: str, keyword: str, opted_out: bool) -> None:

@@ -26,9 +26,9 @@ from sqlmodel import col, select
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.opt_outs import record_opt_out
+from activities.opt_outs import is_opted_out, record_opt_out
 from callerloop.agency_config import AgencyConfig
-from callerloop.db import AutoReply, CallRecord, Database, HandledInbound, OptOut, utcnow
+from callerloop.db import AutoReply, CallRecord, Database, HandledInbound, utcnow
 from callerloop.messages import MessageContext, render_message
 from callerloop.sms_keywords import InboundIntent, InboundKeyword, classify_inbound
 from workflows.call_for_service import CallForServiceWorkflow
@@ -265,12 +265,6 @@ def open_calls(db: Database, agency_id: str, phone: str) -> list[OpenCall]:
             .order_by(col(CallRecord.received_at).desc(), col(CallRecord.updated_at).desc())
         )
         return [OpenCall(r.workflow_id, r.language, r.case_number) for r in rows]
-
-
-def is_opted_out(db: Database, agency_id: str, phone: str) -> bool:
-    with db.session() as session:
-        row = session.get(OptOut, (agency_id, db.pseudonym(phone)))
-        return bool(row and row.opted_out)
 
 
 def claim_auto_replies(db: Database, agency_id: str, phone: str, workflow_ids: list[str]) -> bool:

@@ -363,12 +363,12 @@ def program_history(db: Database, *, days: int = 21, seed: int = 7) -> None:
                     )  # fmt: skip
 
 
-def hand_over_long_ago(db: Database) -> None:
-    """Every send left `handing_over`, as if long enough ago that no attempt is still at it
-    (`IN_FLIGHT_WITHOUT_RECORDS_SECONDS`, the wait for a provider without records)."""
+def hand_over_long_ago(db: Database, seconds: float = IN_FLIGHT_WITHOUT_RECORDS_SECONDS) -> None:
+    """Every send left `handing_over`, as if handed over `seconds` earlier: by default long
+    enough ago that no attempt is still at it (the wait for a provider without records)."""
     with db.session() as session:
         rows = session.exec(select(OutboxMessage).where(col(OutboxMessage.status) == HANDING_OVER))
         for row in rows:
-            row.updated_at -= timedelta(seconds=IN_FLIGHT_WITHOUT_RECORDS_SECONDS)
+            row.updated_at -= timedelta(seconds=seconds)
             session.add(row)
         session.commit()

@@ -36,7 +36,7 @@ from callerloop.db import Database, OutboxMessage
 from callerloop.settings import PROJECT_ROOT
 from callerloop.twilio_standin import TwilioStandIn
 from tests.activities.crash_send import OUTCOME_NOT_KNOWN_YET, PROVIDER_TIMEOUT, SEND
-from tests.factories import make_agency
+from tests.factories import hand_over_long_ago, make_agency
 
 
 @pytest.fixture
@@ -130,15 +130,6 @@ def the_row(database: Database) -> OutboxMessage:
     return row
 
 
-def time_passes(database: Database, seconds: float) -> None:
-    """Move the hand-over back in time, as if `seconds` had passed since the crash."""
-    with database.session() as session:
-        row = session.exec(select(OutboxMessage)).one()
-        row.updated_at -= timedelta(seconds=seconds)
-        session.add(row)
-        session.commit()
-
-
 IN_FLIGHT = TwilioProvider("AC" + "0" * 32, "t", timeout=PROVIDER_TIMEOUT).in_flight_seconds
 
 
@@ -153,7 +144,7 @@ def test_crash_before_the_provider_call_is_sent_once_after_reconciling(
     assert too_soon.returncode == OUTCOME_NOT_KNOWN_YET, too_soon.stderr
     assert standin.messages == [] and the_row(database).status == HANDING_OVER
 
-    time_passes(database, IN_FLIGHT)
+    hand_over_long_ago(database, IN_FLIGHT)
     retried = result_of(attempt(database, standin, "none"))
     [message] = standin.messages  # the provider never had it: sent now, once
     assert retried["already_sent"] is False and retried["provider_id"] == message.sid
@@ -169,7 +160,7 @@ def test_crash_after_the_provider_call_is_found_at_the_provider_not_resent(
     row = the_row(database)
     assert row.status == HANDING_OVER and row.provider_id is None
 
-    time_passes(database, IN_FLIGHT)
+    hand_over_long_ago(database, IN_FLIGHT)
     retried = result_of(attempt(database, standin, "none"))
     assert len(standin.messages) == 1  # not sent twice
     assert retried["already_sent"] is True and retried["provider_id"] == message.sid
@@ -202,7 +193,7 @@ def test_without_provider_records_a_cut_off_send_stays_unknown_and_is_never_rese
     assert too_soon.returncode == OUTCOME_NOT_KNOWN_YET, too_soon.stderr
     assert the_row(database).status == HANDING_OVER
 
-    time_passes(database, IN_FLIGHT_WITHOUT_RECORDS_SECONDS)
+    hand_over_long_ago(database, IN_FLIGHT_WITHOUT_RECORDS_SECONDS)
     retried = result_of(attempt(database, standin, "none", records=False))
     again = result_of(attempt(database, standin, "none", records=False))
     assert len(standin.messages) == held  # at most once: the safe side for a confirmation
@@ -227,7 +218,7 @@ def test_a_lost_answer_is_reconciled_from_the_provider_records(
     [message] = standin.messages
     with pytest.raises(OutcomeNotKnownYet):
         env.run(activities.send_text, SEND)
-    time_passes(database, provider.in_flight_seconds)
+    hand_over_long_ago(database, provider.in_flight_seconds)
     result = env.run(activities.send_text, SEND)
     assert len(standin.messages) == 1
     assert result.already_sent and result.provider_id == message.sid

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import col, select
 from typer.testing import CliRunner
 
-from activities.opt_outs import record_opt_out
+from activities.opt_outs import is_opted_out, record_opt_out
 from callerloop import dead_letters
 from callerloop.db import (
     AutoReply,
@@ -23,7 +23,6 @@ from callerloop.db import (
     SurveyComment,
     utcnow,
 )
-from callerloop.inbound import is_opted_out
 from callerloop.links import issue_link
 from callerloop.retention import run_retention
 from callerloop.settings import get_settings

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
+from datetime import datetime
+
 from sqlmodel import Session, col, delete, update
 from temporalio import activity
 
@@ -16,6 +17,7 @@ from callerloop.db import (
     Database,
     EligibilityDecisionRecord,
     OutboxMessage,
+    insert_or_skip,
     utcnow,
 )
 from callerloop.links import SURVEY, expire_links
@@ -51,53 +53,72 @@ class CallRecordActivities:
     def record_call(self, input: RecordCallInput) -> None:
         """Idempotent: a retried or replayed record writes nothing twice. (Calls recorded
         before `record-then-check-opt-out` replay through it.)"""
+        agency = input.snapshot.agency
+        now = utcnow()
         with self._db.session() as session:
-            _upsert_call(session, input.workflow_id, input.snapshot)
-            agency = input.snapshot.agency
-            for event in input.events:
-                if _insert_once(
-                    session,
-                    CallEventRecord(
-                        workflow_id=input.workflow_id,
-                        event_id=event.event_id,
-                        event_type=event.event_type.value,
-                        occurred_at=event.occurred_at,
-                        applied=event.applied,
-                        note=event.note,
-                        recorded_at=utcnow(),
-                    ),
-                ):
-                    applied = "true" if event.applied else "false"
-                    metrics.CAD_EVENTS.labels(agency, event.event_type.value, applied).inc()
-            for index, action in enumerate(input.snapshot.operator_actions):
+            _upsert_call(session, input.workflow_id, input.snapshot, now)
+            if input.events:
+                inserted = session.exec(
+                    insert_or_skip(session, CallEventRecord)
+                    .values(
+                        [
+                            {
+                                "workflow_id": input.workflow_id,
+                                "event_id": event.event_id,
+                                "event_type": event.event_type.value,
+                                "occurred_at": event.occurred_at,
+                                "applied": event.applied,
+                                "note": event.note,
+                                "recorded_at": now,
+                            }
+                            for event in input.events
+                        ]
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(col(CallEventRecord.event_id))
+                ).all()
+                new_events = {row[0] for row in inserted}
+                for event in input.events:
+                    if event.event_id in new_events:
+                        applied = "true" if event.applied else "false"
+                        metrics.CAD_EVENTS.labels(agency, event.event_type.value, applied).inc()
+            if input.snapshot.operator_actions:
                 # Updates made in the Temporal UI reach the audit log this way too.
-                _insert_once(
-                    session,
-                    AuditEntry(
-                        at=action.at,
-                        actor=action.by,
-                        action=action.action,
-                        target=input.workflow_id,
-                        detail=f"{action.reason}"
-                        + (f" ({action.detail})" if action.detail else ""),
-                        source="temporal-update",
-                        dedup_key=f"{input.workflow_id}#{index}",
-                    ),
+                session.exec(
+                    insert_or_skip(session, AuditEntry)
+                    .values(
+                        [
+                            {
+                                "at": action.at,
+                                "actor": action.by,
+                                "action": action.action,
+                                "target": input.workflow_id,
+                                "detail": f"{action.reason}"
+                                + (f" ({action.detail})" if action.detail else ""),
+                                "source": "temporal-update",
+                                "dedup_key": f"{input.workflow_id}#{index}",
+                            }
+                            for index, action in enumerate(input.snapshot.operator_actions)
+                        ]
+                    )
+                    .on_conflict_do_nothing()
                 )
             if input.decision is not None and input.decided_at is not None:
-                decided = _insert_once(
-                    session,
-                    EligibilityDecisionRecord(
+                decided = session.exec(
+                    insert_or_skip(session, EligibilityDecisionRecord)
+                    .values(
                         workflow_id=input.workflow_id,
-                        agency=input.snapshot.agency,
+                        agency=agency,
                         decided_at=input.decided_at,
                         eligible=input.decision.eligible,
                         reason=input.decision.reason,
                         detail=input.decision.detail,
                         permanent=input.decision.permanent,
-                    ),
-                )
-                if decided:
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(col(EligibilityDecisionRecord.id))
+                ).first()
+                if decided is not None:
                     eligible = "true" if input.decision.eligible else "false"
                     metrics.ELIGIBILITY_DECISIONS.labels(
                         agency, eligible, input.decision.reason
@@ -132,36 +153,28 @@ class CallRecordActivities:
             session.commit()
 
 
-def _upsert_call(session: Session, workflow_id: str, call: CallState) -> None:
-    row = session.get(CallRecord, workflow_id) or CallRecord(
-        workflow_id=workflow_id,
-        agency=call.agency,
-        incident_id=call.incident_id,
-        texting_state=call.texting_state.value,
+def _upsert_call(session: Session, workflow_id: str, call: CallState, now: datetime) -> None:
+    latest = {
+        "case_number": call.case_number,
+        "status": call.status.value if call.status else None,
+        "priority": call.priority,
+        "call_type": call.call_type,
+        "source": call.source.value if call.source else None,
+        "language": call.caller_language,
+        "caller_phone": call.caller_phone,
+        "texting_state": call.texting_state.value,
+        "reason": call.decision.reason if call.decision else None,
+        "texts_sent": call.texts_counted(),
+        "received_at": call.received_at,
+        "closed_at": call.closed_at,
+        "updated_at": now,
+    }
+    insert = insert_or_skip(session, CallRecord).values(
+        workflow_id=workflow_id, agency=call.agency, incident_id=call.incident_id, **latest
     )
-    row.case_number = call.case_number
-    row.status = call.status.value if call.status else None
-    row.priority = call.priority
-    row.call_type = call.call_type
-    row.source = call.source.value if call.source else None
-    row.language = call.caller_language
-    row.caller_phone = call.caller_phone
-    row.texting_state = call.texting_state.value
-    row.reason = call.decision.reason if call.decision else None
-    row.texts_sent = call.texts_counted()
-    row.received_at = call.received_at
-    row.closed_at = call.closed_at
-    row.updated_at = utcnow()
-    session.add(row)
-
-
-def _insert_once(
-    session: Session, row: CallEventRecord | EligibilityDecisionRecord | AuditEntry
-) -> bool:
-    """Insert unless the unique key already exists (a retried activity); True if inserted."""
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        return False
-    return True
+    session.exec(
+        insert.on_conflict_do_update(
+            index_elements=[col(CallRecord.workflow_id)],
+            set_={name: insert.excluded[name] for name in latest},
+        )
+    )

@@ -470,7 +470,8 @@ async def throughput(options: Options) -> dict[str, Any]:
         "call_shape": "created, assigned at once, cleared 1 s later; texts: confirmation, "
         "assigned, cleared, survey 12 s after clearing (+ purge after the 84 s window)",
         "floor_shape": "signal-with-start + 2 signals, one no-op activity per signal, a "
-        "12 s timer, 2 more no-op activities: the same 5 activities, no logic",
+        "12 s timer, a no-op activity, a no-op local activity: the same 4 activities and "
+        "local purge, no logic",
         "callerloop_steps": callerloop_steps,
         "floor_steps": floor_steps,
         "callerloop_calls_per_second": callerloop_rate,

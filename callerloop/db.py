@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DDL, DateTime, Engine, TypeDecorator, UniqueConstraint, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.url import make_url
 from sqlmodel import Column, Field, Session, SQLModel, create_engine
@@ -400,6 +401,17 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def insert_or_skip(session: Session, model: type[SQLModel]) -> Any:
+    """`INSERT … ON CONFLICT` for the database behind `session` (SQLite or PostgreSQL):
+    add `.on_conflict_do_nothing()` or `.on_conflict_do_update(…)`. One statement instead
+    of a savepoint and an ORM flush per row: a retried activity writes nothing twice. On
+    the table, not the class: the ORM's bulk-insert layer would double its cost."""
+    table = model.__table__  # type: ignore[attr-defined]
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def database_for(settings: Settings) -> Database:

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from sqlmodel import select
+from temporalio.api.enums.v1 import EventType
 
 from callerloop.db import CallEventRecord, CallRecord, EligibilityDecisionRecord
 from tests.factories import RecordingProvider, cad_event, eligible_call, new_incident_id
@@ -89,6 +90,15 @@ async def test_call_that_is_never_eligible_sends_nothing_and_finishes_at_close(
     assert outcome.reason == "call_type_sensitive"
     assert provider.calls == 0
     assert harness.outbox(incident) == []
+    with harness.db.session() as session:
+        assert session.exec(select(CallRecord)).one().purged_at is not None
+    # The purge ran as a local activity in the call's last workflow task: a call that is
+    # never texted gives the server no activity task at all.
+    history = await harness.handle(incident).fetch_history()
+    scheduled = [
+        e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert scheduled == []
 
 
 @pytest.mark.record_history

@@ -124,6 +124,13 @@ class Settings(BaseSettings):
         description="host:port where the Temporal SDK serves its Prometheus metrics "
         "(e.g. 0.0.0.0:9464); empty: none.",
     )
+    workflow_cache_size: int = Field(
+        default=500,
+        ge=1,
+        description="Calls the worker keeps in memory between their events. Each costs "
+        "about 125 KB of worker memory (make bench); a call evicted from the cache replays "
+        "its history when its next event or timer comes.",
+    )
     readiness_timeout: float = Field(
         default=2.0, gt=0, description="Seconds /readyz waits for Temporal and the database."
     )

@@ -271,8 +271,10 @@ async def start_harness(
     time_scale: float = 1.0,
     task_queue: str | None = None,
     public_base_url: str = "https://callerloop.test",
+    workflow_cache_size: int = 500,
 ) -> AsyncIterator[Harness]:
     settings = Settings(
+        workflow_cache_size=workflow_cache_size,
         task_queue=task_queue or f"test-{uuid.uuid4()}",
         database_url=database.url,
         time_scale=time_scale,

@@ -3,15 +3,23 @@ milliseconds."""
 
 from __future__ import annotations
 
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from sqlmodel import select
 from temporalio.api.enums.v1 import EventType
+from temporalio.testing import WorkflowEnvironment
 
-from callerloop.db import CallEventRecord, CallRecord, EligibilityDecisionRecord
+from activities.sms_providers.local import LocalProvider
+from callerloop.agency_config import AgencyConfig
+from callerloop.db import CallEventRecord, CallRecord, Database, EligibilityDecisionRecord
+from callerloop.settings import Settings
+from tests.conftest import start_harness
 from tests.factories import RecordingProvider, cad_event, eligible_call, new_incident_id
 from tests.harness import Harness
+from worker import build_workers
 from workflows.model import CadEventType, TextingState, TextKind
 
 
@@ -133,3 +141,35 @@ async def test_cad_client_publish_starts_the_call_and_returns_its_workflow_id(
     assert workflow_id == f"call/testville/{incident}"
     await harness.settle(incident, lambda s: s.sent(TextKind.CONFIRMATION))
     assert harness.kinds(incident) == ["confirmation"]
+
+
+async def test_calls_evicted_from_the_worker_cache_replay_and_go_on(
+    env: WorkflowEnvironment,
+    database: Database,
+    agency: AgencyConfig,
+    provider: RecordingProvider,
+) -> None:
+    """With room for one call, every call's next event or timer finds it evicted: each
+    replays its history (the scale bench evicts thousands) and ends as if it never left."""
+    agencies = {agency.id: agency}
+    async for harness in start_harness(env, database, agencies, provider, workflow_cache_size=1):
+        first, second = new_incident_id(), new_incident_id()
+        await harness.send(eligible_call(first))
+        await harness.send(eligible_call(second))
+        await harness.send(cad_event(first, CadEventType.CLEARED, minutes=20))
+        await harness.send(cad_event(second, CadEventType.CLEARED, minutes=30))
+        for incident in (first, second):
+            outcome = await harness.finish(incident)
+            assert outcome.texts == [TextKind.CONFIRMATION, TextKind.CLEARED, TextKind.SURVEY]
+            assert harness.kinds(incident) == ["confirmation", "cleared", "survey"]
+
+
+async def test_the_worker_keeps_as_many_calls_cached_as_configured(
+    env: WorkflowEnvironment, database: Database, agency: AgencyConfig
+) -> None:
+    settings = Settings(task_queue=f"test-{uuid.uuid4()}", workflow_cache_size=3)
+    with ThreadPoolExecutor(2) as executor:
+        main, *_senders = build_workers(
+            env.client, settings, database, {agency.id: agency}, LocalProvider(), executor, 2
+        )
+    assert main.config()["max_cached_workflows"] == 3

@@ -298,9 +298,22 @@ def _scale_markdown(scale: Mapping[str, Any], plots: Mapping[str, str]) -> list[
         f"| worker RSS with {scale['calls_waiting']} calls waiting for their survey | "
         f"{scale['worker_rss_waiting_mb']} MB ({scale['synthetic_calls_added_to_wait']} synthetic "
         "calls added to reach the target) |",
+        *_sdk_rows(scale.get("worker_sdk") or {}),
         "",
         f"![scale]({plots['scale']})",
         "",
+    ]
+
+
+def _sdk_rows(sdk: Mapping[str, Any]) -> list[str]:
+    if not sdk:
+        return []
+    return [
+        f"| worker's workflow tasks | {sdk['workflow_tasks']}: {sdk['from_cache']} found their "
+        f"call cached, {sdk['replayed_after_eviction']} replayed an evicted call "
+        f"({sdk['forced_evictions']} evictions) |",
+        f"| mean wait for the worker, run in it (workflow task) | {sdk['task_wait_ms_mean']} ms, "
+        f"{sdk['task_run_ms_mean']} ms (local activities {sdk['local_activity_ms_mean']} ms) |",
     ]
 
 

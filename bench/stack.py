@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -88,6 +89,7 @@ class BenchStack:
         self.client: Client | None = None
         self.db: Database | None = None
         self.api_keys: list[str] = []
+        self.worker_metrics_port = free_port()
 
     @property
     def address(self) -> str:
@@ -104,6 +106,8 @@ class BenchStack:
     def env(self) -> dict[str, str]:
         env = worker_environment(self.settings, self.database_url, self.config.time_scale, {})
         env["CALLERLOOP_LOG_FORMAT"] = "json"  # the default; devstack uses console
+        # The SDK's own metrics (its workflow cache, task waits): where a replay's time went.
+        env["CALLERLOOP_TEMPORAL_METRICS_ADDRESS"] = f"127.0.0.1:{self.worker_metrics_port}"
         env.update(self.config.extra_env)
         return env
 
@@ -221,6 +225,22 @@ class BenchStack:
                         return
                 await asyncio.sleep(0.2)
         raise RuntimeError(f"the web app did not answer within {WEB_READY_TIMEOUT:.0f} s")
+
+    async def worker_metrics(self) -> dict[str, float]:
+        """The worker's Temporal SDK metrics, each summed over its labels (histograms as
+        `_sum` and `_count`); empty when the worker does not answer."""
+        url = f"http://127.0.0.1:{self.worker_metrics_port}/metrics"
+        try:
+            async with httpx.AsyncClient(timeout=10.0) as http:
+                text = (await http.get(url)).text
+        except httpx.HTTPError:
+            return {}
+        totals: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if not sample.name.endswith("_bucket"):
+                    totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+        return totals
 
     def check_alive(self) -> None:
         for child in self.children:

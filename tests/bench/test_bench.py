@@ -14,6 +14,7 @@ import pytest
 from bench.__main__ import parse_args
 from bench.load import Sent, Text, match_texts, trim_tail
 from bench.report import write_results
+from bench.scenarios import workflow_cache_figures
 from bench.stats import max_in_window, per_second_counts, percentile, summarize
 from workflows.model import CadEvent, CadEventType
 
@@ -187,3 +188,37 @@ def test_the_report_is_written_with_its_plots(tmp_path: Path) -> None:
     slim = json.loads((latest / "results.json").read_text())
     assert "samples" not in slim["scenarios"]["pacing"]
     assert (tmp_path / "20260101T000000Z.json").exists()
+
+
+def test_the_worker_cache_figures_count_replays_of_evicted_calls() -> None:
+    metrics = {
+        "temporal_workflow_task_queue_poll_succeed": 130.0,
+        "temporal_sticky_cache_hit": 20.0,
+        "temporal_sticky_cache_total_forced_eviction": 40.0,
+        "temporal_workflow_task_schedule_to_start_latency_sum": 1300.0,
+        "temporal_workflow_task_schedule_to_start_latency_count": 130.0,
+        "temporal_workflow_task_execution_latency_sum": 650.0,
+        "temporal_workflow_task_execution_latency_count": 130.0,
+    }
+    figures = workflow_cache_figures(metrics, calls=100)
+    # 110 tasks brought a whole history: 100 calls' first tasks and 10 evicted calls.
+    assert figures["replayed_after_eviction"] == 10
+    assert figures["forced_evictions"] == 40
+    assert (figures["task_wait_ms_mean"], figures["task_run_ms_mean"]) == (10.0, 5.0)
+    assert figures["local_activity_ms_mean"] is None
+    assert workflow_cache_figures({}, calls=100) == {}
+
+
+def test_the_report_says_how_the_worker_cache_did(tmp_path: Path) -> None:
+    results = fake_results()
+    results["scenarios"]["scale"]["worker_sdk"] = {
+        "workflow_tasks": 130,
+        "from_cache": 20,
+        "replayed_after_eviction": 10,
+        "forced_evictions": 40,
+        "task_wait_ms_mean": 10.0,
+        "task_run_ms_mean": 5.0,
+        "local_activity_ms_mean": 2.0,
+    }
+    text = write_results(results, tmp_path, "20260101T000000Z").read_text()
+    assert "10 replayed an evicted call (40 evictions)" in text

@@ -69,8 +69,9 @@ def build_workers(
         task_queue=settings.task_queue,
         workflows=[CallForServiceWorkflow],
         workflow_runner=workflow_runner(strict_sandbox),
-        # The SDK's default (1,000) made 300 MB with calls waiting for their survey;
-        # 500 took the same time to replay 28 days of real calls (make bench).
+        # The SDK's default (1,000) made 300 MB with calls waiting for their survey.
+        # 500 replayed 28 days of real calls as fast, but at 8 calls/s (100 s each) the
+        # throughput bench's calls outgrew it and each evicted one was replayed (make bench).
         max_cached_workflows=settings.workflow_cache_size,
         activities=[
             policies.load_agency_policy,

@@ -125,7 +125,7 @@ class Settings(BaseSettings):
         "(e.g. 0.0.0.0:9464); empty: none.",
     )
     workflow_cache_size: int = Field(
-        default=500,
+        default=800,
         ge=1,
         description="Calls the worker keeps in memory between their events. Each costs "
         "about 125 KB of worker memory (make bench); a call evicted from the cache replays "

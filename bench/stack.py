@@ -54,6 +54,19 @@ def free_port() -> int:
         return port
 
 
+def summed_metrics(exposition: str) -> dict[str, float]:
+    """Prometheus text, each metric summed over its labels, by the name it is exposed
+    under (histograms as `_sum` and `_count`, their buckets left out)."""
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if not sample.name.endswith("_bucket"):
+                # The parser names counters' samples `…_total`; the SDK does not.
+                name = sample.name.removesuffix("_total")
+                totals[name] = totals.get(name, 0.0) + sample.value
+    return totals
+
+
 @dataclass
 class StackConfig:
     time_scale: float
@@ -106,8 +119,6 @@ class BenchStack:
     def env(self) -> dict[str, str]:
         env = worker_environment(self.settings, self.database_url, self.config.time_scale, {})
         env["CALLERLOOP_LOG_FORMAT"] = "json"  # the default; devstack uses console
-        # The SDK's own metrics (its workflow cache, task waits): where a replay's time went.
-        env["CALLERLOOP_TEMPORAL_METRICS_ADDRESS"] = f"127.0.0.1:{self.worker_metrics_port}"
         env.update(self.config.extra_env)
         return env
 
@@ -156,7 +167,12 @@ class BenchStack:
             "worker",
             [sys.executable, "-m", "starter.cli", "worker"],
             self.paths.worker_log,
-            env=self.env(),
+            # The SDK's own metrics (its workflow cache, task waits): where a replay's time
+            # went. The worker's only: the web app would take the same port.
+            env={
+                **self.env(),
+                "CALLERLOOP_TEMPORAL_METRICS_ADDRESS": f"127.0.0.1:{self.worker_metrics_port}",
+            },
             stop_signal=signal.SIGINT,
             grace=WORKER_STOP_GRACE,
         )
@@ -227,20 +243,16 @@ class BenchStack:
         raise RuntimeError(f"the web app did not answer within {WEB_READY_TIMEOUT:.0f} s")
 
     async def worker_metrics(self) -> dict[str, float]:
-        """The worker's Temporal SDK metrics, each summed over its labels (histograms as
-        `_sum` and `_count`); empty when the worker does not answer."""
+        """The worker's Temporal SDK metrics by the names it exposes them under, each
+        summed over its labels (histograms as `_sum` and `_count`); empty when the worker
+        does not answer."""
         url = f"http://127.0.0.1:{self.worker_metrics_port}/metrics"
         try:
             async with httpx.AsyncClient(timeout=10.0) as http:
                 text = (await http.get(url)).text
         except httpx.HTTPError:
             return {}
-        totals: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if not sample.name.endswith("_bucket"):
-                    totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
-        return totals
+        return summed_metrics(text)
 
     def check_alive(self) -> None:
         for child in self.children:

@@ -15,6 +15,7 @@ from bench.__main__ import parse_args
 from bench.load import Sent, Text, match_texts, trim_tail
 from bench.report import write_results
 from bench.scenarios import workflow_cache_figures
+from bench.stack import summed_metrics
 from bench.stats import max_in_window, per_second_counts, percentile, summarize
 from workflows.model import CadEvent, CadEventType
 
@@ -222,3 +223,23 @@ def test_the_report_says_how_the_worker_cache_did(tmp_path: Path) -> None:
     }
     text = write_results(results, tmp_path, "20260101T000000Z").read_text()
     assert "10 replayed an evicted call (40 evictions)" in text
+
+
+def test_the_worker_metrics_are_summed_over_their_labels_by_their_exposed_names() -> None:
+    exposition = "\n".join(
+        [
+            "# TYPE temporal_sticky_cache_hit counter",
+            'temporal_sticky_cache_hit{task_queue="a"} 3',
+            'temporal_sticky_cache_hit{task_queue="b"} 4',
+            "# TYPE temporal_workflow_task_execution_latency histogram",
+            'temporal_workflow_task_execution_latency_bucket{le="+Inf"} 2',
+            "temporal_workflow_task_execution_latency_sum 30",
+            "temporal_workflow_task_execution_latency_count 2",
+            "",
+        ]
+    )
+    assert summed_metrics(exposition) == {
+        "temporal_sticky_cache_hit": 7.0,
+        "temporal_workflow_task_execution_latency_sum": 30.0,
+        "temporal_workflow_task_execution_latency_count": 2.0,
+    }

@@ -271,16 +271,17 @@ async def start_harness(
     time_scale: float = 1.0,
     task_queue: str | None = None,
     public_base_url: str = "https://callerloop.test",
-    workflow_cache_size: int = 500,
+    workflow_cache_size: int | None = None,
 ) -> AsyncIterator[Harness]:
     settings = Settings(
-        workflow_cache_size=workflow_cache_size,
         task_queue=task_queue or f"test-{uuid.uuid4()}",
         database_url=database.url,
         time_scale=time_scale,
         public_base_url=public_base_url,
         encryption_keys=SecretStr(TEST_ENCRYPTION_KEYS),
     )
+    if workflow_cache_size is not None:  # else the deployment's default
+        settings.workflow_cache_size = workflow_cache_size
     with ThreadPoolExecutor(8) as executor:
         workers = build_workers(
             environment.client, settings, database, agencies, provider, executor, 8

@@ -248,9 +248,9 @@ class CallForServiceWorkflow:
 
     @workflow.run
     async def run(self, input: CallInput) -> CallOutcome:
+        self._purge_locally = workflow.patched(PURGE_LOCALLY)
         # The policy is recorded in history once, so a call keeps the rules it started
         # with (across continue-as-new too) even if the agency file changes.
-        self._purge_locally = workflow.patched(PURGE_LOCALLY)
         policy = input.carried_policy or await self._load_policy()
         self._policy = policy
         call = self._state

@@ -15,10 +15,7 @@ from activities.sms_providers.base import (
     PermanentProviderError,
     TransientProviderError,
 )
-from activities.texts import (
-    OutcomeNotKnownYet,
-    TextActivities,
-)
+from activities.texts import OutcomeNotKnownYet, TextActivities
 from callerloop.db import Database, LinkToken, OutboxMessage
 from callerloop.links import hash_token
 from tests.factories import RecordingProvider, hand_over_long_ago, make_agency

@@ -123,10 +123,12 @@ async def test_events_posted_to_the_running_app_start_and_advance_the_call(
 
 
 def quick_lifecycle(agency: AgencyConfig) -> AgencyConfig:
-    """The example agency with shorter waits after the survey (12 s at TIME_SCALE, still
-    far longer than a workflow task takes under load) and for never-closed calls."""
+    """The example agency with shorter waits after the survey (24 s at TIME_SCALE, still
+    far longer than a workflow task takes under load) and for never-closed calls. The
+    window well outlasts the longest quiet-hours deferral (12 h): with 12 h, a run started
+    near 21:00 New York time ended every call before its deferred survey."""
     timing = agency.timing.model_copy(
-        update={"survey_window": timedelta(hours=12), "max_open": timedelta(days=1)}
+        update={"survey_window": timedelta(hours=24), "max_open": timedelta(days=1)}
     )
     return agency.model_copy(update={"timing": timing})
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlmodel import Session, col, delete, update
+from sqlmodel import col, delete, update
 from temporalio import activity
 
 from activities.opt_outs import is_opted_out
@@ -56,11 +59,16 @@ class CallRecordActivities:
         agency = input.snapshot.agency
         now = utcnow()
         with self._db.session() as session:
-            _upsert_call(session, input.workflow_id, input.snapshot, now)
+            # Core statements on the session's connection: no ORM unit of work to run.
+            connection = session.connection()
+            statements = _record_statements(connection.dialect.name)
+            connection.execute(
+                statements.upsert_call, _call_row(input.workflow_id, input.snapshot, now)
+            )
             if input.events:
-                inserted = session.exec(
-                    insert_or_skip(session, CallEventRecord)
-                    .values(
+                new_events = set(
+                    connection.execute(
+                        statements.insert_events,
                         [
                             {
                                 "workflow_id": input.workflow_id,
@@ -72,51 +80,43 @@ class CallRecordActivities:
                                 "recorded_at": now,
                             }
                             for event in input.events
-                        ]
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(col(CallEventRecord.event_id))
-                ).all()
-                new_events = {row[0] for row in inserted}
+                        ],
+                    ).scalars()
+                )
                 for event in input.events:
                     if event.event_id in new_events:
                         applied = "true" if event.applied else "false"
                         metrics.CAD_EVENTS.labels(agency, event.event_type.value, applied).inc()
             if input.snapshot.operator_actions:
                 # Updates made in the Temporal UI reach the audit log this way too.
-                session.exec(
-                    insert_or_skip(session, AuditEntry)
-                    .values(
-                        [
-                            {
-                                "at": action.at,
-                                "actor": action.by,
-                                "action": action.action,
-                                "target": input.workflow_id,
-                                "detail": f"{action.reason}"
-                                + (f" ({action.detail})" if action.detail else ""),
-                                "source": "temporal-update",
-                                "dedup_key": f"{input.workflow_id}#{index}",
-                            }
-                            for index, action in enumerate(input.snapshot.operator_actions)
-                        ]
-                    )
-                    .on_conflict_do_nothing()
+                connection.execute(
+                    statements.insert_audit,
+                    [
+                        {
+                            "at": action.at,
+                            "actor": action.by,
+                            "action": action.action,
+                            "target": input.workflow_id,
+                            "detail": f"{action.reason}"
+                            + (f" ({action.detail})" if action.detail else ""),
+                            "source": "temporal-update",
+                            "dedup_key": f"{input.workflow_id}#{index}",
+                        }
+                        for index, action in enumerate(input.snapshot.operator_actions)
+                    ],
                 )
             if input.decision is not None and input.decided_at is not None:
-                decided = session.exec(
-                    insert_or_skip(session, EligibilityDecisionRecord)
-                    .values(
-                        workflow_id=input.workflow_id,
-                        agency=agency,
-                        decided_at=input.decided_at,
-                        eligible=input.decision.eligible,
-                        reason=input.decision.reason,
-                        detail=input.decision.detail,
-                        permanent=input.decision.permanent,
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(col(EligibilityDecisionRecord.id))
+                decided = connection.execute(
+                    statements.insert_decision,
+                    {
+                        "workflow_id": input.workflow_id,
+                        "agency": agency,
+                        "decided_at": input.decided_at,
+                        "eligible": input.decision.eligible,
+                        "reason": input.decision.reason,
+                        "detail": input.decision.detail,
+                        "permanent": input.decision.permanent,
+                    },
                 ).first()
                 if decided is not None:
                     eligible = "true" if input.decision.eligible else "false"
@@ -153,8 +153,29 @@ class CallRecordActivities:
             session.commit()
 
 
-def _upsert_call(session: Session, workflow_id: str, call: CallState, now: datetime) -> None:
-    latest = {
+# The call's row as the latest record leaves it (an upsert sets every one of these).
+_CALL_LATEST = (
+    "case_number",
+    "status",
+    "priority",
+    "call_type",
+    "source",
+    "language",
+    "caller_phone",
+    "texting_state",
+    "reason",
+    "texts_sent",
+    "received_at",
+    "closed_at",
+    "updated_at",
+)
+
+
+def _call_row(workflow_id: str, call: CallState, now: datetime) -> dict[str, object]:
+    return {
+        "workflow_id": workflow_id,
+        "agency": call.agency,
+        "incident_id": call.incident_id,
         "case_number": call.case_number,
         "status": call.status.value if call.status else None,
         "priority": call.priority,
@@ -169,12 +190,29 @@ def _upsert_call(session: Session, workflow_id: str, call: CallState, now: datet
         "closed_at": call.closed_at,
         "updated_at": now,
     }
-    insert = insert_or_skip(session, CallRecord).values(
-        workflow_id=workflow_id, agency=call.agency, incident_id=call.incident_id, **latest
-    )
-    session.exec(
-        insert.on_conflict_do_update(
+
+
+@dataclass(frozen=True)
+class _RecordStatements:
+    upsert_call: Any
+    insert_events: Any  # returns the event ids it inserted
+    insert_audit: Any
+    insert_decision: Any  # returns the id when it inserted
+
+
+@functools.cache
+def _record_statements(dialect: str) -> _RecordStatements:
+    """Built once per dialect, executed with each record's values: building and compiling
+    fresh statements for every record cost more CPU than running them."""
+    call = insert_or_skip(dialect, CallRecord)
+    events = insert_or_skip(dialect, CallEventRecord)
+    decision = insert_or_skip(dialect, EligibilityDecisionRecord)
+    return _RecordStatements(
+        upsert_call=call.on_conflict_do_update(
             index_elements=[col(CallRecord.workflow_id)],
-            set_={name: insert.excluded[name] for name in latest},
-        )
+            set_={name: call.excluded[name] for name in _CALL_LATEST},
+        ),
+        insert_events=events.on_conflict_do_nothing().returning(events.table.c.event_id),
+        insert_audit=insert_or_skip(dialect, AuditEntry).on_conflict_do_nothing(),
+        insert_decision=decision.on_conflict_do_nothing().returning(decision.table.c.id),
     )

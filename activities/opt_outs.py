@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import bindparam, select
 from temporalio import activity
 
 from callerloop import metrics
@@ -20,9 +21,19 @@ class OptOutActivities:
 
 def is_opted_out(db: Database, agency: str, phone: str) -> bool:
     """Whether the number is in the agency's opt-out registry (by its keyed hash)."""
-    with db.session() as session:
-        row = session.get(OptOut, (agency, db.pseudonym(phone)))
-        return bool(row and row.opted_out)
+    with db.engine.connect() as connection:
+        opted_out = connection.execute(
+            _OPTED_OUT, {"agency": agency, "pseudonym": db.pseudonym(phone)}
+        ).scalar()
+        return bool(opted_out)
+
+
+# A Core statement built once: an ORM identity load per look cost more than the query.
+_OPT_OUTS = OptOut.__table__  # type: ignore[attr-defined]
+_OPTED_OUT = select(_OPT_OUTS.c.opted_out).where(
+    _OPT_OUTS.c.agency == bindparam("agency"),
+    _OPT_OUTS.c.phone_pseudonym == bindparam("pseudonym"),
+)
 
 
 def record_opt_out(db: Database, agency: str, phone: str, keyword: str, opted_out: bool) -> None:

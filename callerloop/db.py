@@ -403,13 +403,14 @@ class Database:
         self.engine.dispose()
 
 
-def insert_or_skip(session: Session, model: type[SQLModel]) -> Any:
-    """`INSERT … ON CONFLICT` for the database behind `session` (SQLite or PostgreSQL):
-    add `.on_conflict_do_nothing()` or `.on_conflict_do_update(…)`. One statement instead
-    of a savepoint and an ORM flush per row: a retried activity writes nothing twice. On
-    the table, not the class: the ORM's bulk-insert layer would double its cost."""
+def insert_or_skip(dialect: str, model: type[SQLModel]) -> Any:
+    """`INSERT … ON CONFLICT` for `dialect` (`sqlite` or `postgresql`, a connection's
+    `dialect.name`): add `.on_conflict_do_nothing()` or `.on_conflict_do_update(…)`. One
+    statement instead of a savepoint and an ORM flush per row: a retried activity writes
+    nothing twice. On the table, not the class: the ORM's bulk-insert layer would double
+    its cost."""
     table = model.__table__  # type: ignore[attr-defined]
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
 

@@ -272,7 +272,10 @@ async def start_harness(
     task_queue: str | None = None,
     public_base_url: str = "https://callerloop.test",
     workflow_cache_size: int | None = None,
+    record_as: str | None = None,
 ) -> AsyncIterator[Harness]:
+    """A worker on its own task queue; `record_as` (see `recording_name`) keeps the
+    histories of the test's calls in tests/histories/."""
     settings = Settings(
         task_queue=task_queue or f"test-{uuid.uuid4()}",
         database_url=database.url,
@@ -288,8 +291,21 @@ async def start_harness(
         )
         async with all_running(workers):
             harness = Harness(environment, database, settings, agencies)
+            harness.record_as = record_as
             yield harness
+            if record_as is not None:
+                await harness.record_histories()
             await harness.terminate_running()
+
+
+def recording_name(request: pytest.FixtureRequest) -> str | None:
+    """The test's name when `pytest --record-histories` runs a test marked
+    `record_history`, else None."""
+    if request.config.getoption("--record-histories") and request.node.get_closest_marker(
+        "record_history"
+    ):
+        return str(request.node.originalname)
+    return None
 
 
 @pytest.fixture
@@ -301,11 +317,7 @@ async def harness(
     provider: RecordingProvider,
 ) -> AsyncIterator[Harness]:
     """A worker on its own task queue, against the session's Temporal environment."""
-    async for running in start_harness(env, database, {agency.id: agency}, provider):
-        if request.config.getoption("--record-histories") and request.node.get_closest_marker(
-            "record_history"
-        ):
-            running.record_as = request.node.originalname
+    async for running in start_harness(
+        env, database, {agency.id: agency}, provider, record_as=recording_name(request)
+    ):
         yield running
-        if running.record_as is not None:
-            await running.record_histories()

@@ -67,6 +67,12 @@ RECORD_THEN_CHECK_OPT_OUT = "record-then-check-opt-out"
 # no activity task and no workflow task after it, four server requests fewer per call.
 # Decided in the call's first workflow task, beside the patch above.
 PURGE_LOCALLY = "purge-locally"
+# A closed call's survey window counts from when the survey falls due, after any quiet
+# hours (`lifecycle.finish_at`), so a window shorter than the night loses no survey. A
+# call with this patch has every patch above as well, and asks for this one only: one
+# marker and one TemporalChangeVersion upsert instead of three. It also skips the look at
+# the opt-out registry before its first record: the record looks right after committing.
+SURVEY_WINDOW_AFTER_DEFERRAL = "survey-window-after-deferral"
 
 LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # A text that cannot reach the provider within this is no longer news to the caller.
@@ -115,6 +121,8 @@ class CallForServiceWorkflow:
         self._policy: AgencyPolicy | None = input.carried_policy
         self._deadline_reached: datetime | None = None
         self._purge_locally = False
+        # Set in the first workflow task: this call has every patch (see the ids above).
+        self._current = False
 
     # --- signals and queries: facts in, state out; no I/O here ---------------------
 
@@ -248,7 +256,8 @@ class CallForServiceWorkflow:
 
     @workflow.run
     async def run(self, input: CallInput) -> CallOutcome:
-        self._purge_locally = workflow.patched(PURGE_LOCALLY)
+        self._current = workflow.patched(SURVEY_WINDOW_AFTER_DEFERRAL)
+        self._purge_locally = self._current or workflow.patched(PURGE_LOCALLY)
         # The policy is recorded in history once, so a call keeps the rules it started
         # with (across continue-as-new too) even if the agency file changes.
         policy = input.carried_policy or await self._load_policy()
@@ -267,7 +276,7 @@ class CallForServiceWorkflow:
             ):
                 await self._record()
                 continue  # signals may have arrived meanwhile: decide again before acting
-            step = plan(call, policy, self._now())
+            step = plan(call, policy, self._now(), window_after_deferral=self._current)
             call.skipped.extend(step.skip)
             if step.finished:
                 break
@@ -313,10 +322,14 @@ class CallForServiceWorkflow:
 
     async def _check_opt_out_registry(self, force: bool = False) -> None:
         """Look the number up in the opt-out registry: when the call learns a number, and
-        (forced) right before a text while a STOP might not be signalled here."""
+        (forced) right before a text while a STOP might not be signalled here. Calls with
+        every patch leave the first to their record, which comes before any text and looks
+        right after committing."""
         call = self._state
         phone = call.caller_phone
-        if phone is None or (phone == call.opt_out_checked_for and not force):
+        if phone is None:
+            return
+        if not force and (self._current or phone == call.opt_out_checked_for):
             return
         result = await workflow.execute_local_activity_method(
             OptOutActivities.check_opt_out,
@@ -404,7 +417,7 @@ class CallForServiceWorkflow:
             decision=new_decision,
             decided_at=workflow.now() if new_decision else None,
         )
-        if not workflow.patched(RECORD_THEN_CHECK_OPT_OUT):
+        if not (self._current or workflow.patched(RECORD_THEN_CHECK_OPT_OUT)):
             await workflow.execute_local_activity_method(
                 CallRecordActivities.record_call,
                 record,
@@ -496,7 +509,7 @@ class CallForServiceWorkflow:
         try:
             await workflow.wait_condition(lambda: self._changed, timeout=timeout)
         except TimeoutError:
-            if workflow.patched(DEADLINE_REACHED_ON_TIMER):
+            if self._current or workflow.patched(DEADLINE_REACHED_ON_TIMER):
                 self._deadline_reached = wake_at
         finally:
             self._state.idle = False

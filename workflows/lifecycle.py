@@ -77,25 +77,37 @@ def survey_due_at(call: CallState, policy: AgencyPolicy) -> datetime | None:
     return due + wait / policy.time_scale
 
 
-def finish_at(call: CallState, policy: AgencyPolicy) -> datetime | None:
-    """When the lifecycle ends and personal data is purged."""
+def finish_at(
+    call: CallState, policy: AgencyPolicy, *, window_after_deferral: bool = True
+) -> datetime | None:
+    """When the lifecycle ends and personal data is purged.
+
+    A closed call waits for its survey's window to pass, counted from when the survey
+    falls due: after quiet hours when it falls due in them. (Calls started before
+    `window_after_deferral` count from closure plus the delay, as they always have: a
+    survey window shorter than the quiet hours then ended such a call before its survey.)"""
+    window = timedelta(seconds=policy.survey_window_seconds)
     survey = next((t for t in call.texts if t.kind == TextKind.SURVEY), None)
     if survey is not None:
-        return survey.at + timedelta(seconds=policy.survey_window_seconds)
+        return survey.at + window
     if call.status is not None and call.status.is_closed and call.closed_at is not None:
         if call.blocked is not None:
             return call.closed_at  # nothing can ever be texted: no reason to wait for a reopen
-        return call.closed_at + timedelta(
-            seconds=policy.survey_delay_seconds + policy.survey_window_seconds
-        )
+        if window_after_deferral:
+            due = survey_due_at(call, policy)
+            assert due is not None  # the call is closed
+            return due + window
+        return call.closed_at + timedelta(seconds=policy.survey_delay_seconds) + window
     if call.received_at is not None:
         return call.received_at + timedelta(seconds=policy.max_open_seconds)
     return None
 
 
-def plan(call: CallState, policy: AgencyPolicy, now: datetime) -> Plan:
-    """The next step for this call at `now`."""
-    end = finish_at(call, policy)
+def plan(
+    call: CallState, policy: AgencyPolicy, now: datetime, *, window_after_deferral: bool = True
+) -> Plan:
+    """The next step for this call at `now` (`window_after_deferral`: see `finish_at`)."""
+    end = finish_at(call, policy, window_after_deferral=window_after_deferral)
     if end is not None and now >= end:
         return Plan(finished=True)
     wakes: list[datetime] = [end] if end is not None else []

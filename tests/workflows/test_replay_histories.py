@@ -51,6 +51,7 @@ LIFECYCLE_PATHS = [
     "test_unusable_number_stops_texting_that_number",
     "test_reopened_call_resumes_and_is_surveyed_once",
     "test_first_event_may_be_any_kind",
+    "test_a_window_shorter_than_the_quiet_hours_still_gets_its_survey",
 ]
 
 

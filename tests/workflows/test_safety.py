@@ -7,17 +7,17 @@ import pytest
 from temporalio import activity
 
 import worker
-from activities.opt_outs import OptOutActivities, record_opt_out
+from activities.call_records import CallRecordActivities
+from activities.opt_outs import record_opt_out
 from tests.factories import RecordingProvider, cad_event, eligible_call, new_incident_id
 from tests.harness import Harness
 from workflows.call_for_service import CallForServiceWorkflow
 from workflows.model import (
     CadEventType,
     CallSource,
-    CheckOptOutInput,
-    CheckOptOutResult,
     OptInSignal,
     OptOutSignal,
+    RecordCallInput,
     SuppressSignal,
     TextingState,
 )
@@ -55,24 +55,27 @@ async def test_opt_in_after_opt_out_resumes_texting(harness: Harness) -> None:
     assert harness.kinds(incident) == ["confirmation", "assigned"]
 
 
-class StopLandsRightAfterTheLook(OptOutActivities):
-    """The race: the caller's STOP reaches the registry just after the call looked there,
-    before the call is on record for the STOP's handler to find and signal."""
+class StopLandsAsTheCallIsRecorded(CallRecordActivities):
+    """The race: the caller's STOP reaches the registry just as the call is first put on
+    record, too early for the STOP's handler to find the call and signal it. (An earlier
+    version also looked at the registry before the record, and a STOP right after that
+    look slipped through; that look is gone, so it is not injected here.)"""
 
-    @activity.defn(name="check_opt_out")
-    def check_opt_out(self, input: CheckOptOutInput) -> CheckOptOutResult:
-        result = super().check_opt_out(input)
-        record_opt_out(self._db, input.agency, input.phone, "STOP", opted_out=True)
-        return result
+    @activity.defn(name="record_call")
+    def record_call(self, input: RecordCallInput) -> None:
+        super().record_call(input)
+        phone = input.snapshot.caller_phone
+        if phone is not None:
+            record_opt_out(self._db, input.snapshot.agency, phone, "STOP", opted_out=True)
 
 
 @pytest.fixture
-def stop_lands_right_after_the_registry_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(worker, "OptOutActivities", StopLandsRightAfterTheLook)
+def stop_lands_as_the_call_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker, "CallRecordActivities", StopLandsAsTheCallIsRecorded)
 
 
-async def test_a_stop_between_the_registry_check_and_the_record_stops_the_first_text(
-    stop_lands_right_after_the_registry_is_read: None,
+async def test_a_stop_written_as_the_call_is_recorded_stops_the_first_text(
+    stop_lands_as_the_call_is_recorded: None,
     harness: Harness,
     provider: RecordingProvider,
 ) -> None:

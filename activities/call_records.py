@@ -25,7 +25,7 @@ from callerloop.db import (
 )
 from callerloop.links import SURVEY, expire_links
 from workflows.model import (
-    CallState,
+    CallSnapshot,
     CheckOptOutResult,
     PurgeInput,
     RecordCallInput,
@@ -171,7 +171,7 @@ _CALL_LATEST = (
 )
 
 
-def _call_row(workflow_id: str, call: CallState, now: datetime) -> dict[str, object]:
+def _call_row(workflow_id: str, call: CallSnapshot, now: datetime) -> dict[str, object]:
     return {
         "workflow_id": workflow_id,
         "agency": call.agency,
@@ -181,11 +181,11 @@ def _call_row(workflow_id: str, call: CallState, now: datetime) -> dict[str, obj
         "priority": call.priority,
         "call_type": call.call_type,
         "source": call.source.value if call.source else None,
-        "language": call.caller_language,
+        "language": call.language,
         "caller_phone": call.caller_phone,
         "texting_state": call.texting_state.value,
-        "reason": call.decision.reason if call.decision else None,
-        "texts_sent": call.texts_counted(),
+        "reason": call.reason,
+        "texts_sent": call.texts_sent,
         "received_at": call.received_at,
         "closed_at": call.closed_at,
         "updated_at": now,

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         CadEvent,
         CallInput,
         CallOutcome,
+        CallSnapshot,
         CallState,
         CheckOptOutInput,
         Decision,
@@ -412,7 +413,7 @@ class CallForServiceWorkflow:
         self._recorded_actions = len(self._state.operator_actions)
         record = RecordCallInput(
             workflow_id=workflow.info().workflow_id,
-            snapshot=self._state,
+            snapshot=CallSnapshot.of(self._state),
             events=events,
             decision=new_decision,
             decided_at=workflow.now() if new_decision else None,

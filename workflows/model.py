@@ -401,9 +401,51 @@ class EventRecord:
 
 
 @dataclass
+class CallSnapshot:
+    """What a call's record keeps of its state: the record's input carries this, not the
+    whole state (converting, encrypting and decrypting that cost the worker more)."""
+
+    agency: str
+    incident_id: str
+    case_number: str | None = None
+    status: CallStatus | None = None
+    priority: int | None = None
+    call_type: str | None = None
+    source: CallSource | None = None
+    language: str | None = None
+    caller_phone: str | None = None
+    texting_state: TextingState = TextingState.PENDING
+    reason: str | None = None  # the latest decision's
+    texts_sent: int = 0
+    received_at: datetime | None = None
+    closed_at: datetime | None = None
+    operator_actions: list[OperatorAction] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, call: CallState) -> CallSnapshot:
+        return cls(
+            agency=call.agency,
+            incident_id=call.incident_id,
+            case_number=call.case_number,
+            status=call.status,
+            priority=call.priority,
+            call_type=call.call_type,
+            source=call.source,
+            language=call.caller_language,
+            caller_phone=call.caller_phone,
+            texting_state=call.texting_state,
+            reason=call.decision.reason if call.decision else None,
+            texts_sent=call.texts_counted(),
+            received_at=call.received_at,
+            closed_at=call.closed_at,
+            operator_actions=list(call.operator_actions),
+        )
+
+
+@dataclass
 class RecordCallInput:
     workflow_id: str
-    snapshot: CallState
+    snapshot: CallSnapshot
     events: list[EventRecord] = field(default_factory=list)
     decision: Decision | None = None
     decided_at: datetime | None = None

@@ -25,7 +25,7 @@ from callerloop.db import Database
 from tests.factories import RecordingProvider, hand_over_long_ago, make_agency
 from workflows.model import (
     CadEventType,
-    CallState,
+    CallSnapshot,
     Decision,
     EventRecord,
     RecordCallInput,
@@ -64,7 +64,7 @@ def record_input(incident: str, event_type: CadEventType, decision: Decision) ->
     now = datetime.now(UTC)
     return RecordCallInput(
         workflow_id=f"call/{AGENCY}/{incident}",
-        snapshot=CallState(agency=AGENCY, incident_id=incident),
+        snapshot=CallSnapshot(agency=AGENCY, incident_id=incident),
         events=[EventRecord(f"{incident}-{event_type}", event_type, now, applied=True)],
         decision=decision,
         decided_at=now,

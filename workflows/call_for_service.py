@@ -122,8 +122,8 @@ class CallForServiceWorkflow:
         self._policy: AgencyPolicy | None = input.carried_policy
         self._deadline_reached: datetime | None = None
         self._purge_locally = False
-        # Set in the first workflow task: this call has every patch (see the ids above).
-        self._current = False
+        # Decided in the first workflow task: the call has every patch (see the ids above).
+        self._has_every_patch = False
 
     # --- signals and queries: facts in, state out; no I/O here ---------------------
 
@@ -257,8 +257,8 @@ class CallForServiceWorkflow:
 
     @workflow.run
     async def run(self, input: CallInput) -> CallOutcome:
-        self._current = workflow.patched(SURVEY_WINDOW_AFTER_DEFERRAL)
-        self._purge_locally = self._current or workflow.patched(PURGE_LOCALLY)
+        self._has_every_patch = workflow.patched(SURVEY_WINDOW_AFTER_DEFERRAL)
+        self._purge_locally = self._has_every_patch or workflow.patched(PURGE_LOCALLY)
         # The policy is recorded in history once, so a call keeps the rules it started
         # with (across continue-as-new too) even if the agency file changes.
         policy = input.carried_policy or await self._load_policy()
@@ -277,7 +277,7 @@ class CallForServiceWorkflow:
             ):
                 await self._record()
                 continue  # signals may have arrived meanwhile: decide again before acting
-            step = plan(call, policy, self._now(), window_after_deferral=self._current)
+            step = plan(call, policy, self._now(), window_after_deferral=self._has_every_patch)
             call.skipped.extend(step.skip)
             if step.finished:
                 break
@@ -330,7 +330,7 @@ class CallForServiceWorkflow:
         phone = call.caller_phone
         if phone is None:
             return
-        if not force and (self._current or phone == call.opt_out_checked_for):
+        if not force and (self._has_every_patch or phone == call.opt_out_checked_for):
             return
         result = await workflow.execute_local_activity_method(
             OptOutActivities.check_opt_out,
@@ -418,7 +418,7 @@ class CallForServiceWorkflow:
             decision=new_decision,
             decided_at=workflow.now() if new_decision else None,
         )
-        if not (self._current or workflow.patched(RECORD_THEN_CHECK_OPT_OUT)):
+        if not (self._has_every_patch or workflow.patched(RECORD_THEN_CHECK_OPT_OUT)):
             await workflow.execute_local_activity_method(
                 CallRecordActivities.record_call,
                 record,
@@ -510,7 +510,7 @@ class CallForServiceWorkflow:
         try:
             await workflow.wait_condition(lambda: self._changed, timeout=timeout)
         except TimeoutError:
-            if self._current or workflow.patched(DEADLINE_REACHED_ON_TIMER):
+            if self._has_every_patch or workflow.patched(DEADLINE_REACHED_ON_TIMER):
                 self._deadline_reached = wake_at
         finally:
             self._state.idle = False

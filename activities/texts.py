@@ -22,12 +22,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select, update
+from sqlalchemy import Connection
+from sqlmodel import col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import PERMANENT_SMS_ERROR, UNKNOWN_AGENCY, SmsFailure
+from activities.outbox import HANDING_OVER, Outbox, OutboxRow
 from activities.pacing import Pacer
 from activities.sms_providers.base import (
     MessageRecords,
@@ -39,7 +40,7 @@ from activities.sms_providers.base import (
 )
 from callerloop import metrics
 from callerloop.agency_config import AgencyConfig
-from callerloop.db import CallEventRecord, Database, OutboxMessage, utcnow
+from callerloop.db import Database, OutboxMessage, utcnow
 from callerloop.delivery_status import STATUS_ORDER
 from callerloop.links import STATUS, SURVEY, issue_link
 from callerloop.messages import MessageContext, render_message
@@ -52,8 +53,6 @@ from workflows.model import (
     TextKind,
 )
 
-# Claimed by a send attempt that is calling the provider right now.
-HANDING_OVER = "handing_over"
 # Outbox statuses after which a send attempt must not call the provider again.
 SETTLED = frozenset(STATUS_ORDER) - {"pending", HANDING_OVER}
 # Texts that answer a CAD event (the others follow a timer): their latency is measured.
@@ -107,25 +106,26 @@ class TextActivities:
     @activity.defn(name="send_text")
     def send_text(self, input: SendTextInput) -> SendTextResult:
         agency = self._agency(input.agency)
-        with self._db.session() as session:
-            row = self._claim(session, agency, input)
+        with self._db.engine.connect() as connection:
+            outbox = Outbox(connection)
+            row = self._claim(connection, outbox, agency, input)
             if row.status in SETTLED:
                 _count(input, "duplicate")
                 return _result(row, already_sent=True)
-            if row.status == HANDING_OVER and not self._reconcile(session, agency, row):
+            if row.status == HANDING_OVER and not self._reconcile(outbox, agency, row):
                 return _result(row, already_sent=True)
             # Paced before the hand-over is recorded, so the time between `handing_over`
             # and the request reaching the provider is as short as it can be.
             self._pacers[agency.id].wait_turn()
-            if not _hand_over(session, row):
+            if not outbox.hand_over(row, utcnow()):
                 # An attempt given up on by Temporal while it waited (start-to-close) lives
                 # on in its thread; the retry that took over sends, this one must not.
                 activity.logger.warning("another attempt took this send over", extra=_ids(row))
                 return _result(row, already_sent=True)
-            self._deliver(session, agency, row, self._pacers[agency.id])
+            self._deliver(outbox, agency, row, self._pacers[agency.id])
             return _result(row, already_sent=False)
 
-    def _reconcile(self, session: Session, agency: AgencyConfig, row: OutboxMessage) -> bool:
+    def _reconcile(self, outbox: Outbox, agency: AgencyConfig, row: OutboxRow) -> bool:
         """An earlier attempt handed this text over and never recorded the outcome. True
         when the provider certainly does not have it (send it); False when the row is now
         settled from the provider's records, or `unknown` for a provider without records."""
@@ -145,7 +145,7 @@ class TextActivities:
                 "in_flight", "the last attempt's request may still reach the provider"
             )
         if not isinstance(provider, MessageRecords):
-            _settle(session, row, "unknown")
+            outbox.settle(row, "unknown", utcnow())
             activity.logger.warning("send outcome unknown; not resending", extra=_ids(row))
             metrics.TEXTS.labels(row.agency, row.kind, "unknown").inc()
             return False
@@ -155,10 +155,7 @@ class TextActivities:
         if found is None:
             activity.logger.info("provider has no record of the cut-off send", extra=_ids(row))
             return True
-        session.refresh(row)  # a delivery receipt may have named the message meanwhile
-        row.provider_id = row.provider_id or found.provider_id
-        row.sent_at = row.sent_at or utcnow()
-        _settle(session, row, _first_status(row.status, found))
+        outbox.record_handoff(row, _provider_status(found), found.provider_id, utcnow())
         activity.logger.info("cut-off send found at the provider", extra=_ids(row))
         metrics.TEXTS.labels(row.agency, row.kind, "reconciled").inc()
         return False
@@ -171,43 +168,58 @@ class TextActivities:
             )
         return agency
 
-    def _claim(self, session: Session, agency: AgencyConfig, input: SendTextInput) -> OutboxMessage:
-        existing = _find(session, input.workflow_id, input.kind, input.attempt)
-        if existing is not None:
-            return existing
-        body = self._render(session, agency, input)
+    def _claim(
+        self, connection: Connection, outbox: Outbox, agency: AgencyConfig, input: SendTextInput
+    ) -> OutboxRow:
+        """The send's outbox row: written (with its link) before the provider is called,
+        or the one an earlier attempt wrote, as it is now."""
+        body = self._render(connection, agency, input)
         size = measure(body)
         now = utcnow()
-        row = OutboxMessage(
+        values = {
+            "workflow_id": input.workflow_id,
+            "agency": input.agency,
+            "incident_id": input.incident_id,
+            "kind": input.kind.value,
+            "attempt": input.attempt,
+            "language": input.language,
+            "to": input.to,
+            "body": body,
+            "encoding": size.encoding,
+            "segments": size.segments,
+            "provider": self._provider.name,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        # Insert first: a first attempt (nearly every one) needs no read. A retry's insert
+        # does nothing, and its rendered text and link roll back.
+        row_id = outbox.claim(values)
+        if row_id is None:
+            found = outbox.find(input.workflow_id, input.kind.value, input.attempt)
+            assert found is not None  # the conflict that skipped the insert was this row
+            return found
+        return OutboxRow(
+            id=row_id,
             workflow_id=input.workflow_id,
             agency=input.agency,
-            incident_id=input.incident_id,
             kind=input.kind.value,
-            attempt=input.attempt,
-            language=input.language,
             to=input.to,
             body=body,
-            encoding=size.encoding,
             segments=size.segments,
-            provider=self._provider.name,
+            status="pending",
+            attempts=0,
+            provider_id=None,
             created_at=now,
             updated_at=now,
         )
-        session.add(row)
-        try:
-            session.commit()  # written before the provider is called
-        except IntegrityError:  # a concurrent attempt claimed it first
-            session.rollback()
-            found = _find(session, input.workflow_id, input.kind, input.attempt)
-            assert found is not None
-            return found
-        return row
 
-    def _render(self, session: Session, agency: AgencyConfig, input: SendTextInput) -> str:
+    def _render(self, connection: Connection, agency: AgencyConfig, input: SendTextInput) -> str:
         context = MessageContext(case_number=input.case_number)
         if input.kind == TextKind.CONFIRMATION:
             status_url = issue_link(
-                session,
+                connection,
                 base_url=self._base_url,
                 workflow_id=input.workflow_id,
                 purpose=STATUS,
@@ -216,7 +228,7 @@ class TextActivities:
             context = MessageContext(case_number=input.case_number, status_url=status_url)
         elif input.kind == TextKind.SURVEY:
             survey_url = issue_link(
-                session,
+                connection,
                 base_url=self._base_url,
                 workflow_id=input.workflow_id,
                 purpose=SURVEY,
@@ -226,73 +238,48 @@ class TextActivities:
             context = MessageContext(case_number=input.case_number, survey_url=survey_url)
         return render_message(agency, input.kind.value, input.language, context)
 
-    def _deliver(
-        self, session: Session, agency: AgencyConfig, row: OutboxMessage, pacer: Pacer
-    ) -> None:
+    def _deliver(self, outbox: Outbox, agency: AgencyConfig, row: OutboxRow, pacer: Pacer) -> None:
         text = _outgoing(agency, row, self._base_url)
         pacer.space_requests()
         try:
             receipt = self._provider.send(text)
         except TransientProviderError as error:
-            _settle(session, row, "pending", error_code=error.code, error_message=error.message)
+            outbox.settle(
+                row, "pending", utcnow(), error_code=error.code, error_message=error.message
+            )
             metrics.TEXTS.labels(row.agency, row.kind, "retrying").inc()
             raise  # the provider has nothing: Temporal retries with backoff
         except PermanentProviderError as error:
-            _settle(session, row, "failed", error_code=error.code, error_message=error.message)
+            outbox.settle(
+                row, "failed", utcnow(), error_code=error.code, error_message=error.message
+            )
             metrics.TEXTS.labels(row.agency, row.kind, "failed").inc()
             raise ApplicationError(
                 str(error), error.failure.value, type=PERMANENT_SMS_ERROR, non_retryable=True
             ) from error
-        session.refresh(row)  # a delivery receipt may have overtaken the provider's answer
-        row.provider_id, row.sent_at = receipt.provider_id, utcnow()
-        first = _first_status(row.status, receipt)
-        _settle(session, row, first)
+        sent_at = utcnow()
+        outbox.record_handoff(row, _provider_status(receipt), receipt.provider_id, sent_at)
         activity.logger.info("text sent", extra=_ids(row))
-        metrics.TEXTS.labels(row.agency, row.kind, first).inc()
-        _observe_handoff(session, row)
+        metrics.TEXTS.labels(row.agency, row.kind, row.status).inc()
+        _observe_handoff(outbox, row, sent_at)
 
 
 def _count(input: SendTextInput, status: str) -> None:
     metrics.TEXTS.labels(input.agency, input.kind.value, status).inc()
 
 
-def _observe_handoff(session: Session, row: OutboxMessage) -> None:
+def _observe_handoff(outbox: Outbox, row: OutboxRow, sent_at: datetime) -> None:
     """CAD event → provider hand-off: from when the worker recorded the call's latest
     applied event (the one this text answers) to the provider's acceptance just now."""
-    if row.sent_at is None or TextKind(row.kind) not in ANSWERS_CAD_EVENT:
+    if TextKind(row.kind) not in ANSWERS_CAD_EVENT:
         return
-    recorded_at = session.exec(
-        select(CallEventRecord.recorded_at)
-        .where(
-            col(CallEventRecord.workflow_id) == row.workflow_id,
-            col(CallEventRecord.applied),
-        )
-        .order_by(col(CallEventRecord.recorded_at).desc())
-        .limit(1)
-    ).first()
+    recorded_at = outbox.latest_applied_event_at(row.workflow_id)
     if recorded_at is not None:
-        seconds = max((row.sent_at - recorded_at).total_seconds(), 0.0)
+        seconds = max((sent_at - recorded_at).total_seconds(), 0.0)
         metrics.EVENT_TO_HANDOFF.labels(row.agency, row.kind).observe(seconds)
 
 
-def _hand_over(session: Session, row: OutboxMessage) -> bool:
-    """Mark the row `handing_over`, only if no other attempt changed it since it was read
-    (compare and set on status and attempts). False when another attempt got there first."""
-    result = session.exec(
-        update(OutboxMessage)
-        .where(
-            col(OutboxMessage.id) == row.id,
-            col(OutboxMessage.status) == row.status,
-            col(OutboxMessage.attempts) == row.attempts,
-        )
-        .values(status=HANDING_OVER, attempts=row.attempts + 1, updated_at=utcnow())
-    )
-    session.commit()
-    session.refresh(row)
-    return bool(result.rowcount == 1)
-
-
-def _outgoing(agency: AgencyConfig, row: OutboxMessage, base_url: str) -> OutgoingText:
+def _outgoing(agency: AgencyConfig, row: OutboxRow, base_url: str) -> OutgoingText:
     assert row.to is not None and row.body is not None  # purged only when the call ends
     return OutgoingText(
         to=row.to,
@@ -306,11 +293,9 @@ def _outgoing(agency: AgencyConfig, row: OutboxMessage, base_url: str) -> Outgoi
     )
 
 
-def _first_status(current: str, receipt: ProviderReceipt) -> str:
-    """The row's status once the provider has the text: the provider's own (`sent`,
-    `delivered`, a failure) or `queued`, unless a receipt already moved the row on."""
-    if current != HANDING_OVER:
-        return current
+def _provider_status(receipt: ProviderReceipt) -> str:
+    """The row's status once the provider has the text, unless a receipt already moved it
+    on: the provider's own (`sent`, `delivered`, a failure) or `queued`."""
     return receipt.status if receipt.status in PROVIDER_OUTCOMES else "queued"
 
 
@@ -332,30 +317,7 @@ def survey_link_expiry(agency: AgencyConfig, issued_at: datetime, time_scale: fl
     return issued_at + agency.timing.survey_window / time_scale
 
 
-def _find(session: Session, workflow_id: str, kind: TextKind, attempt: int) -> OutboxMessage | None:
-    statement = select(OutboxMessage).where(
-        col(OutboxMessage.workflow_id) == workflow_id,
-        col(OutboxMessage.kind) == kind.value,
-        col(OutboxMessage.attempt) == attempt,
-    )
-    return session.exec(statement).first()
-
-
-def _settle(
-    session: Session,
-    row: OutboxMessage,
-    status: str,
-    *,
-    error_code: str | None = None,
-    error_message: str | None = None,
-) -> None:
-    row.status, row.updated_at = status, utcnow()
-    row.error_code, row.error_message = error_code, error_message
-    session.add(row)
-    session.commit()
-
-
-def _result(row: OutboxMessage, *, already_sent: bool) -> SendTextResult:
+def _result(row: OutboxRow, *, already_sent: bool) -> SendTextResult:
     return SendTextResult(
         status=row.status,
         provider_id=row.provider_id,
@@ -364,8 +326,8 @@ def _result(row: OutboxMessage, *, already_sent: bool) -> SendTextResult:
     )
 
 
-def _ids(row: OutboxMessage) -> dict[str, object]:
+def _ids(row: OutboxRow) -> dict[str, object]:
     return {"kind": row.kind, "segments": row.segments, "provider_id": row.provider_id}
 
 
-__all__ = ["SETTLED", "SmsFailure", "TextActivities"]
+__all__ = ["HANDING_OVER", "SETTLED", "SmsFailure", "TextActivities"]

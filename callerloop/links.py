@@ -7,6 +7,7 @@ import re
 import secrets
 from datetime import datetime
 
+from sqlalchemy import Connection, insert
 from sqlmodel import Session, col, update
 
 from callerloop.db import LinkToken, utcnow
@@ -15,6 +16,8 @@ TOKEN_BYTES = 16  # 128 bits
 STATUS, SURVEY = "status", "survey"
 # What secrets.token_urlsafe(TOKEN_BYTES) produces: anything else is not worth a lookup.
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{22}")
+# Built once: the send activity issues a link with most of its texts.
+_INSERT_LINK = insert(LinkToken.__table__)  # type: ignore[attr-defined]
 
 
 def hash_token(token: str) -> str:
@@ -22,23 +25,24 @@ def hash_token(token: str) -> str:
 
 
 def issue_link(
-    session: Session,
+    executor: Connection | Session,
     *,
     base_url: str,
     workflow_id: str,
     purpose: str,
     expires_at: datetime | None = None,
 ) -> str:
-    """A new link for one call and one purpose; the caller commits the session."""
+    """A new link for one call and one purpose; the caller commits."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    session.add(
-        LinkToken(
-            token_hash=hash_token(token),
-            workflow_id=workflow_id,
-            purpose=purpose,
-            created_at=utcnow(),
-            expires_at=expires_at,
-        )
+    executor.execute(
+        _INSERT_LINK,
+        {
+            "token_hash": hash_token(token),
+            "workflow_id": workflow_id,
+            "purpose": purpose,
+            "created_at": utcnow(),
+            "expires_at": expires_at,
+        },
     )
     path = "s" if purpose == STATUS else "survey"
     return f"{base_url.rstrip('/')}/{path}/{token}"

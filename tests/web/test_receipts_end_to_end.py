@@ -98,3 +98,31 @@ def test_receipt_that_overtakes_the_send_finds_its_row_by_outbox_id(
         row = session.exec(select(OutboxMessage)).one()
     assert row.status == "delivered"  # the late "queued" answer did not roll it back
     assert row.provider_id == "SM" + "1" * 32
+
+
+def test_a_failure_receipt_that_overtakes_the_send_keeps_its_error_code(
+    database: Database,
+) -> None:
+    """The carrier's answer (30003: unreachable) is what staff read in the outbox; the
+    send recording the provider's late `queued` must not wipe it."""
+    agency = make_agency()
+    sid = "SM" + "2" * 32
+
+    class UnreachablePhone:
+        name = "overtaken"
+
+        def send(self, text: OutgoingText) -> ProviderReceipt:
+            with database.session() as session:
+                row = session.exec(select(OutboxMessage)).one()
+            assert apply_delivery_status(database, sid, "undelivered", "30003", row.id)
+            return ProviderReceipt(provider_id=sid, status="queued")
+
+        def lookup_line_type(self, phone: str) -> LineType:
+            raise NotImplementedError
+
+    activities = TextActivities(database, {agency.id: agency}, UnreachablePhone(), "https://x.test")
+    result = ActivityEnvironment().run(activities.send_text, send_input())
+    with database.session() as session:
+        row = session.exec(select(OutboxMessage)).one()
+    assert (row.status, row.error_code, row.provider_id) == ("undelivered", "30003", sid)
+    assert result.status == "undelivered"

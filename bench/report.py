@@ -252,7 +252,8 @@ def _throughput_markdown(throughput: Mapping[str, Any], plots: Mapping[str, str]
         f"Rising offered load, {throughput['step_seconds']:g} s per step, until p99 > "
         f"{throughput['p99_limit_ms']:g} ms (or a text missing). callerloop: "
         f"{throughput['call_shape']}; time scale {throughput['time_scale']:g}. Floor: "
-        f"{throughput['floor_shape']}.",
+        f"{throughput['floor_shape']}. "
+        f"Order: {throughput.get('order', 'callerloop, then the floor')}.",
         "",
         f"**callerloop sustains {throughput['callerloop_calls_per_second']:g} calls/s, the floor "
         f"{throughput['floor_calls_per_second']:g} calls/s: ratio {throughput['ratio']}.**",

@@ -345,60 +345,103 @@ def step_latencies(sent: Sequence[Sent], handoffs: dict[str, float], now: float)
     return [handoffs.get(s.event.event_id, now) - s.submitted for s in sent]
 
 
-async def _run_steps(
+@dataclass
+class Contender:
+    """One side of the throughput comparison: how it starts a call's events, where its
+    hand-offs are read, and its steps so far."""
+
+    name: str
+    send: Callable[[CadEvent], Awaitable[object]]
+    handoffs: Callable[[], dict[str, float]]
+    skippable: bool  # whether an assigned update may rightly be skipped (see `expected`)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    server_cpu_seconds: float = 0.0  # the server's CPU during this side's steps
+
+    @property
+    def saturated(self) -> bool:
+        return bool(self.steps) and not self.steps[-1]["passed"]
+
+    @property
+    def sustained(self) -> float:
+        return max((s["offered_calls_per_second"] for s in self.steps if s["passed"]), default=0.0)
+
+    @property
+    def calls(self) -> int:
+        return sum(step["calls"] for step in self.steps)
+
+
+async def _run_step(
+    options: Options, contender: Contender, index: int, offered: float, seconds: float
+) -> dict[str, Any]:
+    step = await offer_calls(
+        offered, seconds, f"{contender.name}{index:02d}", options.agency.id, contender.send
+    )
+    # Give the last events a moment (the limit itself) to be handed off.
+    deadline = time.time() + P99_LIMIT_SECONDS
+    while time.time() < deadline:
+        found = contender.handoffs()
+        if all(s.event.event_id in found for s in expected(step, found, contender.skippable)):
+            break
+        await asyncio.sleep(0.2)
+    found = contender.handoffs()
+    now = time.time()
+    due = expected(step, found, contender.skippable)
+    latencies = step_latencies(due, found, now)
+    missing = sum(1 for s in due if s.event.event_id not in found)
+    first = min(s.submitted for s in step.sent)
+    done = [found[s.event.event_id] for s in due if s.event.event_id in found]
+    calls_done = len({s.event.incident_id for s in due if s.event.event_id in found})
+    summary = summarize(latencies).as_dict()
+    passed = (summary["p99"] or math.inf) <= P99_LIMIT_SECONDS * 1000 and missing == 0
+    options.console.print(
+        f"  {contender.name}: {offered:g} calls/s offered: p99 {summary['p99']} ms, "
+        f"{missing} of {len(due)} texts missing: {'ok' if passed else 'over the limit'}"
+    )
+    return {
+        "offered_calls_per_second": offered,
+        "calls": step.calls,
+        "texts_expected": len(due),
+        "texts_missing": missing,
+        "assigned_updates_skipped": len(step.sent) - len(due),
+        "achieved_calls_per_second": round(rate(calls_done, max(done, default=now) - first), 2),
+        "latency_ms": summary,
+        "passed": passed,
+    }
+
+
+async def _race(
     options: Options,
-    name: str,
-    send: Callable[[CadEvent], Awaitable[object]],
-    handoffs: Callable[[], dict[str, float]],
+    stack: BenchStack,
+    contenders: Sequence[Contender],
     seconds: float,
     rates: Sequence[float],
-    skippable: bool = True,
-) -> list[dict[str, Any]]:
-    results = []
+) -> None:
+    """Both sides step up the rates together, taking turns at each rate (and swapping who
+    goes first at the next), each until its own step fails. This VM's speed drifts by a
+    fifth within an hour: run one side's whole search after the other's and the drift
+    lands in their ratio; interleaved, both meet the same machine."""
+    server = next(child for child in stack.children if child.name == "Temporal dev server")
     for index, offered in enumerate(rates):
-        step = await offer_calls(offered, seconds, f"{name}{index:02d}", options.agency.id, send)
-        # Give the last events a moment (the limit itself) to be handed off.
-        deadline = time.time() + P99_LIMIT_SECONDS
-        while time.time() < deadline:
-            found = handoffs()
-            if all(s.event.event_id in found for s in expected(step, found, skippable)):
-                break
-            await asyncio.sleep(0.2)
-        found = handoffs()
-        now = time.time()
-        due = expected(step, found, skippable)
-        latencies = step_latencies(due, found, now)
-        missing = sum(1 for s in due if s.event.event_id not in found)
-        first = min(s.submitted for s in step.sent)
-        done = [found[s.event.event_id] for s in due if s.event.event_id in found]
-        calls_done = len({s.event.incident_id for s in due if s.event.event_id in found})
-        summary = summarize(latencies).as_dict()
-        passed = (summary["p99"] or math.inf) <= P99_LIMIT_SECONDS * 1000 and missing == 0
-        results.append(
-            {
-                "offered_calls_per_second": offered,
-                "calls": step.calls,
-                "texts_expected": len(due),
-                "texts_missing": missing,
-                "assigned_updates_skipped": len(step.sent) - len(due),
-                "achieved_calls_per_second": round(
-                    rate(calls_done, max(done, default=now) - first), 2
-                ),
-                "latency_ms": summary,
-                "passed": passed,
-            }
-        )
-        options.console.print(
-            f"  {name}: {offered:g} calls/s offered: p99 {summary['p99']} ms, "
-            f"{missing} of {len(due)} texts missing: {'ok' if passed else 'over the limit'}"
-        )
-        if not passed:
-            break
-    return results
+        order = contenders if index % 2 == 0 else list(reversed(contenders))
+        for contender in order:
+            if contender.saturated:
+                continue
+            before = cpu_seconds(server.process.pid) or 0.0
+            contender.steps.append(await _run_step(options, contender, index, offered, seconds))
+            contender.server_cpu_seconds += (cpu_seconds(server.process.pid) or 0.0) - before
+        if all(contender.saturated for contender in contenders):
+            return
 
 
-def _sustained(steps: Sequence[dict[str, Any]]) -> float:
-    return max((s["offered_calls_per_second"] for s in steps if s["passed"]), default=0.0)
+def _cpu_per_call(contender: Contender, worker_cpu_seconds: float) -> dict[str, float]:
+    """Milliseconds of CPU per call: the server's during this side's steps (the other
+    side's timers still firing then land here too, as this side's land in its steps) and
+    the whole of this side's own worker."""
+    per_call = 1000 / max(contender.calls, 1)
+    return {
+        "Temporal dev server": round(contender.server_cpu_seconds * per_call),
+        "worker": round(worker_cpu_seconds * per_call),
+    }
 
 
 async def throughput(options: Options) -> dict[str, Any]:
@@ -408,7 +451,12 @@ async def throughput(options: Options) -> dict[str, Any]:
     async with BenchStack(options.work_dir / "throughput", config, options.console) as stack:
         assert stack.client is not None and stack.db is not None and stack.worker is not None
         client, db = stack.client, stack.db
-        options.console.print(f"[bold]throughput[/]: callerloop, {seconds:g} s per step")
+        recorders_sent: list[Sent] = []
+        python_send = python_sender(client, stack.task_queue)
+
+        async def callerloop_send(event: CadEvent) -> object:
+            recorders_sent.append(Sent(event, time.time()))
+            return await python_send(event)
 
         def callerloop_handoffs() -> dict[str, float]:
             sent = {s.event.event_id: s for s in recorders_sent}
@@ -418,26 +466,9 @@ async def throughput(options: Options) -> dict[str, Any]:
                 if m.text.sent_at is not None
             }
 
-        recorders_sent: list[Sent] = []
-        python_send = python_sender(client, stack.task_queue)
-
-        async def tracked(event: CadEvent) -> object:
-            record = Sent(event, time.time())
-            recorders_sent.append(record)
-            return await python_send(event)
-
-        cpu = CpuMeter(stack)
-        with RssSampler(stack.worker.process.pid) as rss:
-            callerloop_steps = await _run_steps(
-                options, "callerloop", tracked, callerloop_handoffs, seconds, rates
-            )
-        callerloop_cpu = cpu.used(per=sum(step["calls"] for step in callerloop_steps))
-        texts = read_texts(db)
-        stack.stop_worker()
-
-        options.console.print("[bold]throughput[/]: the floor, on the same server")
+        # The floor's worker runs beside callerloop's, on its own task queue.
         log = stack.folder / "floor-steps.log"
-        stack.spawn_child(
+        floor_worker = stack.spawn_child(
             "floor worker",
             [sys.executable, "-m", "bench.floor", stack.address, FLOOR_TASK_QUEUE, str(log)],
             "floor-worker.log",
@@ -463,44 +494,52 @@ async def throughput(options: Options) -> dict[str, Any]:
         def floor_handoffs() -> dict[str, float]:
             return {name: at for _, name, at in floor.read_steps(log)}
 
-        # The same warm-up as callerloop's: one call through the whole path first.
+        # Each side warms up with one call through its whole path.
+        await warm_up(stack, python_send, options.agency.id)
         warm_event = eligible_call(options.agency.id, f"{WARM_UP}-floor", 0)[0]
         await floor_send(warm_event)
         for _ in range(300):
             if warm_event.event_id in floor_handoffs():
                 break
             await asyncio.sleep(0.2)
-        floor_cpu = CpuMeter(stack)
 
-        floor_steps = await _run_steps(
-            options,
-            "floor",
-            floor_send,
-            floor_handoffs,
-            seconds,
-            rates,
-            skippable=False,
+        callerloop = Contender("callerloop", callerloop_send, callerloop_handoffs, True)
+        floor_side = Contender("floor", floor_send, floor_handoffs, False)
+        options.console.print(
+            f"[bold]throughput[/]: callerloop and the floor in turns, {seconds:g} s per step"
         )
-        floor_cpu_per_call = floor_cpu.used(per=sum(step["calls"] for step in floor_steps))
-    callerloop_rate, floor_rate = _sustained(callerloop_steps), _sustained(floor_steps)
+        workers = {
+            callerloop.name: stack.worker.process.pid,
+            floor_side.name: floor_worker.process.pid,
+        }
+        workers_before = {name: cpu_seconds(pid) or 0.0 for name, pid in workers.items()}
+        with RssSampler(stack.worker.process.pid) as rss:
+            await _race(options, stack, (callerloop, floor_side), seconds, rates)
+        worker_cpu = {
+            name: (cpu_seconds(pid) or 0.0) - workers_before[name] for name, pid in workers.items()
+        }
+        texts = read_texts(db)
+    callerloop_rate, floor_rate = callerloop.sustained, floor_side.sustained
     return {
         "time_scale": THROUGHPUT_TIME_SCALE,
         "step_seconds": seconds,
         "p99_limit_ms": P99_LIMIT_SECONDS * 1000,
+        "order": "interleaved: at each rate one side's step, then the other's (alternating "
+        "which goes first), each side until its own step fails",
         "call_shape": "created, assigned at once, cleared 1 s later; texts: confirmation, "
         "assigned, cleared, survey 12 s after clearing (+ purge after the 84 s window)",
         "floor_shape": "signal-with-start + 2 signals, one no-op activity per signal, a "
         "12 s timer, a no-op activity, a no-op local activity: the same 4 activities and "
         "local purge, no logic",
-        "callerloop_steps": callerloop_steps,
-        "floor_steps": floor_steps,
+        "callerloop_steps": callerloop.steps,
+        "floor_steps": floor_side.steps,
         "callerloop_calls_per_second": callerloop_rate,
         "floor_calls_per_second": floor_rate,
         "ratio": round(callerloop_rate / floor_rate, 2) if floor_rate else None,
         "texts": texts_by_kind(texts),
         "worker_peak_rss_mb": rss.peak,
-        "callerloop_cpu_ms_per_call": callerloop_cpu,
-        "floor_cpu_ms_per_call": floor_cpu_per_call,
+        "callerloop_cpu_ms_per_call": _cpu_per_call(callerloop, worker_cpu[callerloop.name]),
+        "floor_cpu_ms_per_call": _cpu_per_call(floor_side, worker_cpu[floor_side.name]),
         "load_average_after": load_average(),
     }
 

@@ -265,6 +265,7 @@ async def _latency_run(
 # --- 2. throughput -------------------------------------------------------------------------
 
 THROUGHPUT_TIME_SCALE = 7200.0  # a 24 h survey delay is 12 s, its 7-day window 84 s
+SURVEY_DELAY_SECONDS = 24 * 3600 / THROUGHPUT_TIME_SCALE
 # Fine steps where callerloop and the floor saturate (8-15 calls/s here), so the ratio is
 # not an artefact of the step size.
 FULL_RATES = (
@@ -419,7 +420,11 @@ async def _race(
     """Both sides step up the rates together, taking turns at each rate (and swapping who
     goes first at the next), each until its own step fails. This VM's speed drifts by a
     fifth within an hour: run one side's whole search after the other's and the drift
-    lands in their ratio; interleaved, both meet the same machine."""
+    lands in their ratio; interleaved, both meet the same machine.
+
+    After each step its calls' surveys are let through before the next step starts, so
+    neither side's step carries the other's surveys (callerloop's weigh more). The purges
+    at the end of callerloop's 84 s window still land in later steps of either side."""
     server = next(child for child in stack.children if child.name == "Temporal dev server")
     for index, offered in enumerate(rates):
         order = contenders if index % 2 == 0 else list(reversed(contenders))
@@ -427,7 +432,11 @@ async def _race(
             if contender.saturated:
                 continue
             before = cpu_seconds(server.process.pid) or 0.0
+            started = time.time()
             contender.steps.append(await _run_step(options, contender, index, offered, seconds))
+            # The step's last call was cleared about `seconds` + 1 s after it started.
+            surveys_done = started + seconds + 1 + SURVEY_DELAY_SECONDS + P99_LIMIT_SECONDS
+            await asyncio.sleep(max(0.0, surveys_done - time.time()))
             contender.server_cpu_seconds += (cpu_seconds(server.process.pid) or 0.0) - before
         if all(contender.saturated for contender in contenders):
             return
@@ -478,12 +487,11 @@ async def throughput(options: Options) -> dict[str, Any]:
             TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
         ):
             await stack.wait_for_pollers(FLOOR_TASK_QUEUE, kind)
-        survey_delay = 24 * 3600 / THROUGHPUT_TIME_SCALE
 
         async def floor_send(event: CadEvent) -> object:
             return await client.start_workflow(
                 FloorWorkflow.run,
-                FloorInput(events=3, survey_delay_seconds=survey_delay),
+                FloorInput(events=3, survey_delay_seconds=SURVEY_DELAY_SECONDS),
                 id=f"floor/{event.incident_id}",
                 task_queue=FLOOR_TASK_QUEUE,
                 start_signal="cad_event",
@@ -525,7 +533,8 @@ async def throughput(options: Options) -> dict[str, Any]:
         "step_seconds": seconds,
         "p99_limit_ms": P99_LIMIT_SECONDS * 1000,
         "order": "interleaved: at each rate one side's step, then the other's (alternating "
-        "which goes first), each side until its own step fails",
+        "which goes first), each side until its own step fails; after each step its surveys "
+        "go out before the next starts",
         "call_shape": "created, assigned at once, cleared 1 s later; texts: confirmation, "
         "assigned, cleared, survey 12 s after clearing (+ purge after the 84 s window)",
         "floor_shape": "signal-with-start + 2 signals, one no-op activity per signal, a "

@@ -28,6 +28,7 @@ from temporalio.converter import (
     CompositePayloadConverter,
     DataConverter,
     DefaultPayloadConverter,
+    EncodingPayloadConverter,
     JSONPlainPayloadConverter,
     PayloadCodec,
 )
@@ -131,13 +132,18 @@ class PayloadConverter(CompositePayloadConverter):
     ~2.6 ms per `record_call` input."""
 
     def __init__(self) -> None:
-        json_converter = _JSONConverter()
-        super().__init__(
-            *(
-                json_converter if isinstance(converter, JSONPlainPayloadConverter) else converter
-                for converter in DefaultPayloadConverter.default_encoding_payload_converters
-            )
-        )
+        super().__init__(*_encoding_converters())
+
+
+@functools.cache
+def _encoding_converters() -> tuple[EncodingPayloadConverter, ...]:
+    """Built once and shared (they keep no state of their own): the SDK makes a payload
+    converter twice for each workflow activation, to decode it and to encode its answer."""
+    json_converter = _JSONConverter()
+    return tuple(
+        json_converter if isinstance(converter, JSONPlainPayloadConverter) else converter
+        for converter in DefaultPayloadConverter.default_encoding_payload_converters
+    )
 
 
 def data_converter(codec: PayloadCodec | None) -> DataConverter:

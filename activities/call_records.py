@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import String, bindparam
 from sqlmodel import col, delete, update
 from temporalio import activity
 
@@ -20,6 +21,7 @@ from callerloop.db import (
     Database,
     EligibilityDecisionRecord,
     OutboxMessage,
+    UTCDateTime,
     insert_or_skip,
     utcnow,
 )
@@ -130,27 +132,12 @@ class CallRecordActivities:
         """The end of a call's lifecycle: numbers and message bodies are deleted and the
         survey link closes. Survey responses hold no personal data and are kept."""
         now = utcnow()
-        with self._db.session() as session:
-            session.exec(
-                update(OutboxMessage)
-                .where(col(OutboxMessage.workflow_id) == input.workflow_id)
-                .values(to=None, body=None, updated_at=now)
-            )
-            session.exec(delete(AutoReply).where(col(AutoReply.workflow_id) == input.workflow_id))
+        with self._db.engine.begin() as connection:
+            for statement in _PURGE:
+                connection.execute(statement, {"call": input.workflow_id, "now": now})
             # The survey window is over when the lifecycle ends. The status link stays until
             # it expires: it shows no personal data and the record it reads is kept.
-            expire_links(session, input.workflow_id, SURVEY, now)
-            session.exec(
-                update(CallRecord)
-                .where(col(CallRecord.workflow_id) == input.workflow_id)
-                .values(
-                    caller_phone=None,
-                    texting_state=TextingState.FINISHED.value,
-                    purged_at=now,
-                    updated_at=now,
-                )
-            )
-            session.commit()
+            expire_links(connection, input.workflow_id, SURVEY, now)
 
 
 # The call's row as the latest record leaves it (an upsert sets every one of these).
@@ -216,3 +203,26 @@ def _record_statements(dialect: str) -> _RecordStatements:
         insert_audit=insert_or_skip(dialect, AuditEntry).on_conflict_do_nothing(),
         insert_decision=decision.on_conflict_do_nothing().returning(decision.table.c.id),
     )
+
+
+def _purge_statements() -> tuple[Any, ...]:
+    call = bindparam("call", type_=String())
+    now = bindparam("now", type_=UTCDateTime())
+    return (
+        update(OutboxMessage)
+        .where(col(OutboxMessage.workflow_id) == call)
+        .values(to=None, body=None, updated_at=now),
+        delete(AutoReply).where(col(AutoReply.workflow_id) == call),
+        update(CallRecord)
+        .where(col(CallRecord.workflow_id) == call)
+        .values(
+            caller_phone=None,
+            texting_state=TextingState.FINISHED.value,
+            purged_at=now,
+            updated_at=now,
+        ),
+    )
+
+
+# Built once, like the record's statements.
+_PURGE = _purge_statements()

@@ -7,10 +7,10 @@ import re
 import secrets
 from datetime import datetime
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, bindparam, insert
 from sqlmodel import Session, col, update
 
-from callerloop.db import LinkToken, utcnow
+from callerloop.db import LinkToken, UTCDateTime, utcnow
 
 TOKEN_BYTES = 16  # 128 bits
 STATUS, SURVEY = "status", "survey"
@@ -60,14 +60,20 @@ def find_link(session: Session, token: str, purpose: str, now: datetime) -> Link
     return link
 
 
-def expire_links(session: Session, workflow_id: str, purpose: str, now: datetime) -> None:
+def expire_links(
+    executor: Connection | Session, workflow_id: str, purpose: str, now: datetime
+) -> None:
     """End a call's links of one purpose now (those not already over); the caller commits."""
-    session.exec(
-        update(LinkToken)
-        .where(
-            col(LinkToken.workflow_id) == workflow_id,
-            col(LinkToken.purpose) == purpose,
-            (col(LinkToken.expires_at).is_(None)) | (col(LinkToken.expires_at) > now),
-        )
-        .values(expires_at=now)
+    executor.execute(_EXPIRE_LINKS, {"call": workflow_id, "link_purpose": purpose, "now": now})
+
+
+_EXPIRE_LINKS = (
+    update(LinkToken)
+    .where(
+        col(LinkToken.workflow_id) == bindparam("call"),
+        col(LinkToken.purpose) == bindparam("link_purpose"),
+        (col(LinkToken.expires_at).is_(None))
+        | (col(LinkToken.expires_at) > bindparam("now", type_=UTCDateTime())),
     )
+    .values(expires_at=bindparam("now", type_=UTCDateTime()))
+)

@@ -1,11 +1,12 @@
-"""The outbox rows one send attempt reads and writes, on one connection.
+"""The outbox rows a send attempt reads and writes.
 
 Core statements built once per dialect and executed with each send's values: the ORM's
 unit of work, expiry and refreshes, and building fresh statements for every send cost
 the worker more CPU than the statements themselves (a py-spy profile of the throughput
-benchmark put a third of the worker's time in them). Each step commits before the next
-one, because the protocol (`activities.texts`) relies on what is on disk when the
-provider is called.
+benchmark put a third of the worker's time in them). Each step is a transaction of its
+own, committed before the next, because the protocol (`activities.texts`) relies on what
+is on disk when the provider is called; and no connection is held while the attempt
+waits for its turn or for the provider, so slow sends cannot drain the pool.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, bindparam, case, func, null, select, update
+from sqlalchemy import Engine, String, bindparam, case, func, null, select, update
 
 from callerloop.db import CallEventRecord, OutboxMessage, UTCDateTime, insert_or_skip
+from callerloop.links import NewLink, store_link
 
 # Claimed by a send attempt that is calling the provider right now.
 HANDING_OVER = "handing_over"
@@ -42,31 +44,39 @@ class OutboxRow:
 
 
 class Outbox:
-    """One send attempt's reads and writes; every write commits."""
+    """The outbox table as one send attempt uses it."""
 
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-        self._statements = _statements(connection.dialect.name)
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._statements = _statements(engine.dialect.name)
 
-    def claim(self, values: dict[str, Any]) -> int | None:
-        """Insert the row and commit it with whatever this transaction already wrote (the
-        text's link). None, with all of that rolled back, when the send has its row."""
-        row_id = self._connection.execute(self._statements.claim, values).scalar()
-        if row_id is None:
-            self._connection.rollback()
-            return None
-        self._connection.commit()
-        return int(row_id)
-
-    def find(self, workflow_id: str, kind: str, attempt: int) -> OutboxRow | None:
-        found = self._connection.execute(
-            self._statements.find, {"workflow_id": workflow_id, "kind": kind, "attempt": attempt}
-        ).first()
-        return None if found is None else OutboxRow(*found)
+    def claim(self, values: dict[str, Any], link: NewLink | None) -> OutboxRow:
+        """The send's row: inserted with its text's link in one transaction, or, when an
+        earlier attempt wrote it, that row as it is now (and the link is not stored)."""
+        with self._engine.connect() as connection:
+            if link is not None:
+                store_link(connection, link)
+            row_id = connection.execute(self._statements.claim, values).scalar()
+            if row_id is None:
+                connection.rollback()
+                found = connection.execute(
+                    self._statements.find,
+                    {
+                        "workflow_id": values["workflow_id"],
+                        "kind": values["kind"],
+                        "attempt": values["attempt"],
+                    },
+                ).one()  # the conflict that skipped the insert was this row
+                return OutboxRow(*found)
+            connection.commit()
+        return OutboxRow(
+            id=int(row_id), **{name: values[name] for name in _COLUMNS if name != "id"}
+        )
 
     def reread(self, row: OutboxRow) -> None:
         """Bring `row` up to date with what other attempts and receipts wrote."""
-        found = self._connection.execute(self._statements.get, {"row_id": row.id}).one()
+        with self._engine.connect() as connection:
+            found = connection.execute(self._statements.get, {"row_id": row.id}).one()
         for name, value in zip(_COLUMNS, found, strict=True):
             setattr(row, name, value)
 
@@ -74,16 +84,16 @@ class Outbox:
         """Mark the row `handing_over`, only if no other attempt changed it since it was
         read (compare and set on status and attempts). False, with `row` re-read, when
         another attempt got there first."""
-        result = self._connection.execute(
-            self._statements.hand_over,
-            {
-                "row_id": row.id,
-                "read_status": row.status,
-                "read_attempts": row.attempts,
-                "now": now,
-            },
-        )
-        self._connection.commit()
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                self._statements.hand_over,
+                {
+                    "row_id": row.id,
+                    "read_status": row.status,
+                    "read_attempts": row.attempts,
+                    "now": now,
+                },
+            )
         if result.rowcount != 1:
             self.reread(row)
             return False
@@ -96,16 +106,16 @@ class Outbox:
         """The provider has the text: its id, and its status unless a delivery receipt
         that overtook the provider's answer already moved the row on (in one statement,
         so a receipt landing meanwhile is neither lost nor overwritten)."""
-        status, provider_id = self._connection.execute(
-            self._statements.record_handoff,
-            {
-                "row_id": row.id,
-                "provider_status": provider_status,
-                "found_id": provider_id,
-                "now": now,
-            },
-        ).one()
-        self._connection.commit()
+        with self._engine.begin() as connection:
+            status, provider_id = connection.execute(
+                self._statements.record_handoff,
+                {
+                    "row_id": row.id,
+                    "provider_status": provider_status,
+                    "found_id": provider_id,
+                    "now": now,
+                },
+            ).one()
         row.status, row.provider_id = status, provider_id
 
     def settle(
@@ -117,24 +127,25 @@ class Outbox:
         error_code: str | None = None,
         error_message: str | None = None,
     ) -> None:
-        self._connection.execute(
-            self._statements.settle,
-            {
-                "row_id": row.id,
-                "new_status": status,
-                "new_error_code": error_code,
-                "new_error_message": error_message,
-                "now": now,
-            },
-        )
-        self._connection.commit()
+        with self._engine.begin() as connection:
+            connection.execute(
+                self._statements.settle,
+                {
+                    "row_id": row.id,
+                    "new_status": status,
+                    "new_error_code": error_code,
+                    "new_error_message": error_message,
+                    "now": now,
+                },
+            )
         row.status, row.updated_at = status, now
 
     def latest_applied_event_at(self, workflow_id: str) -> datetime | None:
         """When the worker recorded the call's latest applied CAD event."""
-        at: datetime | None = self._connection.execute(
-            self._statements.latest_applied_event_at, {"workflow_id": workflow_id}
-        ).scalar()
+        with self._engine.connect() as connection:
+            at: datetime | None = connection.execute(
+                self._statements.latest_applied_event_at, {"workflow_id": workflow_id}
+            ).scalar()
         return at
 
 

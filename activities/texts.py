@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection
 from sqlmodel import col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -42,7 +41,7 @@ from callerloop import metrics
 from callerloop.agency_config import AgencyConfig
 from callerloop.db import Database, OutboxMessage, utcnow
 from callerloop.delivery_status import STATUS_ORDER
-from callerloop.links import STATUS, SURVEY, issue_link
+from callerloop.links import STATUS, SURVEY, NewLink, new_link
 from callerloop.messages import MessageContext, render_message
 from callerloop.sms_encoding import measure
 from workflows.model import (
@@ -106,24 +105,23 @@ class TextActivities:
     @activity.defn(name="send_text")
     def send_text(self, input: SendTextInput) -> SendTextResult:
         agency = self._agency(input.agency)
-        with self._db.engine.connect() as connection:
-            outbox = Outbox(connection)
-            row = self._claim(connection, outbox, agency, input)
-            if row.status in SETTLED:
-                _count(input, "duplicate")
-                return _result(row, already_sent=True)
-            if row.status == HANDING_OVER and not self._reconcile(outbox, agency, row):
-                return _result(row, already_sent=True)
-            # Paced before the hand-over is recorded, so the time between `handing_over`
-            # and the request reaching the provider is as short as it can be.
-            self._pacers[agency.id].wait_turn()
-            if not outbox.hand_over(row, utcnow()):
-                # An attempt given up on by Temporal while it waited (start-to-close) lives
-                # on in its thread; the retry that took over sends, this one must not.
-                activity.logger.warning("another attempt took this send over", extra=_ids(row))
-                return _result(row, already_sent=True)
-            self._deliver(outbox, agency, row, self._pacers[agency.id])
-            return _result(row, already_sent=False)
+        outbox = Outbox(self._db.engine)
+        row = self._claim(outbox, agency, input)
+        if row.status in SETTLED:
+            _count(input, "duplicate")
+            return _result(row, already_sent=True)
+        if row.status == HANDING_OVER and not self._reconcile(outbox, agency, row):
+            return _result(row, already_sent=True)
+        # Paced before the hand-over is recorded, so the time between `handing_over` and
+        # the request reaching the provider is as short as it can be.
+        self._pacers[agency.id].wait_turn()
+        if not outbox.hand_over(row, utcnow()):
+            # An attempt given up on by Temporal while it waited (start-to-close) lives on
+            # in its thread; the retry that took over sends, this one must not.
+            activity.logger.warning("another attempt took this send over", extra=_ids(row))
+            return _result(row, already_sent=True)
+        self._deliver(outbox, agency, row, self._pacers[agency.id])
+        return _result(row, already_sent=False)
 
     def _reconcile(self, outbox: Outbox, agency: AgencyConfig, row: OutboxRow) -> bool:
         """An earlier attempt handed this text over and never recorded the outcome. True
@@ -168,12 +166,12 @@ class TextActivities:
             )
         return agency
 
-    def _claim(
-        self, connection: Connection, outbox: Outbox, agency: AgencyConfig, input: SendTextInput
-    ) -> OutboxRow:
+    def _claim(self, outbox: Outbox, agency: AgencyConfig, input: SendTextInput) -> OutboxRow:
         """The send's outbox row: written (with its link) before the provider is called,
-        or the one an earlier attempt wrote, as it is now."""
-        body = self._render(connection, agency, input)
+        or the one an earlier attempt wrote, as it is now. Inserted without a look first:
+        a first attempt (nearly every one) needs no read, and a retry's insert does
+        nothing."""
+        body, link = self._render(agency, input)
         size = measure(body)
         now = utcnow()
         values = {
@@ -190,53 +188,35 @@ class TextActivities:
             "provider": self._provider.name,
             "status": "pending",
             "attempts": 0,
+            "provider_id": None,
             "created_at": now,
             "updated_at": now,
         }
-        # Insert first: a first attempt (nearly every one) needs no read. A retry's insert
-        # does nothing, and its rendered text and link roll back.
-        row_id = outbox.claim(values)
-        if row_id is None:
-            found = outbox.find(input.workflow_id, input.kind.value, input.attempt)
-            assert found is not None  # the conflict that skipped the insert was this row
-            return found
-        return OutboxRow(
-            id=row_id,
-            workflow_id=input.workflow_id,
-            agency=input.agency,
-            kind=input.kind.value,
-            to=input.to,
-            body=body,
-            segments=size.segments,
-            status="pending",
-            attempts=0,
-            provider_id=None,
-            created_at=now,
-            updated_at=now,
-        )
+        return outbox.claim(values, link)
 
-    def _render(self, connection: Connection, agency: AgencyConfig, input: SendTextInput) -> str:
-        context = MessageContext(case_number=input.case_number)
+    def _render(self, agency: AgencyConfig, input: SendTextInput) -> tuple[str, NewLink | None]:
+        """The text, and the link it carries (stored with the outbox row)."""
+        link = None
         if input.kind == TextKind.CONFIRMATION:
-            status_url = issue_link(
-                connection,
+            link = new_link(
                 base_url=self._base_url,
                 workflow_id=input.workflow_id,
                 purpose=STATUS,
                 expires_at=input.link_expires_at or status_link_expiry(agency, utcnow()),
             )
-            context = MessageContext(case_number=input.case_number, status_url=status_url)
+            context = MessageContext(case_number=input.case_number, status_url=link.url)
         elif input.kind == TextKind.SURVEY:
-            survey_url = issue_link(
-                connection,
+            link = new_link(
                 base_url=self._base_url,
                 workflow_id=input.workflow_id,
                 purpose=SURVEY,
                 expires_at=input.link_expires_at
                 or survey_link_expiry(agency, utcnow(), self._time_scale),
             )
-            context = MessageContext(case_number=input.case_number, survey_url=survey_url)
-        return render_message(agency, input.kind.value, input.language, context)
+            context = MessageContext(case_number=input.case_number, survey_url=link.url)
+        else:
+            context = MessageContext(case_number=input.case_number)
+        return render_message(agency, input.kind.value, input.language, context), link
 
     def _deliver(self, outbox: Outbox, agency: AgencyConfig, row: OutboxRow, pacer: Pacer) -> None:
         text = _outgoing(agency, row, self._base_url)

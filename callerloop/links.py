@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, insert
@@ -24,6 +25,35 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class NewLink:
+    """A link about to be issued: its URL for the text, its row for `link_tokens`."""
+
+    url: str
+    row: dict[str, object]
+
+
+def new_link(
+    *, base_url: str, workflow_id: str, purpose: str, expires_at: datetime | None = None
+) -> NewLink:
+    """A fresh token for one call and one purpose, not yet stored (`store_link`)."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    path = "s" if purpose == STATUS else "survey"
+    row = {
+        "token_hash": hash_token(token),
+        "workflow_id": workflow_id,
+        "purpose": purpose,
+        "created_at": utcnow(),
+        "expires_at": expires_at,
+    }
+    return NewLink(url=f"{base_url.rstrip('/')}/{path}/{token}", row=row)
+
+
+def store_link(executor: Connection | Session, link: NewLink) -> None:
+    """Write the link's row; the caller commits."""
+    executor.execute(_INSERT_LINK, link.row)
+
+
 def issue_link(
     executor: Connection | Session,
     *,
@@ -33,19 +63,11 @@ def issue_link(
     expires_at: datetime | None = None,
 ) -> str:
     """A new link for one call and one purpose; the caller commits."""
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    executor.execute(
-        _INSERT_LINK,
-        {
-            "token_hash": hash_token(token),
-            "workflow_id": workflow_id,
-            "purpose": purpose,
-            "created_at": utcnow(),
-            "expires_at": expires_at,
-        },
+    link = new_link(
+        base_url=base_url, workflow_id=workflow_id, purpose=purpose, expires_at=expires_at
     )
-    path = "s" if purpose == STATUS else "survey"
-    return f"{base_url.rstrip('/')}/{path}/{token}"
+    store_link(executor, link)
+    return link.url
 
 
 def find_link(session: Session, token: str, purpose: str, now: datetime) -> LinkToken | None:

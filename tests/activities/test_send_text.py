@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from sqlalchemy.pool import QueuePool
 from sqlmodel import select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -75,6 +76,19 @@ def test_outbox_row_is_written_before_the_provider_is_called(
     provider.failures.append(look_at_outbox)
     ActivityEnvironment().run(activities.send_text, send_input())
     assert seen == ["handing_over"]
+
+
+def test_no_database_connection_is_held_while_the_provider_is_called(
+    activities: TextActivities, provider: RecordingProvider, database: Database
+) -> None:
+    """A provider can take seconds to answer (and a paced send waits its turn): a send
+    holding a pooled connection meanwhile would starve every other activity of them."""
+    pool = database.engine.pool
+    assert isinstance(pool, QueuePool)
+    held: list[int] = []
+    provider.failures.append(lambda text: held.append(pool.checkedout()))
+    ActivityEnvironment().run(activities.send_text, send_input())
+    assert held == [0]
 
 
 def test_crash_mid_send_is_not_resent(

@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench.machine import load_average, machine_info
+from bench.machine import load_average, machine_info, steal_seconds
 from bench.report import write_results
 from bench.scenarios import SCENARIOS, Options
 from callerloop.agency_config import load_agencies
@@ -72,7 +72,7 @@ async def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         "errors": {},
     }
     for name in args.only.split(","):
-        scenario_started = time.time()
+        scenario_started, steal_before = time.time(), steal_seconds()
         try:
             figures = await SCENARIOS[name](options)
         except Exception as error:  # one broken scenario must not lose the others
@@ -81,6 +81,9 @@ async def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             results["errors"][name] = f"{type(error).__name__}: {error}"
             continue
         figures["wall_seconds"] = round(time.time() - scenario_started, 1)
+        steal_after = steal_seconds()
+        if steal_before is not None and steal_after is not None:
+            figures["cpu_steal_seconds"] = round(steal_after - steal_before, 1)
         results["scenarios"][name] = figures
     results["wall_seconds"] = round(time.time() - started, 1)
     results["load_average_at_end"] = load_average()

@@ -193,6 +193,17 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str]) -> str
     for note in results.get("notes", []):
         lines += [f"Note: {note}", ""]
     scenarios = results["scenarios"]
+    steal = [
+        f"{name} {figures['cpu_steal_seconds']:g} s of {figures['wall_seconds']:g} s"
+        for name, figures in scenarios.items()
+        if figures.get("cpu_steal_seconds") is not None
+    ]
+    if steal:
+        lines += [
+            "CPU time taken by other guests of the VM (steal, all cores) during each "
+            f"scenario: {', '.join(steal)}.",
+            "",
+        ]
     if "latency" in scenarios:
         lines += _latency_markdown(scenarios["latency"], plots)
     if "throughput" in scenarios:

@@ -173,6 +173,8 @@ def fake_results() -> dict[str, Any]:
                 "median_gap_s": 1.0,
                 "drain_per_second": 1.0,
                 "samples": {"handoffs": [1.0, 2.0, 3.0]},
+                "wall_seconds": 40.0,
+                "cpu_steal_seconds": 12.5,
             },
         },
         "errors": {},
@@ -183,6 +185,7 @@ def test_the_report_is_written_with_its_plots(tmp_path: Path) -> None:
     report = write_results(fake_results(), tmp_path, "20260101T000000Z")
     text = report.read_text()
     assert "## 1. Latency" in text and "ratio 1.0" in text and "## 4. Sender pacing" in text
+    assert "(steal, all cores) during each scenario: pacing 12.5 s of 40 s." in text
     latest = tmp_path / "latest"
     for plot in ("latency.png", "breakdown.png", "throughput.png", "scale_rss.png", "pacing.png"):
         assert (latest / plot).stat().st_size > 1000

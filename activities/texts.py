@@ -1,7 +1,8 @@
 """Sending one text: the outbox protocol that makes a retried send never send twice.
 
-1. Claim: in one transaction, find or create the outbox row for (workflow id, kind,
-   attempt). A row already settled (sent, failed for good, unknown) is returned as it is.
+1. Claim: in one transaction, insert the outbox row for (workflow id, kind, attempt) with
+   its text's link, or, when an earlier attempt wrote it, read that row. A row already
+   settled (sent, failed for good, unknown) is returned as it is.
 2. Wait for the sender's turn (pacing), then mark the row `handing_over` and commit.
 3. Call the provider.
 4. Record the provider's id and `sent`/`queued`, or the failure.

@@ -428,11 +428,11 @@ async def _race(
     for index, offered in enumerate(rates):
         order = contenders if index % 2 == 0 else list(reversed(contenders))
         for contender in order:
+            if contender.saturated:
+                continue
             # A step that fails is run once more before the side's search ends: one bad
             # moment of a shared VM should not decide it.
             for attempt in (1, 2):
-                if contender.saturated:
-                    break
                 before = cpu_seconds(server.process.pid) or 0.0
                 started = time.time()
                 label = f"{contender.name}{index:02d}{'' if attempt == 1 else 'b'}"

@@ -1,8 +1,9 @@
 """The floor's worker, a child process like callerloop's worker:
 
-    python -m bench.floor ADDRESS TASK_QUEUE LOG
+    python -m bench.floor ADDRESS TASK_QUEUE LOG [TEXTS_PER_SECOND]
 
-Each activity appends `workflow_id name epoch_seconds` to LOG: the floor's hand-off."""
+Each activity appends `workflow_id name epoch_seconds` to LOG: the floor's hand-off. Its
+texts' queue is paced at TEXTS_PER_SECOND, as callerloop's sender queue is."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench.floor_workflow import FloorStep, FloorWorkflow
+from bench.floor_workflow import FloorStep, FloorWorkflow, text_task_queue
 from callerloop.codec import data_converter
 from callerloop.settings import get_settings
 from callerloop.temporal import payload_codec
@@ -36,7 +37,9 @@ class StepLog:
             self._file.write(f"{step.workflow_id} {step.name} {time.time():.6f}\n")
 
 
-async def main(address: str, task_queue: str, log: Path) -> None:
+async def main(
+    address: str, task_queue: str, log: Path, texts_per_second: float | None = None
+) -> None:
     # callerloop's own converter and encryption (the same environment as its worker): the
     # client that starts these workflows encrypts, and the floor pays what callerloop pays.
     codec = payload_codec(get_settings())
@@ -47,14 +50,25 @@ async def main(address: str, task_queue: str, log: Path) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     with ThreadPoolExecutor(ACTIVITY_THREADS) as executor:
-        # The same activity executor and concurrency as callerloop's worker.
-        async with Worker(
-            client,
-            task_queue=task_queue,
-            workflows=[FloorWorkflow],
-            activities=[steps.floor_step],
-            activity_executor=executor,
-            max_concurrent_activities=ACTIVITY_THREADS,
+        # The same activity executor, concurrency and workers as callerloop's: the workflow
+        # (and the purge, a local activity) on one queue, the texts on their own.
+        async with (
+            Worker(
+                client,
+                task_queue=task_queue,
+                workflows=[FloorWorkflow],
+                activities=[steps.floor_step],
+                activity_executor=executor,
+                max_concurrent_activities=ACTIVITY_THREADS,
+            ),
+            Worker(
+                client,
+                task_queue=text_task_queue(task_queue),
+                activities=[steps.floor_step],
+                activity_executor=executor,
+                max_concurrent_activities=ACTIVITY_THREADS,
+                max_task_queue_activities_per_second=texts_per_second,
+            ),
         ):
             await stop.wait()
 
@@ -71,4 +85,5 @@ def read_steps(path: Path) -> list[tuple[str, str, float]]:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], Path(sys.argv[3])))
+    rate = float(sys.argv[4]) if len(sys.argv) > 4 else None
+    asyncio.run(main(sys.argv[1], sys.argv[2], Path(sys.argv[3]), rate))

@@ -277,14 +277,31 @@ def _throughput_markdown(throughput: Mapping[str, Any], plots: Mapping[str, str]
     for step in throughput["callerloop_steps"]:
         other = floor.get(step["offered_calls_per_second"])
         lines.append(
-            f"| {step['offered_calls_per_second']:g} | {_ms(step['latency_ms'])} "
-            f"| {_ms(other['latency_ms']) if other else 'n/a'} |"
+            f"| {step['offered_calls_per_second']:g} | {_step_cell(step)} "
+            f"| {_step_cell(other) if other else 'n/a'} |"
         )
     for rate, step in floor.items():
         if rate not in {s["offered_calls_per_second"] for s in throughput["callerloop_steps"]}:
-            lines.append(f"| {rate:g} | (not run) | {_ms(step['latency_ms'])} |")
+            lines.append(f"| {rate:g} | (not run) | {_step_cell(step)} |")
+    lines += [
+        "",
+        "An event whose text callerloop rightly skipped (a confirmation or update that the "
+        "call's closure overtook: the closing note says it all) counts when its closing note "
+        "was handed off; an event told neither way is untold and fails its step.",
+    ]
     lines += ["", f"![throughput]({plots['throughput']})", ""]
     return lines
+
+
+def _step_cell(step: Mapping[str, Any]) -> str:
+    """A throughput step's latencies, and how many of its events were not told by a text of
+    their own."""
+    notes = []
+    if step.get("events_told_by_closing_note"):
+        notes.append(f"{step['events_told_by_closing_note']} by closing note")
+    if step.get("events_untold"):
+        notes.append(f"{step['events_untold']} untold")
+    return _ms(step["latency_ms"]) + (f" ({', '.join(notes)})" if notes else "")
 
 
 def _scale_markdown(scale: Mapping[str, Any], plots: Mapping[str, str]) -> list[str]:

@@ -1,5 +1,6 @@
 """The floor's worker runs what the bench's (encrypting) client starts: with its own
-converter it could not read one payload, and every floor step went missing."""
+converter it could not read one payload, and every floor step went missing. Its texts run
+on a queue of their own, as callerloop's do on their sender's."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
 from bench.floor import read_steps
-from bench.floor_workflow import FloorInput, FloorWorkflow
+from bench.floor_workflow import FloorInput, FloorWorkflow, text_task_queue
 from callerloop.settings import PROJECT_ROOT
 from tests.conftest import TEST_ENCRYPTION_KEYS
 
@@ -31,6 +32,7 @@ async def test_the_floor_worker_runs_workflows_the_encrypting_client_starts(
         address,
         task_queue,
         str(log),
+        "1000",
         cwd=PROJECT_ROOT,
         env=env,
     )
@@ -46,7 +48,14 @@ async def test_the_floor_worker_runs_workflows_the_encrypting_client_starts(
         )
         await handle.signal("cad_event", "cleared")
         await asyncio.wait_for(handle.result(), timeout=60)
+        history = await handle.fetch_history()
     finally:
         worker.terminate()
         await asyncio.wait_for(worker.wait(), timeout=10)
     assert [name for _, name, _ in read_steps(log)] == ["created", "cleared", "survey", "purge"]
+    texts_queues = [
+        event.activity_task_scheduled_event_attributes.task_queue.name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert texts_queues == [text_task_queue(task_queue)] * 3

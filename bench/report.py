@@ -304,6 +304,13 @@ def _step_cell(step: Mapping[str, Any]) -> str:
     return _ms(step["latency_ms"]) + (f" ({', '.join(notes)})" if notes else "")
 
 
+def _cpu_rows(per_call: Mapping[str, float]) -> list[str]:
+    if not per_call:
+        return []
+    each = ", ".join(f"{name} {ms:g}" for name, ms in per_call.items())
+    return [f"| CPU per call (ms) | {each} |"]
+
+
 def _scale_markdown(scale: Mapping[str, Any], plots: Mapping[str, str]) -> list[str]:
     return [
         "## 3. Scale",
@@ -320,6 +327,7 @@ def _scale_markdown(scale: Mapping[str, Any], plots: Mapping[str, str]) -> list[
         f"| texts, texts/s | {sum(scale['texts'].values())} {scale['texts']}, "
         f"{scale['texts_per_second']} |",
         f"| worker peak RSS | {scale['worker_peak_rss_mb']} MB |",
+        *_cpu_rows(scale.get("cpu_ms_per_call") or {}),
         f"| app database per call | {scale['app_db_bytes_per_call']} bytes "
         f"({scale['app_db_mb']} MB in all) |",
         f"| Temporal SQLite per call | {scale['temporal_db_bytes_per_call']} bytes "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import os
 import sqlite3
 import sys
 import time
@@ -47,6 +48,8 @@ from callerloop.agency_config import AgencyConfig
 from callerloop.settings import get_settings
 from workflows.model import CadEvent, CadEventType
 
+# The bench's own process: the CAD side, sending the events.
+BENCH_PROCESS = "bench (the CAD side)"
 # A replayed day is cut this long after its first event (calls reopened days later).
 DAY_HOURS = 26.0
 P99_LIMIT_SECONDS = 2.0
@@ -96,10 +99,12 @@ class RssSampler:
 
 
 class CpuMeter:
-    """CPU seconds used by the stack's processes between start and `used()`."""
+    """CPU seconds used by the stack's processes between start and `used()`, and by the
+    bench itself: the CAD side shares the machine's two cores with the stack."""
 
     def __init__(self, stack: BenchStack) -> None:
         self.pids = {child.name: child.process.pid for child in stack.children}
+        self.pids[BENCH_PROCESS] = os.getpid()
         self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
 
     def used(self, per: int | None = None) -> dict[str, float]:

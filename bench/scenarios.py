@@ -504,8 +504,13 @@ async def throughput(options: Options) -> dict[str, Any]:
         floor_worker = stack.spawn_child(
             "floor worker",
             [
-                *(sys.executable, "-m", "bench.floor", stack.address, FLOOR_TASK_QUEUE),
-                *(str(log), str(texts_per_second)),
+                sys.executable,
+                "-m",
+                "bench.floor",
+                stack.address,
+                FLOOR_TASK_QUEUE,
+                str(log),
+                str(texts_per_second),
             ],
             "floor-worker.log",
         )

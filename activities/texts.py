@@ -83,6 +83,7 @@ class TextActivities:
         time_scale: float = 1.0,
     ) -> None:
         self._db = db
+        self._outbox = Outbox(db.engine)
         self._agencies = agencies
         self._provider = provider
         self._base_url = public_base_url
@@ -106,25 +107,24 @@ class TextActivities:
     @activity.defn(name="send_text")
     def send_text(self, input: SendTextInput) -> SendTextResult:
         agency = self._agency(input.agency)
-        outbox = Outbox(self._db.engine)
-        row = self._claim(outbox, agency, input)
+        row = self._claim(agency, input)
         if row.status in SETTLED:
             _count(input, "duplicate")
             return _result(row, already_sent=True)
-        if row.status == HANDING_OVER and not self._reconcile(outbox, agency, row):
+        if row.status == HANDING_OVER and not self._reconcile(agency, row):
             return _result(row, already_sent=True)
         # Paced before the hand-over is recorded, so the time between `handing_over` and
         # the request reaching the provider is as short as it can be.
         self._pacers[agency.id].wait_turn()
-        if not outbox.hand_over(row, utcnow()):
+        if not self._outbox.hand_over(row, utcnow()):
             # An attempt given up on by Temporal while it waited (start-to-close) lives on
             # in its thread; the retry that took over sends, this one must not.
             activity.logger.warning("another attempt took this send over", extra=_ids(row))
             return _result(row, already_sent=True)
-        self._deliver(outbox, agency, row, self._pacers[agency.id])
+        self._deliver(agency, row, self._pacers[agency.id])
         return _result(row, already_sent=False)
 
-    def _reconcile(self, outbox: Outbox, agency: AgencyConfig, row: OutboxRow) -> bool:
+    def _reconcile(self, agency: AgencyConfig, row: OutboxRow) -> bool:
         """An earlier attempt handed this text over and never recorded the outcome. True
         when the provider certainly does not have it (send it); False when the row is now
         settled from the provider's records, or `unknown` for a provider without records."""
@@ -144,7 +144,7 @@ class TextActivities:
                 "in_flight", "the last attempt's request may still reach the provider"
             )
         if not isinstance(provider, MessageRecords):
-            outbox.settle(row, "unknown", utcnow())
+            self._outbox.settle(row, "unknown", utcnow())
             activity.logger.warning("send outcome unknown; not resending", extra=_ids(row))
             metrics.TEXTS.labels(row.agency, row.kind, "unknown").inc()
             return False
@@ -154,7 +154,7 @@ class TextActivities:
         if found is None:
             activity.logger.info("provider has no record of the cut-off send", extra=_ids(row))
             return True
-        outbox.record_handoff(row, _provider_status(found), found.provider_id, utcnow())
+        self._outbox.record_handoff(row, _provider_status(found), found.provider_id, utcnow())
         activity.logger.info("cut-off send found at the provider", extra=_ids(row))
         metrics.TEXTS.labels(row.agency, row.kind, "reconciled").inc()
         return False
@@ -167,7 +167,7 @@ class TextActivities:
             )
         return agency
 
-    def _claim(self, outbox: Outbox, agency: AgencyConfig, input: SendTextInput) -> OutboxRow:
+    def _claim(self, agency: AgencyConfig, input: SendTextInput) -> OutboxRow:
         """The send's outbox row: written (with its link) before the provider is called,
         or the one an earlier attempt wrote, as it is now. Inserted without a look first:
         a first attempt (nearly every one) needs no read, and a retry's insert does
@@ -193,7 +193,7 @@ class TextActivities:
             "created_at": now,
             "updated_at": now,
         }
-        return outbox.claim(values, link)
+        return self._outbox.claim(values, link)
 
     def _render(self, agency: AgencyConfig, input: SendTextInput) -> tuple[str, NewLink | None]:
         """The text, and the link it carries (stored with the outbox row)."""
@@ -219,19 +219,19 @@ class TextActivities:
             context = MessageContext(case_number=input.case_number)
         return render_message(agency, input.kind.value, input.language, context), link
 
-    def _deliver(self, outbox: Outbox, agency: AgencyConfig, row: OutboxRow, pacer: Pacer) -> None:
+    def _deliver(self, agency: AgencyConfig, row: OutboxRow, pacer: Pacer) -> None:
         text = _outgoing(agency, row, self._base_url)
         pacer.space_requests()
         try:
             receipt = self._provider.send(text)
         except TransientProviderError as error:
-            outbox.settle(
+            self._outbox.settle(
                 row, "pending", utcnow(), error_code=error.code, error_message=error.message
             )
             metrics.TEXTS.labels(row.agency, row.kind, "retrying").inc()
             raise  # the provider has nothing: Temporal retries with backoff
         except PermanentProviderError as error:
-            outbox.settle(
+            self._outbox.settle(
                 row, "failed", utcnow(), error_code=error.code, error_message=error.message
             )
             metrics.TEXTS.labels(row.agency, row.kind, "failed").inc()
@@ -239,10 +239,10 @@ class TextActivities:
                 str(error), error.failure.value, type=PERMANENT_SMS_ERROR, non_retryable=True
             ) from error
         sent_at = utcnow()
-        outbox.record_handoff(row, _provider_status(receipt), receipt.provider_id, sent_at)
+        self._outbox.record_handoff(row, _provider_status(receipt), receipt.provider_id, sent_at)
         activity.logger.info("text sent", extra=_ids(row))
         metrics.TEXTS.labels(row.agency, row.kind, row.status).inc()
-        _observe_handoff(outbox, row, sent_at)
+        _observe_handoff(self._outbox, row, sent_at)
 
 
 def _count(input: SendTextInput, status: str) -> None:

@@ -17,8 +17,19 @@ TOKEN_BYTES = 16  # 128 bits
 STATUS, SURVEY = "status", "survey"
 # What secrets.token_urlsafe(TOKEN_BYTES) produces: anything else is not worth a lookup.
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{22}")
-# Built once: the send activity issues a link with most of its texts.
+# Built once: the send activity issues a link with most of its texts, the purge expires
+# them.
 _INSERT_LINK = insert(LinkToken.__table__)  # type: ignore[attr-defined]
+_EXPIRE_LINKS = (
+    update(LinkToken)
+    .where(
+        col(LinkToken.workflow_id) == bindparam("call"),
+        col(LinkToken.purpose) == bindparam("link_purpose"),
+        (col(LinkToken.expires_at).is_(None))
+        | (col(LinkToken.expires_at) > bindparam("now", type_=UTCDateTime())),
+    )
+    .values(expires_at=bindparam("now", type_=UTCDateTime()))
+)
 
 
 def hash_token(token: str) -> str:
@@ -54,22 +65,6 @@ def store_link(executor: Connection | Session, link: NewLink) -> None:
     executor.execute(_INSERT_LINK, link.row)
 
 
-def issue_link(
-    executor: Connection | Session,
-    *,
-    base_url: str,
-    workflow_id: str,
-    purpose: str,
-    expires_at: datetime | None = None,
-) -> str:
-    """A new link for one call and one purpose; the caller commits."""
-    link = new_link(
-        base_url=base_url, workflow_id=workflow_id, purpose=purpose, expires_at=expires_at
-    )
-    store_link(executor, link)
-    return link.url
-
-
 def find_link(session: Session, token: str, purpose: str, now: datetime) -> LinkToken | None:
     """The link behind `token` if it was issued for `purpose` and has not expired."""
     if not TOKEN_SHAPE.fullmatch(token):
@@ -87,15 +82,3 @@ def expire_links(
 ) -> None:
     """End a call's links of one purpose now (those not already over); the caller commits."""
     executor.execute(_EXPIRE_LINKS, {"call": workflow_id, "link_purpose": purpose, "now": now})
-
-
-_EXPIRE_LINKS = (
-    update(LinkToken)
-    .where(
-        col(LinkToken.workflow_id) == bindparam("call"),
-        col(LinkToken.purpose) == bindparam("link_purpose"),
-        (col(LinkToken.expires_at).is_(None))
-        | (col(LinkToken.expires_at) > bindparam("now", type_=UTCDateTime())),
-    )
-    .values(expires_at=bindparam("now", type_=UTCDateTime()))
-)

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlmodel import col, select
+from sqlalchemy import Connection
+from sqlmodel import Session, col, select
 
 from activities.sms_providers.base import OutgoingText, ProviderReceipt
 from activities.texts import HANDING_OVER, IN_FLIGHT_WITHOUT_RECORDS_SECONDS
@@ -23,6 +24,7 @@ from callerloop.db import (
     SurveyResponse,
     utcnow,
 )
+from callerloop.links import new_link, store_link
 from workflows.model import CadEvent, CadEventType, CallSource, LineType
 
 _ids = itertools.count(1)
@@ -372,3 +374,20 @@ def hand_over_long_ago(db: Database, seconds: float = IN_FLIGHT_WITHOUT_RECORDS_
             row.updated_at -= timedelta(seconds=seconds)
             session.add(row)
         session.commit()
+
+
+def issue_link(
+    executor: Connection | Session,
+    *,
+    base_url: str,
+    workflow_id: str,
+    purpose: str,
+    expires_at: datetime | None = None,
+) -> str:
+    """A stored link for one call and one purpose, as the send activity issues them; the
+    caller commits."""
+    link = new_link(
+        base_url=base_url, workflow_id=workflow_id, purpose=purpose, expires_at=expires_at
+    )
+    store_link(executor, link)
+    return link.url

@@ -23,11 +23,10 @@ from callerloop.db import (
     SurveyComment,
     utcnow,
 )
-from callerloop.links import issue_link
 from callerloop.retention import run_retention
 from callerloop.settings import get_settings
 from starter.cli import app
-from tests.factories import call_record, make_agency, outbox_row, survey_comment
+from tests.factories import call_record, issue_link, make_agency, outbox_row, survey_comment
 
 PHONE = "+17035550142"
 RETENTION_DAYS = 90  # the test agency's outbox_days

@@ -26,13 +26,13 @@ from callerloop.db import (
     SurveyResponse,
     utcnow,
 )
-from callerloop.links import issue_link
 from tests.activities.test_send_text import send_input
 from tests.conftest import start_harness
 from tests.factories import (
     RecordingProvider,
     cad_event,
     eligible_call,
+    issue_link,
     make_agency,
     new_incident_id,
 )

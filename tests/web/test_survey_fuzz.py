@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from sqlmodel import func, select
 
 from callerloop.db import Database, SurveyResponse, utcnow
-from callerloop.links import SURVEY, issue_link
-from tests.factories import call_record, make_agency, new_incident_id
+from callerloop.links import SURVEY
+from tests.factories import call_record, issue_link, make_agency, new_incident_id
 from tests.web.pages import pages_app
 
 BASE = "https://callerloop.test"

@@ -28,8 +28,8 @@ from sqlalchemy import event
 
 from callerloop.agency_config import AgencyConfig
 from callerloop.db import Database, utcnow
-from callerloop.links import hash_token, issue_link
-from tests.factories import cad_event, eligible_call, new_incident_id
+from callerloop.links import hash_token
+from tests.factories import cad_event, eligible_call, issue_link, new_incident_id
 from tests.harness import Harness
 from tests.web.pages import link_in_text, pages_app
 from web.page_security import GuessLimiter

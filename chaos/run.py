@@ -28,7 +28,6 @@ from datetime import date, datetime, timedelta
 from datetime import time as day_start
 from pathlib import Path
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 from sqlmodel import select
@@ -45,7 +44,7 @@ from chaos.oracle import AgencyRules, expectations
 from chaos.stack import SERVER, WEB, WORKER, ChaosStack
 from starter.cad_client import CallAlreadyFinished
 from starter.devstack import StackError, StackPaths, busiest_day, with_local_secrets
-from starter.http_client import HttpCadClient, IngestRefused
+from starter.http_client import HttpCadClient, IngestRefused, Retrying
 from starter.replay import ReplayCall, first_calls, parse_cad_export, replay, timeline
 from starter.synthetic_day import synthetic_day, to_csv_lines
 from worker import sms_task_queue
@@ -84,7 +83,8 @@ MID_SEND_STALL = 20.0  # Twilio holds the text at least this long: the worker di
 MID_SEND_WAIT = 30.0  # how long to wait for a text to hold before killing anyway
 QUERY_CONCURRENCY = 8
 FAULT_GAP = 1.0  # seconds between one fault's recovery and the next fault
-RETRYABLE_INGEST = frozenset({502, 503, 504})
+# The web app and Temporal come back within seconds: retry often, and for as long as it takes.
+UNTIL_ACCEPTED = Retrying(attempts=None, first_pause=0.2, max_pause=2.0)
 
 
 @dataclass(frozen=True)
@@ -186,30 +186,20 @@ async def deliver_all(url: str, key: str, calls: Sequence[ReplayCall], speed: fl
     refused, 5xx while Temporal restarts) is retried; events are idempotent."""
     done = Deliveries()
 
-    async with HttpCadClient(url, key, timeout=15) as cad:
+    async with HttpCadClient(url, key, timeout=15, retrying=UNTIL_ACCEPTED) as cad:
 
         async def send(event: CadEvent) -> None:
-            pause = 0.2
-            while True:
-                try:
-                    workflow_id = await cad.send(event)
-                except CallAlreadyFinished:
-                    done.finished.append(event.event_id)
-                    return
-                except IngestRefused as error:
-                    if error.status_code not in RETRYABLE_INGEST:
-                        done.refused.append(f"{event.event_id}: {error}")
-                        return
-                except httpx.HTTPError:
-                    pass  # the web app is down or restarting
-                else:
-                    done.accepted.append((workflow_id, event.event_id))
-                    return
-                done.retries += 1
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 2.0)
+            try:
+                workflow_id = await cad.send(event)
+            except CallAlreadyFinished:
+                done.finished.append(event.event_id)
+            except IngestRefused as error:
+                done.refused.append(f"{event.event_id}: {error}")
+            else:
+                done.accepted.append((workflow_id, event.event_id))
 
         await replay(timeline(calls), send, speed=speed)
+        done.retries = cad.retries
     return done
 
 

@@ -54,7 +54,7 @@ from starter.cli_db import db_app
 from starter.cli_ingest import deadletter_app, keys_app
 from starter.cli_operator import audit_app, calls_app, encryption_app, retention_app
 from starter.cli_staff import opendata_app, users_app
-from starter.http_client import HttpCadClient, IngestRefused
+from starter.http_client import HttpCadClient, IngestRefused, Retrying
 from starter.replay import (
     ParsedExport,
     Quirk,
@@ -502,9 +502,13 @@ async def replay_over_http(
     console: Console | None,
     journal: ReplayJournal | None = None,
 ) -> ReplayReport:
-    """The same replay through a callerloop ingest API, as a CAD adapter would post it."""
-    async with HttpCadClient(url, key) as cad:
-        return await replay_calls(cad.send, calls, speed=speed, console=console, journal=journal)
+    """The same replay through a callerloop ingest API, as a CAD adapter would post it:
+    a post the server answers "not now" (over the key's rate, Temporal unreachable) is
+    sent again after the server's Retry-After."""
+    async with HttpCadClient(url, key, retrying=Retrying()) as cad:
+        report = await replay_calls(cad.send, calls, speed=speed, console=console, journal=journal)
+        report.retries = cad.retries
+    return report
 
 
 def replay_exit_code(report: ReplayReport) -> int:
@@ -598,6 +602,8 @@ def print_replay_summary(console: Console, export: ParsedExport, report: ReplayR
     if report.already_sent:
         table.add_row("events sent by an earlier run (journal)", str(report.already_sent))
     table.add_row("events for finished calls (not applied)", str(report.for_finished_calls))
+    if report.retries:
+        table.add_row("posts sent again (server busy or unreachable)", str(report.retries))
     table.add_row("failures", str(len(report.failed)))
     table.add_row("bad rows", str(len(export.errors)))
     table.add_row("elapsed", f"{report.elapsed_seconds:.1f} s")

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Self
 
@@ -25,9 +26,41 @@ class IngestRefused(Exception):
         self.message = message
 
 
+# Answers that say "not now": over the key's rate (429), Temporal unreachable (503, the
+# events kept as a dead letter), a proxy in front of a restarting app (502, 504).
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """How a post that was told "not now", or could not reach the server, is tried again:
+    after the server's Retry-After, else a doubling pause, neither longer than max_pause.
+    Resending is safe: event ids make every event idempotent."""
+
+    attempts: int | None = 5  # posts in all, the first included; None: until one is answered
+    first_pause: float = 0.2
+    max_pause: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.attempts is not None and self.attempts < 1:
+            raise ValueError(f"attempts must be at least 1 (or None), got {self.attempts}")
+
+    def pause(self, retry: int, retry_after: str | None) -> float:
+        """Seconds to wait before the `retry`-th retry (from 1)."""
+        backoff = self.first_pause * 2.0 ** (retry - 1)
+        if retry_after is not None and retry_after.strip().isdigit():
+            backoff = float(retry_after)
+        return min(backoff, self.max_pause)
+
+
+NO_RETRY = Retrying(attempts=1)
+
+
 class HttpCadClient:
     """Posts events to a callerloop ingest API. Use it as an async context manager to keep
-    one connection for many posts (a replay); otherwise each post opens its own."""
+    one connection for many posts (a replay); otherwise each post opens its own. With a
+    `retrying` policy, a post answered 429/502/503/504 or not answered at all is sent
+    again; `retries` counts those second tries."""
 
     def __init__(
         self,
@@ -35,13 +68,16 @@ class HttpCadClient:
         api_key: str,
         *,
         timeout: float = 30.0,
+        retrying: Retrying = NO_RETRY,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}"}
         self._timeout = timeout
+        self._retrying = retrying
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        self.retries = 0
 
     async def __aenter__(self) -> Self:
         self._client = self._new_client()
@@ -72,16 +108,34 @@ class HttpCadClient:
         return workflow_id
 
     async def _post(self, body: str) -> dict[str, Any]:
+        attempt = 1
+        while True:
+            try:
+                response = await self._post_once(body)
+            except httpx.TransportError:
+                if not self._may_retry(attempt):
+                    raise
+                retry_after = None
+            else:
+                if not response.is_error:
+                    answer: dict[str, Any] = response.json()
+                    return answer
+                if response.status_code not in RETRYABLE_STATUS or not self._may_retry(attempt):
+                    raise IngestRefused(response.status_code, _server_message(response))
+                retry_after = response.headers.get("Retry-After")
+            self.retries += 1
+            await asyncio.sleep(self._retrying.pause(attempt, retry_after))
+            attempt += 1
+
+    def _may_retry(self, attempt: int) -> bool:
+        return self._retrying.attempts is None or attempt < self._retrying.attempts
+
+    async def _post_once(self, body: str) -> httpx.Response:
         headers = {**self._headers, "Content-Type": "application/json"}
         if self._client is not None:
-            response = await self._client.post(EVENTS_PATH, content=body, headers=headers)
-        else:
-            async with self._new_client() as client:
-                response = await client.post(EVENTS_PATH, content=body, headers=headers)
-        if response.is_error:
-            raise IngestRefused(response.status_code, _server_message(response))
-        answer: dict[str, Any] = response.json()
-        return answer
+            return await self._client.post(EVENTS_PATH, content=body, headers=headers)
+        async with self._new_client() as client:
+            return await client.post(EVENTS_PATH, content=body, headers=headers)
 
     def _new_client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(

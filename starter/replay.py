@@ -518,6 +518,8 @@ class ReplayReport:
     for_finished_calls: int = 0
     # Events skipped because the journal of an earlier, interrupted run lists them.
     already_sent: int = 0
+    # Over HTTP: posts sent again after a "not now" (429, 503) or no answer.
+    retries: int = 0
 
 
 async def replay(

@@ -22,7 +22,7 @@ from callerloop.api_keys import create_key, revoke_key
 from callerloop.db import DeadLetter
 from starter.cli import app as cli_app
 from starter.eido import eido_mapping_for, events_to_eido
-from starter.http_client import HttpCadClient, IngestRefused, event_json
+from starter.http_client import HttpCadClient, IngestRefused, Retrying, event_json
 from starter.replay import ReplayCall
 from tests.factories import (
     RecordingProvider,
@@ -32,7 +32,7 @@ from tests.factories import (
     new_incident_id,
 )
 from tests.harness import Harness
-from tests.web.serving import serving
+from tests.web.serving import free_port, serving
 from web.cad_ingest import (
     EIDO_PATH,
     EVENTS_PATH,
@@ -322,6 +322,83 @@ async def test_the_http_client_raises_the_servers_message(
     assert refused.value.status_code == 422
     with pytest.raises(IngestRefused, match="HTTP 401: unknown or revoked"):
         await HttpCadClient(served, "clk_wrong").publish(bad)
+    # Refusals that sending again cannot mend are not sent again.
+    patient = HttpCadClient(served, key, retrying=Retrying())
+    with pytest.raises(IngestRefused, match="HTTP 422"):
+        await patient.publish(bad)
+    assert patient.retries == 0
+
+
+async def test_the_http_client_waits_out_the_rate_limit_and_delivers(
+    harness: Harness, key: str
+) -> None:
+    first, second = new_incident_id(), new_incident_id()
+    one_a_second = ingest_app(harness, rate_limit=RateLimit(per_second=1, burst=1))
+    with serving(one_a_second) as url:
+        async with HttpCadClient(url, key, retrying=Retrying()) as client:
+            await client.publish(eligible_call(first))
+            # Over the rate: 429 with Retry-After 1; sent again a second later.
+            assert await client.publish(eligible_call(second)) == [
+                workflow_id_for("testville", second)
+            ]
+    assert client.retries == 1
+    for incident in (first, second):
+        track(harness, incident)
+        assert (await applied(harness, incident, 1)).events_applied == 1
+    assert kept(harness) == []  # a 429 keeps nothing: the event was never taken
+
+
+async def test_the_http_client_sends_again_after_a_503_and_the_event_is_applied_once(
+    harness: Harness, key: str
+) -> None:
+    through = signal_with_start_of(harness)
+    refusals = [unreachable]  # Temporal is away for the first post only
+
+    async def away_once(event: CadEvent) -> str:
+        return await (refusals.pop() if refusals else through)(event)
+
+    incident = new_incident_id()
+    events = [eligible_call(incident), cad_event(incident, CadEventType.ASSIGNED, minutes=5)]
+    with serving(ingest_app(harness, away_once)) as url:
+        # Retry-After says 30 s; the policy's max_pause caps the wait.
+        client = HttpCadClient(url, key, retrying=Retrying(max_pause=0.05))
+        assert await client.publish(events) == [workflow_id_for("testville", incident)] * 2
+    assert client.retries == 1
+    track(harness, incident)
+    state = await applied(harness, incident, 2)
+    assert (state.events_applied, state.events_ignored) == (2, 0)
+    # The refused post was kept; retrying that letter later is harmless (idempotent ids).
+    assert [letter.reason for letter in kept(harness)] == [
+        "temporal unavailable: connection refused"
+    ]
+
+
+async def test_the_http_client_gives_up_after_its_attempts(harness: Harness, key: str) -> None:
+    with serving(ingest_app(harness, unreachable)) as url:
+        client = HttpCadClient(url, key, retrying=Retrying(attempts=3, max_pause=0.01))
+        with pytest.raises(IngestRefused, match="HTTP 503: temporal unavailable") as refused:
+            await client.publish(eligible_call(new_incident_id()))
+    assert refused.value.status_code == 503
+    assert client.retries == 2
+    assert len(kept(harness)) == 3  # each refused post kept whole
+
+
+async def test_the_http_client_retries_an_unreachable_server_then_says_so() -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"
+    client = HttpCadClient(nobody, "clk_any", retrying=Retrying(attempts=2, first_pause=0.01))
+    with pytest.raises(httpx.ConnectError):
+        await client.publish(eligible_call(new_incident_id()))
+    assert client.retries == 1
+
+
+def test_the_retry_pause_follows_retry_after_and_doubles_without_it() -> None:
+    policy = Retrying(first_pause=0.5, max_pause=10)
+    assert [policy.pause(retry, None) for retry in (1, 2, 3, 6)] == [0.5, 1.0, 2.0, 10]
+    assert policy.pause(1, "3") == 3.0
+    assert policy.pause(1, "120") == 10  # never longer than max_pause
+    assert policy.pause(2, "Wed, 21 Oct 2026 07:28:00 GMT") == 1.0  # a date: backoff
+    with pytest.raises(ValueError, match="attempts must be at least 1"):
+        Retrying(attempts=0)
 
 
 async def test_eido_documents_start_and_advance_the_call(

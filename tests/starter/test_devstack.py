@@ -1,12 +1,12 @@
 """`make run`'s machinery end to end, without the Makefile: `callerloop dev --no-follow`
 starts the real Temporal dev server and a worker, replays a synthetic day (as on a clone
-without the CAD export) at 3600x, waits for its surveys and stops everything.
+without the CAD export) at 7200x, waits for its surveys and stops everything.
 
 Twice: with the `local` provider (the default), and with `CALLERLOOP_SMS_PROVIDER=twilio`,
 where texts go through the real twilio client to the Twilio stand-in and its signed
 delivery receipts come back to the web app.
 
-SLOW: about a minute each (the day's CAD time at 3600x plus the 24 h survey delay).
+SLOW: about 35 s each (the day's CAD time at 7200x plus the 24 h survey delay, 12 s).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from callerloop.settings import PROJECT_ROOT
 from starter.devstack import port_in_use, survey_outstanding
 from workflows.model import CallState, CallStatus, SentText, TextingState, TextKind
 
-# A day whose synthetic calls all close within ~1.3 days of CAD time: ~30 s at 3600x.
+# A day whose synthetic calls all close within ~1.3 days of CAD time: ~16 s at 7200x.
 DAY = "2025-11-10"
-SPEED = 3600
+SPEED = 7200
 BUDGET_SECONDS = 150  # --max-seconds: what the stack may take after starting
 TIMEOUT_SECONDS = 240  # this test's own limit, on top of start-up and shutdown
 
@@ -145,7 +145,7 @@ def test_dev_stack_replays_a_day_texts_callers_and_leaves_nothing_behind(
         assert "Twilio stand-in on" in log
         assert statuses["delivered"] > 0, statuses  # receipts came back through the web app
     counts = Counter(kind for call_kinds in kinds.values() for kind in call_kinds)
-    # At 3600x a call lasts about a second of wall time. On a loaded machine it can close
+    # At 7200x a call lasts about half a second of wall time. On a loaded machine it can close
     # before its confirmation goes, which then (rightly) gives way to the closing note:
     # texts must still flow.
     assert counts["confirmation"] + counts["cleared"] > 0, counts

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from activities import texts
 from activities.errors import SmsFailure
 from activities.sms_providers.base import (
     OutgoingText,
@@ -36,8 +37,10 @@ async def test_retried_send_activity_does_not_send_twice(
 
 
 async def test_send_with_unknown_outcome_is_not_repeated(
-    harness: Harness, provider: RecordingProvider
+    harness: Harness, provider: RecordingProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The retry waits out the hand-over's time in flight (wall-clock): 15 s is not the point.
+    monkeypatch.setattr(texts, "IN_FLIGHT_WITHOUT_RECORDS_SECONDS", 1.0)
     provider.failures.append(crashed_mid_send)
     incident = new_incident_id()
     state = await harness.send(eligible_call(incident))

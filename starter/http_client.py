@@ -37,7 +37,7 @@ class Retrying:
     after the server's Retry-After, else a doubling pause, neither longer than max_pause.
     Resending is safe: event ids make every event idempotent."""
 
-    attempts: int | None = 5  # posts in all, the first included; None: until one is answered
+    attempts: int | None = 5  # posts in all, the first included; None: no limit
     first_pause: float = 0.2
     max_pause: float = 30.0
 

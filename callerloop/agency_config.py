@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from workflows.cad_limits import INT64_MAX, INT64_MIN
 from workflows.model import CallSource, TextKind
 from workflows.policy import CALLER_SOURCES, AgencyPolicy, DelayThreshold, QuietHours
 from workflows.quiet_hours import parse_clock
@@ -264,11 +265,42 @@ class Templates(_Strict):
     help: str = ""
 
 
+class PriorityScale(_Strict):
+    """The priority numbers this agency's CAD uses, both ends included: an event with any
+    other priority is refused at the edge. The default, 0 to 9, is a single digit, which
+    nearly every CAD's scale fits in (P0 included)."""
+
+    min: int = Field(default=0, ge=INT64_MIN, le=INT64_MAX)
+    max: int = Field(default=9, ge=INT64_MIN, le=INT64_MAX)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        return self.min, self.max
+
+    def __contains__(self, priority: object) -> bool:
+        return isinstance(priority, int) and self.min <= priority <= self.max
+
+
 class CadVocabulary(_Strict):
     """How this agency's CAD names things, mapped to callerloop's words."""
 
     sources: dict[str, CallSource] = {}
     priorities: dict[str, int] = {}
+    priority_scale: PriorityScale = PriorityScale()
+
+    @model_validator(mode="after")
+    def _priorities_on_the_scale(self) -> Self:
+        scale = self.priority_scale
+        off = {word: p for word, p in self.priorities.items() if p not in scale}
+        if off:
+            raise ValueError(f"priorities {off} not on priority_scale ({scale.min} to {scale.max})")
+        return self
 
 
 class ReplayConfig(_Strict):
@@ -383,6 +415,23 @@ class AgencyConfig(_Strict):
             raise ValueError(
                 f"timing.delay_thresholds names priorities {unknown} that are not eligible"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _priorities_on_the_scale(self) -> Self:
+        """Every priority the file names is one the CAD can send (`[cad] priority_scale`)."""
+        scale = self.cad.priority_scale
+        named = {
+            "eligibility.priorities": self.eligibility.priorities,
+            "eido.priority_bands": [band.priority for band in self.eido.priority_bands],
+            "eido.default_priority": [p for p in [self.eido.default_priority] if p is not None],
+        }
+        for where, priorities in named.items():
+            off = [p for p in priorities if p not in scale]
+            if off:
+                raise ValueError(
+                    f"{where}: {off} not on cad.priority_scale ({scale.min} to {scale.max})"
+                )
         return self
 
     def to_policy(self, time_scale: float = 1.0, sms_task_queue: str = "") -> AgencyPolicy:

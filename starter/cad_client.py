@@ -17,6 +17,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from workflows import search_attributes as sa
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
 from workflows.details import summary
+from workflows.event_identity import with_event_id
 from workflows.model import (
     CadEvent,
     CallInput,
@@ -48,7 +49,11 @@ class CadClient:
         self._rpc_timeout = rpc_timeout
 
     async def send(self, event: CadEvent) -> Delivered:
-        """Start the call's workflow with this event, or signal it if it runs already."""
+        """Start the call's workflow with this event, or signal it if it runs already.
+
+        An event without an id gets the one derived from its content, as on every entry
+        path: never the empty string, on which two different events would be one."""
+        event = with_event_id(event)
         workflow_id = workflow_id_for(event.agency, event.incident_id)
         try:
             handle = await self._client.start_workflow(

@@ -2,8 +2,10 @@
 
 An EIDO is a full snapshot of an incident, so every document becomes one status event
 carrying the whole picture (priority, call type, caller callback), plus a DELAYED event
-when a unit reports the `Delayed` secondary status. Event ids are derived from the
-incident id, the event type and the document's time: a re-sent EIDO is a duplicate.
+when a unit reports the `Delayed` secondary status. Event ids are derived from the events'
+content (`workflows.event_identity`, as for any CAD event without an id): a re-sent EIDO
+is a duplicate. Values are bounded as for any CAD event (`workflows.cad_limits`), each
+error naming the document's path.
 
 Choices the standard leaves open:
 - incident id: `incidentComponent.internalIncidentId` (the CAD's own incident number, also
@@ -23,17 +25,17 @@ Choices the standard leaves open:
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from callerloop.agency_config import AgencyConfig, EidoMapping, PriorityBand
 from callerloop.phones import InvalidPhoneNumber, to_e164
 from starter.cad_events import InvalidCadEvent, normalise_event
 from starter.replay import ReplayCall
+from workflows.cad_limits import MAX_LENGTHS, MAX_TEXT_LENGTH, occurred_at_problem, text_problem
 from workflows.model import CadEvent, CadEventType, CallSource, LineType
 from workflows.policy import CALLER_SOURCES
 
@@ -130,9 +132,8 @@ def eido_to_events(
 
 
 def _finish(event: CadEvent, agency: AgencyConfig, where: str) -> CadEvent:
-    """Deterministic id, then the same checks as any CAD event (E.164, line type, …)."""
-    key = f"{event.incident_id}|{event.event_type}|{event.occurred_at.isoformat()}"
-    event = replace(event, event_id=f"eido:{hashlib.sha256(key.encode()).hexdigest()[:32]}")
+    """The same checks as any CAD event (E.164, line type, bounds, …) and the same id
+    derived from the content."""
     if event.caller_phone is not None:
         event.caller_line_type = LineType.UNKNOWN  # EIDO carries no class of service
     try:
@@ -146,14 +147,16 @@ def _incident_id(
 ) -> tuple[str, str]:
     if incident is not None and "internalIncidentId" in incident:
         internal = _text(
-            incident["internalIncidentId"], f"{where}.incidentComponent.internalIncidentId"
+            incident["internalIncidentId"],
+            f"{where}.incidentComponent.internalIncidentId",
+            MAX_LENGTHS["incident_id"],
         )
         return internal, internal
     if "$id" not in doc:
         raise InvalidEido(
             f"{where}: needs incidentComponent.internalIncidentId or the document $id"
         )
-    tracking = _text(doc["$id"], f"{where}.$id")
+    tracking = _text(doc["$id"], f"{where}.$id", MAX_LENGTHS["incident_id"])
     return tracking, tracking
 
 
@@ -288,9 +291,12 @@ def _strings(value: object, where: str) -> list[str]:
     return list(value)
 
 
-def _text(value: object, where: str) -> str:
+def _text(value: object, where: str, max_length: int = MAX_TEXT_LENGTH) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidEido(f"{where}: expected a non-empty string; got {value!r:.80}")
+    problem = text_problem(value.strip(), max_length)
+    if problem is not None:
+        raise InvalidEido(f"{where}: {problem}")
     return value.strip()
 
 
@@ -304,6 +310,9 @@ def _timestamp(value: object, where: str) -> datetime:
         raise InvalidEido(f"{where}: not an ISO 8601 date-time: {text!r:.80}") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise InvalidEido(f"{where}: needs a UTC offset, e.g. 2021-04-30T14:43:49-04:00")
+    problem = occurred_at_problem(moment, datetime.now(UTC))
+    if problem is not None:
+        raise InvalidEido(f"{where}: {problem}")
     return moment
 
 

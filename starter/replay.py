@@ -19,13 +19,14 @@ import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from callerloop.agency_config import AgencyConfig
+from workflows.cad_limits import MAX_LENGTHS, occurred_at_problem, priority_problem, text_problem
 from workflows.model import CadEvent, CadEventType, CallSource, LineType
 from workflows.policy import CALLER_SOURCES
 
@@ -70,6 +71,10 @@ _STATUS_COLUMNS: tuple[tuple[str, CadEventType], ...] = (
 _RESPONSE_STEPS = frozenset(kind for _, kind in _STATUS_COLUMNS)
 _TIME_COLUMNS = ("created", "first_closed", "final_closed", *(c for c, _ in _STATUS_COLUMNS))
 _MISSING = frozenset({"", "NULL"})
+# Columns whose text becomes the CadEvent field of the same name, bounded like it.
+_TEXT_COLUMNS = ("incident_id", "call_type", "disposition")
+# A value longer than this is not repeated in its row's error.
+_SHOWN_LENGTH = 80
 _REOPENED = frozenset({"1", "TRUE", "YES", "Y"})
 
 
@@ -129,6 +134,7 @@ class _Context:
     seed: int
     since: datetime | None
     until: datetime | None
+    now: datetime  # the wall clock, for the latest time an event may have
 
 
 def column_names(agency: AgencyConfig) -> dict[str, str]:
@@ -172,6 +178,7 @@ def parse_cad_export(
         seed=seed,
         since=_in_zone(since, zone),
         until=_in_zone(until, zone),
+        now=datetime.now(UTC),
     )
     export = ParsedExport(calls=[], errors=[], rows_read=0)
     first_line: dict[str, int] = {}
@@ -236,8 +243,11 @@ def _check_header(header: list[str], columns: Mapping[str, str]) -> None:
 
 
 def _in_zone(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
-    if moment is None:
-        return None
+    return None if moment is None else _zoned(moment, zone)
+
+
+def _zoned(moment: datetime, zone: ZoneInfo) -> datetime:
+    """A naive time is the zone's; an aware one is moved to it."""
     return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
 
 
@@ -295,24 +305,46 @@ class _Row:
         if raw is None:
             return None
         try:
-            moment = datetime.fromisoformat(raw)
-        except ValueError:
+            moment = _zoned(datetime.fromisoformat(raw), self.context.zone)
+        except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved to the zone
             self.fail(key, raw, "is not a time like 2025-08-24 00:07:06.000")
             return None
-        return _in_zone(moment, self.context.zone)
+        problem = occurred_at_problem(moment, self.context.now)
+        if problem is not None:
+            self.fail(key, raw, f"is {problem}")
+            return None
+        return moment
 
     def priority(self) -> int | None:
         raw = self.text("priority")
         if raw is None:
             return None  # not prioritised yet: allowed, eligibility decides
-        mapped = self.context.agency.cad.priorities.get(raw)
+        cad = self.context.agency.cad
+        mapped = cad.priorities.get(raw)
         if mapped is not None:
-            return mapped
+            return mapped  # on the scale: checked when the agency file was loaded
         try:
-            return int(raw)
+            priority = int(raw)
         except ValueError:
-            self.fail("priority", raw, "is not an integer")
+            self.fail("priority", _shown(raw), "is not an integer")
             return None
+        problem = priority_problem(priority, cad.priority_scale.bounds)
+        if problem is not None:
+            self.fail("priority", _shown(raw), f"is {problem}")
+            return None
+        return priority
+
+    def check_texts(self) -> None:
+        """Each text that becomes an event field is within that field's bounds."""
+        for key in _TEXT_COLUMNS:
+            value = self.text(key)
+            if value is not None and (problem := text_problem(value, MAX_LENGTHS[key])):
+                self.fail(key, _shown(value), problem)
+
+
+def _shown(value: str) -> str | None:
+    """The value as a row's error repeats it, or None when too long to repeat."""
+    return value if len(value) <= _SHOWN_LENGTH else None
 
 
 def _extra_fields(record: Mapping[str | None, object]) -> list[object]:
@@ -340,6 +372,7 @@ class _Identity:
 
 def _parse_row(row: _Row, context: _Context, unmapped: Counter[str]) -> ReplayCall | None:
     """The row's call, or None when the row is bad (see `row.errors`) or outside the window."""
+    row.check_texts()
     incident_id = row.text("incident_id")
     call_type = row.text("call_type")
     priority = row.priority()

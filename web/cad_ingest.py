@@ -4,6 +4,10 @@
 Thin like the Twilio router: authenticate the key, validate with `parse_cad_json` (the same
 edge validation as `callerloop cad send`), signal-with-start each event's workflow. A body
 that is refused as invalid, or that cannot reach Temporal, is kept as a dead letter.
+
+A key sends for its own agency only, and its errors name no other: an event for any other
+agency, configured or not, is refused alike (403), so a key holder cannot learn which
+agencies this callerloop serves.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from callerloop.agency_config import AgencyConfig
 from callerloop.api_keys import agency_for_key
 from callerloop.db import Database
 from starter.cad_client import CadClient, CallAlreadyFinished
-from starter.cad_events import InvalidCadEvent, decode_json, parse_cad_json
+from starter.cad_events import InvalidCadEvent, UnknownAgency, decode_json, parse_cad_json
 from starter.eido import InvalidEido, eido_mapping_for, eido_to_events
+from workflows.cad_limits import MAX_LENGTHS
 from workflows.model import CadEvent
 
 log = structlog.get_logger("web.cad_ingest")
@@ -101,21 +106,47 @@ async def deliver_events(
     return delivery
 
 
+class NotTheKeysAgency(InvalidCadEvent):
+    """An event for another agency than the key's (403): the message names the key's
+    agency and the one the event gave, never the agencies configured."""
+
+
 # Turns a request body from the key's agency into CAD events, or raises InvalidCadEvent.
-BodyParser = Callable[[str, str], list[CadEvent]]
+# No agency (None): a local operator's retry of a body kept without one, for any agency.
+BodyParser = Callable[[str, str | None], list[CadEvent]]
 
 
 def events_parser(agencies: Mapping[str, AgencyConfig]) -> BodyParser:
-    return lambda body, _agency: parse_cad_json(body, agencies, "body")
+    def parse(body: str, agency_id: str | None) -> list[CadEvent]:
+        if agency_id is None:
+            return parse_cad_json(body, agencies, "body")
+        own = {agency_id: _configured(agencies, agency_id)}
+        try:
+            return parse_cad_json(body, own, "body")
+        except UnknownAgency as error:
+            raise NotTheKeysAgency(
+                f"{error.where}.agency: this API key belongs to agency {agency_id!r}, "
+                f"not to {error.agency!r}"
+            ) from None
+
+    return parse
+
+
+def _configured(agencies: Mapping[str, AgencyConfig], agency_id: str) -> AgencyConfig:
+    """The key's agency, or an error when its file is gone (the key outlived it)."""
+    agency = agencies.get(agency_id)
+    if agency is None:
+        raise InvalidCadEvent(f"body: agency {agency_id!r} is not configured")
+    return agency
 
 
 def eido_parser(agencies: Mapping[str, AgencyConfig]) -> BodyParser:
     """An EIDO document names no callerloop agency: it is the key's."""
 
-    def parse(body: str, agency_id: str) -> list[CadEvent]:
-        agency = agencies.get(agency_id)
-        if agency is None:
-            raise InvalidCadEvent(f"body: agency {agency_id!r} is not configured")
+    def parse(body: str, agency_id: str | None) -> list[CadEvent]:
+        if agency_id is None:
+            raise InvalidCadEvent("body: an EIDO document is for the agency of its API key")
+        agency = _configured(agencies, agency_id)
         document = decode_json(body, "body")
         if not isinstance(document, dict):
             raise InvalidCadEvent("body: expected an EIDO JSON object")
@@ -131,10 +162,10 @@ def body_delivery(
     agencies: Mapping[str, AgencyConfig],
     signal_with_start: SignalWithStart,
     endpoint: str = EVENTS_PATH,
-    agency: str = "",
+    agency: str | None = None,
 ) -> dead_letters.Deliver:
-    """Validate a kept body again, as the endpoint it came to would, and deliver it: what
-    `deadletter retry` runs."""
+    """Validate a kept body again, as the endpoint it came to would for the key's
+    `agency`, and deliver it: what `deadletter retry` runs."""
     parse = eido_parser(agencies) if endpoint == EIDO_PATH else events_parser(agencies)
 
     async def deliver(body: str) -> Delivery:
@@ -227,18 +258,15 @@ def cad_ingest_router(
         body = await _read_body(request, max_body_bytes)
         try:
             events = parse(body, agency)
+        except NotTheKeysAgency as error:
+            letter = await keep(path, agency, str(error), body)
+            return _refused(status.HTTP_403_FORBIDDEN, str(error), letter)
         except InvalidCadEvent as error:
             return _invalid(str(error), await keep(path, agency, str(error), body))
         if len(events) > max_events:
             reason = f"{len(events)} events in one request; at most {max_events}"
             letter = await keep(path, agency, reason, body)
             return _refused(status.HTTP_413_CONTENT_TOO_LARGE, reason, letter)
-        foreign = sorted({e.agency for e in events if e.agency != agency})
-        if foreign:
-            reason = f"this key is for {agency!r}, not for {foreign}"
-            return _refused(
-                status.HTTP_403_FORBIDDEN, reason, await keep(path, agency, reason, body)
-            )
         try:
             delivery = await deliver_events(events, signal_with_start)
         except TemporalUnavailable as error:
@@ -339,7 +367,38 @@ def _inline_refs(schema: Any, definitions: Mapping[str, Any]) -> Any:
 def _event_schema() -> dict[str, Any]:
     schema = TypeAdapter(CadEvent).json_schema()
     inlined: dict[str, Any] = _inline_refs(schema, schema.get("$defs", {}))
-    return inlined
+    return _with_bounds(inlined)
+
+
+# What the schema cannot say itself (OpenAPI's models turn an int64 bound into a float).
+_DESCRIPTIONS = {
+    "priority": "On the agency's priority scale (`[cad] priority_scale`, 0 to 9 by default).",
+    "occurred_at": (
+        "With a UTC offset; from 2000-01-01 up to two days ahead of the server's clock."
+    ),
+}
+
+
+def _with_bounds(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with the bounds ingest enforces: string lengths as `maxLength`, the
+    others in words."""
+    properties = {}
+    for name, prop in schema["properties"].items():
+        if name in MAX_LENGTHS:
+            prop = _max_length(prop, MAX_LENGTHS[name])
+        if name in _DESCRIPTIONS:
+            prop = {**prop, "description": _DESCRIPTIONS[name]}
+        properties[name] = prop
+    return {**schema, "properties": properties}
+
+
+def _max_length(prop: dict[str, Any], length: int) -> dict[str, Any]:
+    """The string property, or its string branch (`anyOf` with null), at most `length`."""
+    if prop.get("type") == "string":
+        return {**prop, "maxLength": length}
+    if "anyOf" in prop:
+        return {**prop, "anyOf": [_max_length(branch, length) for branch in prop["anyOf"]]}
+    return prop
 
 
 class FinishedCall(BaseModel):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from datetime import date, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,6 +25,7 @@ from starter.eido import EidoMapping, InvalidEido, eido_mapping_for, eido_to_eve
 from starter.replay import ReplayCall, parse_cad_export
 from starter.synthetic_day import synthetic_day, to_csv_lines
 from tests.requirements import eido_reference, real_cad_export
+from workflows.event_identity import event_fingerprint
 from workflows.model import CadEvent, CadEventType, CallSource
 
 T = CadEventType
@@ -83,7 +85,7 @@ def test_nena_sample_is_a_new_911_call_with_its_callback_number(
     assert event.source == CallSource.E911
     assert event.caller_phone == "+18195551212"  # from sip:8195551212@osp.com
     assert (event.priority, event.call_type, event.caller_language) == (None, None, None)
-    assert event.event_id.startswith("eido:")
+    assert event.event_id.startswith("sha256:")
 
 
 def test_a_full_document_maps_every_field(agency: AgencyConfig, mapping: EidoMapping) -> None:
@@ -208,6 +210,25 @@ def test_a_resent_document_has_the_same_event_id(
     assert one(later, agency, mapping).event_id != first.event_id
 
 
+def test_event_ids_are_derived_as_for_any_cad_event(
+    agency: AgencyConfig, mapping: EidoMapping
+) -> None:
+    document = eido()
+    document["emergencyResourceComponent"] = [{"secondaryUnitStatusRegistryText": ["Delayed"]}]
+    for event in eido_to_events(document, agency, mapping):
+        assert event.event_id == event_fingerprint(replace(event, event_id=""))
+
+
+def test_same_time_different_content_are_two_events(
+    agency: AgencyConfig, mapping: EidoMapping
+) -> None:
+    """Once keyed on (incident, type, time) only: a reclassification stamped with the same
+    second as the document before it was dropped as its duplicate."""
+    first = one(eido(), agency, mapping)
+    reclassified = one(eido(incidentTypeCommonRegistryText="DOMESTIC"), agency, mapping)
+    assert first.event_id != reclassified.event_id
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -250,6 +271,43 @@ def test_bad_status_and_priority_name_the_path(
 ) -> None:
     with pytest.raises(InvalidEido, match=message):
         eido_to_events(eido(**incident), agency, mapping)
+
+
+def _days_ahead(days: float) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("incidentComponent", "internalIncidentId"), "2" * 129, "longer than 128 characters"),
+        (("incidentComponent", "internalIncidentId"), "25-\x00123", "a control character"),
+        (("incidentComponent", "incidentTypeCommonRegistryText"), "P" * 201, "longer than 200"),
+        (("incidentComponent", "incidentTypeCommonRegistryText"), "PARK\nING", "a control"),
+        (("lastUpdateTimeStamp",), "1999-12-31T18:59:59-05:00", "before 2000-01-01"),
+        (("lastUpdateTimeStamp",), _days_ahead(3), "more than 2 days ahead of the clock"),
+    ],
+)
+def test_a_value_out_of_bounds_is_refused_naming_its_path(
+    path: tuple[str, ...], value: str, message: str, agency: AgencyConfig, mapping: EidoMapping
+) -> None:
+    document = eido()
+    parent = document
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    with pytest.raises(InvalidEido) as raised:
+        eido_to_events(document, agency, mapping)
+    assert str(raised.value).startswith(f"eido.{'.'.join(path)}: "), str(raised.value)
+    assert message in str(raised.value)
+
+
+def test_a_mapped_call_type_too_long_is_refused_as_any_cad_events(agency: AgencyConfig) -> None:
+    long_name = agency.model_copy(
+        update={"eido": EidoMapping(call_types={"PARKING": "PARKING " + "X" * 200})}
+    )
+    with pytest.raises(InvalidEido, match=r"^eido\.call_type: longer than 200"):
+        eido_to_events(eido(), long_name, eido_mapping_for(long_name))
 
 
 JSON = st.recursive(

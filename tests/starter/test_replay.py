@@ -257,6 +257,51 @@ def test_event_ids_are_unique_and_parsing_is_deterministic(
     assert parse_cad_export([HEADER, *ROWS], agency) == export
 
 
+def _row(incident: str, call_type: str = "HAZARD", priority: str = "2", **times: str) -> str:
+    """A CSV row of HEADER's columns: created at 12:00, dispatched at `dispatched`."""
+    created = times.get("created", "2025-09-01 12:00:00.000")
+    dispatched = times.get("dispatched", "NULL")
+    fields = [incident, "POLICE", call_type, priority, "Phone", created, dispatched]
+    return ",".join([*fields, "NULL", "NULL", "NULL", "NULL", "0", times.get("disposition", "")])
+
+
+def test_a_row_out_of_bounds_is_refused_naming_row_and_column(agency: AgencyConfig) -> None:
+    """Never delivered: a row whose value a call could not apply is a bad row, with its line
+    and column, like any other (issue 20, finding 5)."""
+    ahead = (datetime.now(NEW_YORK) + timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S")
+    rows = [
+        _row("25-100001", priority="9223372036854775808"),  # 2: beyond int64
+        _row("25-100002", priority="9"),  # 3: example's scale is 1 to 8
+        _row("25-100003", call_type="H" * 201),  # 4
+        _row('"25-10\t0004"'),  # 5: a tab in a quoted field
+        _row("25-100005", created="1999-12-31 18:59:59.000"),  # 6: 23:59:59 UTC
+        _row("25-100006", dispatched=ahead),  # 7
+        _row("25-100007", created="0001-01-01 00:00:00+05:00"),  # 8: year 0 in New York
+        _row("25-100008", disposition="NR-" + "x" * 200),  # 9
+        _row("25-100009", priority="8"),  # 10: the good one
+    ]
+    export = parse_cad_export([HEADER, *rows], agency)
+    assert [call.incident_id for call in export.calls] == ["25-100009"]
+    errors = [str(error) for error in export.errors]
+    assert errors[5].startswith(
+        f"line 7, column Incident_Dispatch_Time: {ahead!r} is more than 2 days ahead of the "
+        "clock (latest accepted now: "
+    )
+    assert errors[:5] + errors[6:] == [
+        "line 2, column Priority_Number: '9223372036854775808' is outside the signed 64-bit "
+        "range of the CallPriority search attribute",
+        "line 3, column Priority_Number: '9' is not on this agency's priority scale (1 to 8)",
+        "line 4, column Problem: longer than 200 characters (201)",
+        "line 5, column Master_Incident_Number: '25-10\\t0004' contains a control character "
+        "(NUL, newline, …)",
+        "line 6, column Incident_Start_Time: '1999-12-31 18:59:59.000' is before 2000-01-01: "
+        "not a time a CAD event can have",
+        "line 8, column Incident_Start_Time: '0001-01-01 00:00:00+05:00' is not a time like "
+        "2025-08-24 00:07:06.000",
+        "line 9, column Disposition: longer than 200 characters (203)",
+    ]
+
+
 def test_a_missing_required_column_names_it_and_the_header(agency: AgencyConfig) -> None:
     header = HEADER.replace("Problem,", "")
     with pytest.raises(ValueError, match=r"\['Problem'\].*Master_Incident_Number"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,89 @@ async def test_a_bad_field_is_named_by_its_path_and_kept(
     assert response.json()["dead_letter_id"] == letter.id
 
 
+async def assert_never_started(harness: Harness, incident: str) -> None:
+    with pytest.raises(RPCError) as raised:
+        await harness.handle(incident).describe()
+    assert raised.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_a_priority_beyond_int64_is_refused_at_ingest_naming_the_field(
+    harness: Harness, web: httpx.AsyncClient, key: str
+) -> None:
+    """Once accepted with 202: the workflow then failed every task on the CallPriority
+    search attribute and the call's later events were not applied (issue 20, finding 5)."""
+    incident = new_incident_id()
+    body = [{**event_json(eligible_call(incident)), "priority": 9223372036854775808}]
+    response = await post(web, body, key)
+    assert response.status_code == 422, response.text
+    [detail] = response.json()["detail"]
+    assert detail["loc"] == ["body", 0, "priority"]
+    assert detail["msg"] == "outside the signed 64-bit range of the CallPriority search attribute"
+    [letter] = kept(harness)
+    assert json.loads(letter.body) == body and "body[0].priority" in letter.reason
+    await assert_never_started(harness, incident)
+
+
+def _days_from_now(days: float) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("priority", 10, "not on this agency's priority scale (0 to 9)"),
+        ("priority", -(2**63) - 1, "outside the signed 64-bit range"),
+        ("agency", "testville\u0000", "contains a control character"),
+        ("incident_id", "I" * 129, "longer than 128 characters (129)"),
+        ("case_number", "C-1\n", "contains a control character"),
+        ("event_id", "e" * 201, "longer than 200 characters (201)"),
+        ("call_type", "NOISE\u0000COMPLAINT", "contains a control character"),
+        ("disposition", "D" * 201, "longer than 200 characters (201)"),
+        ("caller_phone", "7" * 41, "longer than 40 characters (41)"),
+        ("occurred_at", "1999-12-31T23:59:59Z", "before 2000-01-01"),
+        ("occurred_at", _days_from_now(3), "more than 2 days ahead of the clock"),
+    ],
+)
+async def test_a_value_a_call_cannot_apply_is_refused_at_ingest_naming_the_field(
+    harness: Harness, web: httpx.AsyncClient, key: str, field: str, value: object, message: str
+) -> None:
+    body = [{**event_json(eligible_call(new_incident_id())), field: value}]
+    response = await post(web, body, key)
+    assert response.status_code == 422, response.text
+    [detail] = response.json()["detail"]
+    assert detail["loc"] == ["body", 0, field]
+    assert detail["msg"].startswith(message), detail["msg"]
+    assert len(kept(harness)) == 1
+
+
+async def test_an_unknown_agency_error_names_no_other_agency(
+    harness: Harness, web: httpx.AsyncClient, key: str
+) -> None:
+    """Once `422 … unknown agency 'gotham'; configured: ['otherville', 'testville']` to any
+    key holder (issue 20, finding 12). Now an agency not the key's is refused alike,
+    configured or not, so the answer cannot tell which agencies exist either."""
+    harness.agencies["otherville"] = make_agency("otherville")
+
+    async def refusal(named: str) -> httpx.Response:
+        return await post(web, [event_json(eligible_call(new_incident_id(), agency=named))], key)
+
+    unknown = await refusal("gotham")
+    assert "otherville" not in unknown.text
+    assert unknown.status_code == 403
+    assert unknown.json()["detail"].startswith(
+        "body[0].agency: this API key belongs to agency 'testville', not to 'gotham'; "
+        "kept as dead letter "
+    )
+    [letter] = kept(harness)
+    assert "otherville" not in letter.reason
+
+    configured = await refusal("otherville")
+    assert configured.status_code == unknown.status_code
+    assert configured.json()["detail"].startswith(
+        "body[0].agency: this API key belongs to agency 'testville', not to 'otherville'; "
+    )
+
+
 async def test_a_body_too_large_or_with_too_many_events_is_refused(
     harness: Harness, key: str
 ) -> None:
@@ -290,6 +374,11 @@ async def test_the_endpoint_is_documented_with_an_example(harness: Harness) -> N
     assert list_schema["maxItems"] == 500
     assert content["examples"]["one event"]["value"]["event_type"] == "created"
     assert {"202", "401", "403", "413", "422", "429", "503"} <= set(operation["responses"])
+    # The bounds JSON Schema can state are stated (the agency's priority scale cannot be).
+    properties = event_schema["properties"]
+    assert properties["incident_id"]["maxLength"] == 128
+    assert {"type": "string", "maxLength": 200} in properties["call_type"]["anyOf"]
+    assert "priority scale" in properties["priority"]["description"]
 
 
 # --- the HTTP client over a real socket ---------------------------------------------------

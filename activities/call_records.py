@@ -129,8 +129,9 @@ class CallRecordActivities:
 
     @activity.defn(name="purge_personal_data")
     def purge_personal_data(self, input: PurgeInput) -> None:
-        """The end of a call's lifecycle: numbers and message bodies are deleted and the
-        survey link closes. Survey responses hold no personal data and are kept."""
+        """The end of a call's lifecycle: numbers, message bodies and the provider's error
+        messages are deleted and the survey link closes. Survey responses hold no personal
+        data and are kept."""
         now = utcnow()
         with self._db.engine.begin() as connection:
             for statement in _PURGE:
@@ -211,7 +212,8 @@ def _purge_statements() -> tuple[Any, ...]:
     return (
         update(OutboxMessage)
         .where(col(OutboxMessage.workflow_id) == call)
-        .values(to=None, body=None, updated_at=now),
+        # A provider's error message can quote the number it refused.
+        .values(to=None, body=None, error_message=None, updated_at=now),
         delete(AutoReply).where(col(AutoReply.workflow_id) == call),
         update(CallRecord)
         .where(col(CallRecord.workflow_id) == call)

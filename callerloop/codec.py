@@ -2,10 +2,18 @@
 queries, activity inputs and results, memos and summaries. A caller's phone number and
 language never reach Temporal's database in clear.
 
+Failures too: their messages and stack traces (a provider's error, an exception's text)
+move into an encoded attribute, which the codec encrypts like any payload.
+
 Keys carry an id, written in each payload's metadata, so keys rotate without breaking
 calls in flight: the primary key encrypts, every configured key decrypts. Configure
 `CALLERLOOP_ENCRYPTION_KEYS="2026-11:<base64 32 bytes>,2026-05:<…>"` (the first is the
 primary); `callerloop encryption new-key` prints a fresh one.
+
+Decoding refuses a payload that is not encrypted: anyone who can write to Temporal without
+the keys (a client without the codec, the UI without the codec server) could have put it
+there. Histories written before encryption was turned on are read with
+`accept_plaintext` (CALLERLOOP_ACCEPT_PLAINTEXT_PAYLOADS=1) until those calls have ended.
 
 This follows the encryption sample of temporalio/samples-python; the codec server in
 `web/codec_server.py` lets an authorised operator's Temporal UI decrypt.
@@ -27,6 +35,7 @@ from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
     CompositePayloadConverter,
     DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
     DefaultPayloadConverter,
     EncodingPayloadConverter,
     JSONPlainPayloadConverter,
@@ -44,8 +53,14 @@ class EncryptionKeyError(ValueError):
     """The configured keys are malformed, or a payload names a key we do not have."""
 
 
+class PlaintextPayloadError(ValueError):
+    """A payload to decode is not encrypted, and plaintext is not accepted."""
+
+
 class EncryptionCodec(PayloadCodec):
-    def __init__(self, keys: Mapping[str, bytes], primary: str) -> None:
+    def __init__(
+        self, keys: Mapping[str, bytes], primary: str, *, accept_plaintext: bool = False
+    ) -> None:
         if primary not in keys:
             raise EncryptionKeyError(f"primary key {primary!r} is not among the keys")
         for key_id, key in keys.items():
@@ -54,6 +69,7 @@ class EncryptionCodec(PayloadCodec):
             if len(key) != KEY_BYTES:
                 raise EncryptionKeyError(f"key {key_id!r} is {len(key)} bytes, not {KEY_BYTES}")
         self.primary = primary
+        self.accept_plaintext = accept_plaintext
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
@@ -72,8 +88,16 @@ class EncryptionCodec(PayloadCodec):
         )
 
     def decrypt(self, payload: Payload) -> Payload:
-        if payload.metadata.get("encoding") != ENCODING:
-            return payload  # not ours (e.g. written before encryption was turned on)
+        encoding = payload.metadata.get("encoding", b"")
+        if encoding != ENCODING:
+            if self.accept_plaintext:  # written before encryption was turned on
+                return payload
+            raise PlaintextPayloadError(
+                f"refused a payload that is not encrypted (encoding {encoding.decode()!r}): "
+                "it was written without callerloop's keys. For histories written before "
+                "encryption was turned on, set CALLERLOOP_ACCEPT_PLAINTEXT_PAYLOADS=1 until "
+                "those calls have ended"
+            )
         key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode()
         cipher = self._ciphers.get(key_id)
         if cipher is None:
@@ -106,9 +130,9 @@ def new_key_spec(key_id: str) -> str:
     return f"{key_id}:{base64.b64encode(os.urandom(KEY_BYTES)).decode()}"
 
 
-def codec_from_spec(spec: str) -> EncryptionCodec:
+def codec_from_spec(spec: str, *, accept_plaintext: bool = False) -> EncryptionCodec:
     keys, primary = parse_keys(spec)
-    return EncryptionCodec(keys, primary)
+    return EncryptionCodec(keys, primary, accept_plaintext=accept_plaintext)
 
 
 # One cache of pydantic type adapters per process. The SDK makes a payload converter for
@@ -147,5 +171,11 @@ def _encoding_converters() -> tuple[EncodingPayloadConverter, ...]:
 
 
 def data_converter(codec: PayloadCodec | None) -> DataConverter:
-    """callerloop's payload converter, with `codec` (encryption) over it."""
-    return DataConverter(payload_converter_class=PayloadConverter, payload_codec=codec)
+    """callerloop's payload converter, with `codec` (encryption) over it. Failure messages
+    and stack traces are encoded attributes, so the codec covers them too: a provider's
+    error or an exception's text can carry a caller's number."""
+    return DataConverter(
+        payload_converter_class=PayloadConverter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )

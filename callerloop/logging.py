@@ -34,11 +34,16 @@ def _lift_temporal_context(_logger: Any, _method: str, event: EventDict) -> Even
     return event
 
 
-# A phone number in any common spelling: +17035550142, 703-555-0142, (703) 555 0142, …
-# Not inside a longer run of letters or digits (provider ids, timestamps, epochs).
+# A phone number in any common spelling: +17035550142, 703-555-0142, (703) 555 0142,
+# 703.555.0142, 7035550142, and URL-encoded (%2B17035550142, +1%20703%20555%200142) as in
+# a request URL an HTTP error quotes. A national number inside a longer run of letters or
+# digits is left alone (provider ids, hex, millisecond timestamps); `_`, `=`, `:` and
+# punctuation around it do not protect it.
+_SEPARATOR = r"(?:[\s.()/-]|%20)"
 _PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d[\d\s.()-]{6,18}\d"  # international: + and 8 to 15 digits
-    r"|(?:1[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4})(?!\w)"  # North American
+    rf"(?<!\d)(?:\+|%2[Bb])\d(?:{_SEPARATOR}{{0,3}}\d){{7,16}}(?!\d)"  # +, 8 or more digits
+    rf"|(?<![0-9A-Za-z])(?:1{_SEPARATOR}{{0,2}})?\(?\d{{3}}\)?{_SEPARATOR}{{0,3}}"
+    rf"\d{{3}}{_SEPARATOR}{{0,3}}\d{{4}}(?![0-9A-Za-z])"  # North American, national
 )
 
 

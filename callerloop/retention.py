@@ -37,7 +37,7 @@ REDACTED = ""
 
 @dataclass
 class RetentionReport:
-    texts_cleared: int = 0  # outbox rows whose number and body were removed
+    texts_cleared: int = 0  # outbox rows whose number, body and provider error were removed
     call_numbers_cleared: int = 0
     auto_replies_deleted: int = 0
     dead_letters_redacted: int = 0  # resolved dead letters whose body was removed
@@ -71,8 +71,14 @@ def run_retention(
                 update(OutboxMessage)
                 .where(col(OutboxMessage.agency) == agency.id)
                 .where(col(OutboxMessage.created_at) < cutoff)
-                .where(col(OutboxMessage.to).is_not(None) | col(OutboxMessage.body).is_not(None))
-                .values(to=None, body=None)
+                .where(
+                    col(OutboxMessage.to).is_not(None)
+                    | col(OutboxMessage.body).is_not(None)
+                    | col(OutboxMessage.error_message).is_not(None)
+                )
+                # A provider's error can quote the number (masked since, but not in rows
+                # written before): it goes with the number and the body.
+                .values(to=None, body=None, error_message=None)
             )
             report.call_numbers_cleared += count(
                 update(CallRecord)

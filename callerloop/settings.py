@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -91,6 +93,16 @@ class Settings(BaseSettings):
         description="KEY_ID:BASE64 AES-256 keys, comma-separated, primary first: every "
         "Temporal payload is encrypted (`callerloop encryption new-key` makes one).",
     )
+    allow_unencrypted_payloads: bool = Field(
+        default=False,
+        description="Development only: connect to Temporal without encryption keys, every "
+        "payload in clear (logged loudly). Without it nothing connects unencrypted.",
+    )
+    accept_plaintext_payloads: bool = Field(
+        default=False,
+        description="Migration only: read payloads that are not encrypted (histories "
+        "written before encryption was turned on). Without it they are refused.",
+    )
     pseudonym_key: SecretStr = Field(
         default=SecretStr(""),
         description="Secret that turns phone numbers into the pseudonyms the opt-out "
@@ -156,6 +168,37 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         """`VAR=` (as compose writes `${VAR:-}`) means unset, not the path `.`."""
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _demo_time_scale_only_without_real_twilio(self) -> Self:
+        """The time scale divides the sender's pacing too: 720 would send 720 times the
+        agency's rate to a real Twilio account (carrier filtering, a suspended sender)."""
+        if self.time_scale != 1 and self.sends_through_real_twilio:
+            raise ValueError(
+                f"CALLERLOOP_TIME_SCALE={self.time_scale:g} with a real Twilio account: the "
+                "time scale multiplies the send rate too. Use CALLERLOOP_TIME_SCALE=1 with "
+                "Twilio, or CALLERLOOP_SMS_PROVIDER=local (or the Twilio stand-in: "
+                "CALLERLOOP_TWILIO_API_BASE_URL on this machine) for a sped-up demo"
+            )
+        return self
+
+    @property
+    def sends_through_real_twilio(self) -> bool:
+        """Texts reach Twilio itself: the twilio provider, not redirected to a stand-in on
+        this machine (a loopback address)."""
+        if self.sms_provider != "twilio":
+            return False
+        return not (self.twilio_api_base_url and _is_loopback_url(self.twilio_api_base_url))
+
+
+def _is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache

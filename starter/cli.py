@@ -47,9 +47,14 @@ from callerloop.db import Database, OutboxMessage
 from callerloop.logging import configure_logging
 from callerloop.schema import SchemaError
 from callerloop.settings import Settings, get_settings
-from callerloop.temporal import TemporalConfigError, connect
+from callerloop.temporal import (
+    TemporalConfigError,
+    connect,
+    required_payload_codec,
+    with_local_stack_keys,
+)
 from starter.cad_client import CadClient, CallAlreadyFinished, Delivered
-from starter.cad_events import InvalidCadEvent, parse_cad_json
+from starter.cad_events import InvalidCadEvent, UnknownAgency, parse_cad_json
 from starter.cli_db import db_app
 from starter.cli_ingest import deadletter_app, keys_app
 from starter.cli_operator import audit_app, calls_app, encryption_app, retention_app
@@ -152,12 +157,22 @@ def load_agencies_or_exit(directory: Path) -> dict[str, AgencyConfig]:
 
 
 async def connect_or_exit(settings: Settings) -> Client:
+    """Connected with the configured keys, or else those of the local stack of `make run`
+    (so the README's commands read its encrypted payloads)."""
     try:
-        return await connect(settings)
+        return await connect(with_local_stack_keys(settings))
     except TemporalConfigError as error:
         fail(str(error), 2)
     except RuntimeError as error:  # names the address it tried
         fail(str(error), 1)
+
+
+def check_payload_encryption(settings: Settings) -> None:
+    """A worker or web app without encryption keys stops at once, not at its first call."""
+    try:
+        required_payload_codec(settings)
+    except TemporalConfigError as error:
+        fail(str(error), 2)
 
 
 # --- worker and dev ---------------------------------------------------------------------
@@ -180,6 +195,7 @@ def worker_command() -> None:
     from worker import run_worker  # heavy (activities, SQLModel): only when running one
 
     settings = get_settings()
+    check_payload_encryption(settings)
     configure_logging(settings.log_format, settings.log_level)
     asyncio.run(run_worker(settings))
 
@@ -200,6 +216,7 @@ def web_command(
     import uvicorn  # only when serving
 
     settings = get_settings()
+    check_payload_encryption(settings)
     uvicorn.run(
         "web.app:app_from_environment",
         factory=True,
@@ -289,6 +306,9 @@ def cad_send(
     text, where = read_input(file)
     try:
         events = parse_cad_json(text, agencies, where)
+    except UnknownAgency as error:
+        # Only the local operator sees the list; the ingest API names no other agency.
+        fail(f"{error}; configured agencies: {', '.join(sorted(agencies))}", 2)
     except InvalidCadEvent as error:
         fail(str(error), 2)
     finished = asyncio.run(send_events(settings, events))

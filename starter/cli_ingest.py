@@ -25,7 +25,7 @@ from callerloop import api_keys, audit, dead_letters
 from callerloop.agency_config import AgencyConfig, AgencyConfigError, load_agencies
 from callerloop.db import Database, DeadLetter, database_for
 from callerloop.settings import Settings, get_settings
-from callerloop.temporal import connect
+from callerloop.temporal import connect, with_local_stack_keys
 from web.cad_ingest import body_delivery, temporal_signal_with_start
 
 keys_app = typer.Typer(help="API keys of the CAD ingest API.", no_args_is_help=True)
@@ -64,6 +64,7 @@ def keys_add(
     settings = get_settings()
     agencies = _agencies(settings)
     if agency not in agencies:
+        # The local operator's own files: listing them helps and discloses nothing.
         _fail(f"unknown agency {agency!r}; configured agencies: {', '.join(sorted(agencies))}", 2)
     key_id, key = api_keys.create_key(_database(settings), agency, name)
     typer.echo(
@@ -158,12 +159,13 @@ async def _retry(settings: Settings, dead_letter_id: int, fixed_body: str | None
     async def client() -> Client:
         # Connected on first use, so a body that fails validation needs no Temporal.
         if not connected:
-            connected.append(await connect(settings))
+            connected.append(await connect(with_local_stack_keys(settings)))
         return connected[0]
 
     signal_with_start = temporal_signal_with_start(client, settings.task_queue)
     kept = dead_letters.show(_database(settings), dead_letter_id)
-    endpoint, agency = (kept.endpoint, kept.agency or "") if kept else ("", "")
+    # Validated for the agency of the key it came with, as the endpoint did.
+    endpoint, agency = (kept.endpoint, kept.agency) if kept else ("", None)
     deliver = body_delivery(_agencies(settings), signal_with_start, endpoint, agency)
     try:
         return await dead_letters.retry(

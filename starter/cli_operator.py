@@ -31,7 +31,7 @@ from callerloop.codec import new_key_spec
 from callerloop.db import database_for, utcnow
 from callerloop.retention import run_retention
 from callerloop.settings import get_settings
-from callerloop.temporal import TemporalConfigError, connect
+from callerloop.temporal import TemporalConfigError, connect, with_local_stack_keys
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
 from workflows.model import (
     CallState,
@@ -58,7 +58,8 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 async def _client() -> Client:
-    settings = get_settings()
+    """Connected with the configured keys, or else those of the local stack (`make run`)."""
+    settings = with_local_stack_keys(get_settings())
     try:
         return await connect(settings)
     except TemporalConfigError as error:

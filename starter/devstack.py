@@ -51,7 +51,7 @@ from callerloop.agency_config import AgencyConfig, AgencyConfigError, load_agenc
 from callerloop.codec import data_converter, new_key_spec
 from callerloop.db import Database, OutboxMessage
 from callerloop.settings import PROJECT_ROOT, Settings, get_settings
-from callerloop.temporal import installed_binary, payload_codec
+from callerloop.temporal import installed_binary, local_stack_keys_file, payload_codec
 from callerloop.twilio_standin import TwilioStandIn
 from starter.cli import print_replay_summary, run_replay
 from starter.replay import ParsedExport, ReplayReport, column_names, parse_cad_export, timeline
@@ -170,6 +170,20 @@ def check_ports_free(settings: Settings) -> None:
     ]
     if busy:
         raise StackError("; ".join(busy))
+
+
+def check_demo_speed_with_twilio(settings: Settings, speed: float) -> None:
+    """The demo speed is the worker's time scale, which multiplies the send rate too: with a
+    real Twilio account the worker would refuse it (`Settings`), so say so before starting.
+    Without an account the stack's own Twilio stand-in takes the texts, at any speed."""
+    if speed == 1 or not settings.twilio_account_sid or not settings.sends_through_real_twilio:
+        return
+    raise StackError(
+        f"a real Twilio account (CALLERLOOP_TWILIO_ACCOUNT_SID) at demo speed {speed:g}x "
+        f"would text at {speed:g} times each agency's rate: use --speed 1 "
+        "(CALLERLOOP_DEMO_SPEED=1), or unset CALLERLOOP_TWILIO_ACCOUNT_SID to send through "
+        "the local Twilio stand-in"
+    )
 
 
 # --- child processes --------------------------------------------------------------------
@@ -312,11 +326,12 @@ def dev_server_command(settings: Settings, paths: StackPaths) -> list[str]:
 
 def with_local_secrets(settings: Settings, paths: StackPaths) -> Settings:
     """The configured encryption keys and pseudonym key, or local ones kept in the data
-    folder (made on first use), so the local stack protects its data like production."""
+    folder (made on first use), so the local stack protects its data like production. A
+    command run beside the stack finds the same keys (`with_local_stack_keys`)."""
     secrets: dict[str, SecretStr] = {}
     if not settings.encryption_keys.get_secret_value():
         secrets["encryption_keys"] = SecretStr(
-            _local_secret(paths.data_dir / "encryption-keys", lambda: new_key_spec("local"))
+            _local_secret(local_stack_keys_file(paths.data_dir), lambda: new_key_spec("local"))
         )
     if not settings.pseudonym_key.get_secret_value():
         secrets["pseudonym_key"] = SecretStr(
@@ -662,6 +677,7 @@ class DevStack:
 
     async def _start_and_demo(self) -> int:
         check_ports_free(self.settings)
+        check_demo_speed_with_twilio(self.settings, self.speed)
         agency = pick_demo_agency(self.settings)
         self.paths.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.options.keep:

@@ -30,7 +30,7 @@ from callerloop.health import check_readiness, metrics_body, temporal_runtime
 from callerloop.inbound import temporal_signaller
 from callerloop.logging import configure_logging
 from callerloop.settings import Settings, get_settings
-from callerloop.temporal import FAIL_FAST, connect, payload_codec
+from callerloop.temporal import FAIL_FAST, connect, payload_codec, required_payload_codec
 from web.cad_ingest import (
     EIDO_PATH,
     EVENTS_PATH,
@@ -162,6 +162,7 @@ def once(factory: ClientFactory) -> ClientFactory:
 def app_from_environment() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
+    required_payload_codec(settings)  # refuse at start, not at the first Temporal call
     db = database_for(settings)
     db.create_schema()
     agencies = load_agencies(settings.agencies_dir)

@@ -6,6 +6,11 @@ Who may use it: a bearer token from CALLERLOOP_CODEC_ACCESS_TOKENS (the UI forwa
 operator's token with `codec.passAccessToken`), or, when none is configured, only this
 machine (the `make run` stack). Browsers may call it only from the UI origins in
 CALLERLOOP_CODEC_CORS_ORIGINS. Start the UI with `--ui-codec-endpoint <web app>/codec`.
+
+It decodes as the worker does: a payload that is not encrypted is refused (422, saying
+so), unless CALLERLOOP_ACCEPT_PLAINTEXT_PAYLOADS=1 reads histories written before
+encryption was turned on. A plaintext payload in a call's history was written by a
+client without the keys, and the operator should see that, not a normal-looking value.
 """
 
 from __future__ import annotations

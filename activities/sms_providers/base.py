@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from activities.errors import SmsFailure
+from callerloop.logging import mask_phone_numbers
+from workflows.activity_errors import SmsFailure
 from workflows.model import LineType
 
 
@@ -27,10 +28,16 @@ class ProviderReceipt:
     status: str  # provider's first status, e.g. "queued" or "sent"
 
 
+# Provider errors quote the number they refused (Twilio's 21211: "The 'To' number
+# +15551234567 is not a valid phone number."). Their text goes into Temporal failures, logs
+# and the outbox's error_message: it is masked here, once, for every provider.
+
+
 class PermanentProviderError(Exception):
     """The provider refused this text for good; retrying cannot help."""
 
     def __init__(self, failure: SmsFailure, code: str, message: str) -> None:
+        message = mask_phone_numbers(message)
         super().__init__(f"{failure.value} ({code}): {message}")
         self.failure, self.code, self.message = failure, code, message
 
@@ -39,6 +46,7 @@ class TransientProviderError(Exception):
     """The provider certainly did not accept the text (throttled, down): safe to retry."""
 
     def __init__(self, code: str, message: str) -> None:
+        message = mask_phone_numbers(message)
         super().__init__(f"{code}: {message}")
         self.code, self.message = code, message
 

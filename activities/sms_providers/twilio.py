@@ -31,7 +31,6 @@ from twilio.http.response import Response  # type: ignore[import-untyped, unused
 from twilio.rest import Client  # type: ignore[import-untyped, unused-ignore]
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from activities.errors import SmsFailure
 from activities.sms_providers.base import (
     OutgoingText,
     PermanentProviderError,
@@ -40,6 +39,7 @@ from activities.sms_providers.base import (
 )
 from activities.sms_providers.twilio_errors import Outcome, classify
 from callerloop.settings import Settings
+from workflows.activity_errors import SmsFailure
 from workflows.model import LineType
 
 logger = logging.getLogger(__name__)
@@ -138,10 +138,13 @@ class TwilioProvider:
         try:
             message = self._client.messages.create(**message_fields(text))
         except TwilioRestException as error:
-            raise send_error(error) from error
+            # `from None`, here and below: the client's own exception quotes the number
+            # (its message, a lookup's URL), and a cause travels with the failure and its
+            # traceback into Temporal and logs. Ours carries its code and masked message.
+            raise send_error(error) from None
         except requests.ConnectionError as error:
             if never_connected(error):
-                raise TransientProviderError("connection", str(error)) from error
+                raise TransientProviderError("connection", str(error)) from None
             raise  # the request may have reached Twilio: outcome unknown
         return ProviderReceipt(provider_id=str(message.sid), status=str(message.status))
 
@@ -162,9 +165,9 @@ class TwilioProvider:
                 if message.body == text.body:
                     return ProviderReceipt(provider_id=str(message.sid), status=str(message.status))
         except TwilioRestException as error:
-            raise retry_error(error) from error  # cannot tell now: look again later
+            raise retry_error(error) from None  # cannot tell now: look again later
         except requests.RequestException as error:
-            raise TransientProviderError("connection", str(error)) from error
+            raise TransientProviderError("connection", str(error)) from None
         return None
 
     def lookup_line_type(self, phone: str) -> LineType:
@@ -177,12 +180,12 @@ class TwilioProvider:
             )
         except TwilioRestException as error:
             if classify(error.status, error.code).outcome == "retry":
-                raise retry_error(error) from error
+                raise retry_error(error) from None
             logger.warning("line type lookup failed", extra={"twilio_code": error.code})
             return LineType.UNKNOWN
         except requests.RequestException as error:
             # A lookup changes nothing at Twilio, so any transport failure is safe to retry.
-            raise TransientProviderError("connection", str(error)) from error
+            raise TransientProviderError("connection", str(error)) from None
         intelligence = cast("dict[str, Any] | None", number.line_type_intelligence) or {}
         return LINE_TYPES.get(str(intelligence.get("type")), LineType.UNKNOWN)
 
@@ -261,6 +264,12 @@ def twilio_provider_from_settings(settings: Settings) -> TwilioProvider:
     if not ACCOUNT_SID.match(account_sid):
         raise ValueError(
             "CALLERLOOP_TWILIO_ACCOUNT_SID must be an Account SID: AC and 32 hex digits"
+        )
+    if settings.time_scale != 1 and settings.sends_through_real_twilio:
+        # `Settings` refuses this too; settings copied or changed after validation get here.
+        raise ValueError(
+            f"CALLERLOOP_TIME_SCALE={settings.time_scale:g} would multiply the send rate "
+            "to a real Twilio account: use CALLERLOOP_TIME_SCALE=1 with Twilio"
         )
     return TwilioProvider(
         account_sid,

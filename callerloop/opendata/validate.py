@@ -10,6 +10,8 @@ def validate_package(descriptor: Path) -> list[str]:
     is valid."""
     from frictionless import Package  # imported when used: it is slow to import
 
+    # Absolute: frictionless joins a relative descriptor onto its basepath a second time.
+    descriptor = descriptor.resolve()
     report = Package(str(descriptor), basepath=str(descriptor.parent)).validate()
     if report.valid:
         return []

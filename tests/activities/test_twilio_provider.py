@@ -16,13 +16,13 @@ import pytest
 import requests
 from pydantic import SecretStr
 from sqlmodel import select
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 from twilio.request_validator import (  # type: ignore[import-untyped, unused-ignore]
     RequestValidator,
 )
 from twilio.rest import Client  # type: ignore[import-untyped, unused-ignore]
 
-from activities.errors import SmsFailure
 from activities.sms_providers.base import (
     OutgoingText,
     PermanentProviderError,
@@ -40,6 +40,7 @@ from callerloop.db import Database, OutboxMessage
 from callerloop.settings import Settings
 from callerloop.twilio_standin import TwilioStandIn
 from tests.factories import make_agency
+from workflows.activity_errors import SmsFailure
 from workflows.model import LineType, SendTextInput, TextKind
 
 CALLER = "+17035550142"
@@ -485,3 +486,70 @@ def test_dropped_status_callbacks_are_never_posted(standin: TwilioStandIn) -> No
     assert standin.send_status_callback(receipt.provider_id, "delivered") is None
     assert standin.callbacks_dropped == 1 and standin.callbacks[-1].error == "dropped"
     assert standin.message(receipt.provider_id).status == "delivered"
+
+
+# Personal data in Twilio's errors
+
+TWILIO_21211 = f"The 'To' number {CALLER} is not a valid phone number."
+# How a number may be quoted back: E.164, national, digits only, URL-encoded.
+SPELLINGS = (CALLER, "(703) 555-0142", "703-555-0142", "7035550142", "%2B17035550142")
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "message"),
+    [
+        (21211, 400, TWILIO_21211),
+        (21614, 400, "703-555-0142 is not a mobile number"),
+        (20429, 429, "Too many requests to (703) 555-0142"),
+    ],
+)
+def test_twilio_errors_quoting_the_number_are_masked_before_anything_keeps_them(
+    twilio: TwilioProvider, standin: TwilioStandIn, code: int, status: int, message: str
+) -> None:
+    """The error goes into Temporal's failure, the logs and the outbox row."""
+    standin.fail_next(code, status=status, message=message)
+    with pytest.raises((PermanentProviderError, TransientProviderError)) as raised:
+        twilio.send(text())
+    error = raised.value
+    assert isinstance(error, PermanentProviderError | TransientProviderError)
+    assert "***42" in error.message
+    for spelling in SPELLINGS:
+        assert spelling not in str(error)
+    # The client's own exception quotes the number: it does not travel along as the cause.
+    assert error.__cause__ is None and error.__suppress_context__
+
+
+def test_a_lookup_that_cannot_connect_does_not_quote_the_number(standin: TwilioStandIn) -> None:
+    """requests quotes the URL, and a lookup's URL is the number (/v2/PhoneNumbers/+1…)."""
+    provider = provider_for(standin, lookups_base_url=f"http://127.0.0.1:{closed_port()}")
+    with pytest.raises(TransientProviderError) as raised:
+        provider.lookup_line_type(CALLER)
+    assert "PhoneNumbers" in raised.value.message  # the URL is there, the number is not
+    for spelling in SPELLINGS:
+        assert spelling not in str(raised.value)
+    assert raised.value.__cause__ is None
+
+
+def test_the_outbox_keeps_twilios_refusal_with_the_number_masked(
+    database: Database, standin: TwilioStandIn, twilio: TwilioProvider
+) -> None:
+    agency = make_agency()
+    activities = TextActivities(database, {agency.id: agency}, twilio, "https://callerloop.test")
+    send = SendTextInput(
+        workflow_id="call/testville/T-1",
+        agency="testville",
+        incident_id="T-1",
+        case_number="25-071089",
+        kind=TextKind.CONFIRMATION,
+        language="en",
+        to=CALLER,
+    )
+    standin.fail_next(21211, status=400, message=TWILIO_21211)
+    with pytest.raises(ApplicationError) as raised:
+        ActivityEnvironment().run(activities.send_text, send)
+    assert CALLER not in str(raised.value) and "***42" in str(raised.value)
+    with database.session() as session:
+        [row] = session.exec(select(OutboxMessage)).all()
+    assert (row.status, row.error_code) == ("failed", "21211")
+    assert row.error_message is not None
+    assert row.error_message.endswith("The 'To' number ***42 is not a valid phone number.")

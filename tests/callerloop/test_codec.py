@@ -14,6 +14,7 @@ from temporalio.api.common.v1 import Payload
 from callerloop.codec import (
     ENCODING,
     EncryptionKeyError,
+    PlaintextPayloadError,
     codec_from_spec,
     new_key_spec,
 )
@@ -57,9 +58,20 @@ async def test_a_tampered_or_relabelled_payload_is_refused() -> None:
             await codec.decode([bad])
 
 
-async def test_payloads_from_before_encryption_pass_through() -> None:
+async def test_a_payload_that_is_not_encrypted_is_refused_by_default() -> None:
+    """Whoever can write to Temporal without the keys (a client without the codec, the UI
+    without the codec server) cannot slip a plaintext signal or input past the worker."""
+    forged = payload(b'{"event_type": "cleared"}')
+    with pytest.raises(PlaintextPayloadError, match="CALLERLOOP_ACCEPT_PLAINTEXT_PAYLOADS=1"):
+        await codec_from_spec(KEY_A).decode([forged])
+
+
+async def test_payloads_from_before_encryption_are_read_only_when_the_migration_allows() -> None:
     plain = payload(b'"written before keys were configured"')
-    assert await codec_from_spec(KEY_A).decode([plain]) == [plain]
+    migrating = codec_from_spec(KEY_A, accept_plaintext=True)
+    assert await migrating.decode([plain]) == [plain]
+    [sealed] = await migrating.encode([plain])  # what it writes is encrypted all the same
+    assert sealed.metadata["encoding"] == ENCODING
 
 
 @pytest.mark.parametrize(

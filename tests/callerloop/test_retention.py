@@ -3,12 +3,13 @@ registry stays, as pseudonyms; a second run finds nothing to do."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlmodel import col, select
 from typer.testing import CliRunner
 
+from activities.call_records import CallRecordActivities
 from activities.opt_outs import is_opted_out, record_opt_out
 from callerloop import dead_letters
 from callerloop.db import (
@@ -27,6 +28,7 @@ from callerloop.retention import run_retention
 from callerloop.settings import get_settings
 from starter.cli import app
 from tests.factories import call_record, issue_link, make_agency, outbox_row, survey_comment
+from workflows.model import PurgeInput
 
 PHONE = "+17035550142"
 RETENTION_DAYS = 90  # the test agency's outbox_days
@@ -127,3 +129,63 @@ def test_retention_run_from_the_command_line(
     assert first.exit_code == 0, first.output
     assert "texts cleared: 1" in first.output
     assert "retention run done: 0 item(s) purged" in second.output
+
+
+TWILIO_21211 = f"The 'To' number {PHONE} is not a valid phone number."
+
+
+def refused_text(db: Database, workflow_id: str, at: datetime) -> None:
+    """A text the provider refused, its error as written before masking (or by any path
+    that did not mask): quoting the number."""
+    with db.session() as session:
+        session.add(
+            OutboxMessage(
+                workflow_id=workflow_id,
+                agency="testville",
+                incident_id=workflow_id.rsplit("/", 1)[-1],
+                kind="confirmation",
+                language="en",
+                to=PHONE,
+                body="hello",
+                encoding="GSM-7",
+                segments=1,
+                provider="twilio",
+                status="failed",
+                error_code="21211",
+                error_message=TWILIO_21211,
+                created_at=at,
+                updated_at=at,
+            )
+        )
+        session.commit()
+
+
+def error_messages(db: Database) -> list[str | None]:
+    with db.session() as session:
+        return [row.error_message for row in session.exec(select(OutboxMessage))]
+
+
+def test_retention_clears_provider_errors_that_quote_the_number(database: Database) -> None:
+    agency = make_agency()
+    now = utcnow()
+    refused_text(database, "call/testville/OLD-1", now - timedelta(days=RETENTION_DAYS + 1))
+
+    report = run_retention(database, {agency.id: agency}, now, line_type_cache_days=30)
+
+    assert report.texts_cleared == 1
+    assert error_messages(database) == [None]
+    assert run_retention(database, {agency.id: agency}, now, line_type_cache_days=30).total == 0
+
+
+def test_the_end_of_a_call_purges_provider_errors_with_its_number(database: Database) -> None:
+    refused_text(database, "call/testville/T-9", utcnow())
+    refused_text(database, "call/testville/T-10", utcnow())  # another call: kept
+
+    CallRecordActivities(database).purge_personal_data(PurgeInput("call/testville/T-9"))
+
+    with database.session() as session:
+        rows = {r.workflow_id: r for r in session.exec(select(OutboxMessage))}
+    purged, kept = rows["call/testville/T-9"], rows["call/testville/T-10"]
+    assert (purged.to, purged.body, purged.error_message) == (None, None, None)
+    assert purged.error_code == "21211"  # the code says what happened, without the number
+    assert kept.error_message == TWILIO_21211

@@ -222,7 +222,12 @@ async def test_an_unreachable_server_is_named_in_the_error(tmp_path: Path) -> No
     from callerloop.temporal import FAIL_FAST
 
     with pytest.raises(RuntimeError, match=r"cannot connect to Temporal at 127\.0\.0\.1:1 "):
-        await connect(settings(temporal_address="127.0.0.1:1"), FAIL_FAST)
+        await connect(
+            settings(
+                temporal_address="127.0.0.1:1", encryption_keys=SecretStr(TEST_ENCRYPTION_KEYS)
+            ),
+            FAIL_FAST,
+        )
 
 
 def _file(path: Path) -> dict[str, str]:

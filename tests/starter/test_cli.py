@@ -26,7 +26,7 @@ from callerloop.db import Database, OutboxMessage
 from callerloop.settings import PROJECT_ROOT, get_settings
 from starter.cli import EXPORT_FIELDS, app, print_replay_summary, replay_exit_code, run_replay
 from starter.replay import ReplayReport, parse_cad_export
-from tests.conftest import start_harness
+from tests.conftest import TEST_ENCRYPTION_KEYS, start_harness
 from tests.factories import RecordingProvider, eligible_call
 from tests.harness import Harness
 from workflows.call_for_service import CallForServiceWorkflow
@@ -101,6 +101,7 @@ async def test_cad_send_as_a_program_prints_the_workflow_id_then_refuses_a_finis
         **os.environ,
         "CALLERLOOP_TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
         "CALLERLOOP_TASK_QUEUE": f"cli-{incident}",  # no worker: the call just waits
+        "CALLERLOOP_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEYS,  # without keys it would refuse
     }
 
     def cad_send() -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,376 @@
+"""Every command the README documents runs against a running `make run` stack.
+
+The commands are read from README.md itself: each `uv run callerloop …` line of its `sh`
+blocks (continuation lines joined), so a command added to the README without a check here
+fails this test. One stack (`callerloop dev`, as `make run` starts it) serves them all;
+each runs as its own process, with the environment a second terminal beside `make run`
+has. The stack's ports and data folder are the test's own, so its CALLERLOOP_* variables
+say where they are; nothing says where the keys are: the commands find the stack's (in
+its data folder) as they do beside `make run`.
+
+The README's examples are run as written: its CAD event (incident 25-071089) is the call
+the `calls` commands act on, `event.json`, `export.csv`, `password.txt` and `public/`
+are files in the working directory, `$KEY` is the key `keys add` prints, and the example
+URLs (`https://callerloop.example.gov`, `http://localhost:8000`) are the stack's web app.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, select
+
+from callerloop.agency_config import load_agencies
+from callerloop.db import Database, OutboxMessage
+from callerloop.settings import PROJECT_ROOT
+from starter.replay import column_names
+from tests.starter.test_devstack import answers, free_port
+
+README = PROJECT_ROOT / "README.md"
+# What `uv run callerloop` runs: the project's console script in its venv.
+CALLERLOOP = Path(sys.executable).parent / "callerloop"
+# Slow enough that the README's call sends no delay notice (90 min of CAD time) before
+# `calls resend-confirmation` runs; its own one-call day replays in a second.
+DEMO_SPEED = 60
+STACK_START_SECONDS = 90
+COMMAND_TIMEOUT_SECONDS = 90
+README_CALL = "call/example/25-071089"  # the README's CAD event
+PASSWORD = "correct horse battery staple"
+HEALTH = "/healthz"
+ERROR_LINES = 25  # of a failed command's stderr, in the test's report
+
+
+@dataclass(frozen=True)
+class ReadmeCommand:
+    line: int  # where it starts in README.md
+    args: tuple[str, ...]  # after `uv run callerloop`
+    stdin_file: str | None  # `< FILE`
+
+    @property
+    def name(self) -> str:
+        """The command as the CLI names it: `calls show`, `worker`, …"""
+        return " ".join(self.args[:1] if self.args[0] in SINGLE_COMMANDS else self.args[:2])
+
+    def __str__(self) -> str:
+        redirect = f" < {self.stdin_file}" if self.stdin_file else ""
+        return f"README.md:{self.line}: callerloop {shlex.join(self.args)}{redirect}"
+
+
+SINGLE_COMMANDS = {"worker", "web", "dev"}
+
+
+def readme_commands(text: str) -> list[ReadmeCommand]:
+    """The `uv run callerloop …` lines of the README's sh blocks, in order, once each."""
+    commands: list[ReadmeCommand] = []
+    in_shell, pending, start = False, "", 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.startswith("```"):
+            in_shell = line.strip() == "```sh"
+            continue
+        if not in_shell:
+            continue
+        if pending:
+            pending += " " + line.strip()
+        elif line.startswith("uv run callerloop "):
+            pending, start = line, number
+        else:
+            continue
+        if pending.rstrip().endswith("\\"):
+            pending = pending.rstrip()[:-1]
+            continue
+        commands.append(parse(pending, start))
+        pending = ""
+    unique: dict[tuple[tuple[str, ...], str | None], ReadmeCommand] = {}
+    for command in commands:
+        unique.setdefault((command.args, command.stdin_file), command)
+    return list(unique.values())
+
+
+def parse(line: str, number: int) -> ReadmeCommand:
+    words = shlex.split(line, comments=True)
+    assert words[:3] == ["uv", "run", "callerloop"], line
+    words = words[3:]
+    stdin_file = None
+    if "<" in words:
+        at = words.index("<")
+        stdin_file, words = words[at + 1], words[:at] + words[at + 2 :]
+    return ReadmeCommand(number, tuple(words), stdin_file)
+
+
+def readme_cad_event(text: str) -> str:
+    """The README's example CAD event: the json block after "A CAD event"."""
+    found = re.search(r"A CAD event .*?```json\n(.*?)```", text, re.DOTALL)
+    assert found, "README.md: no example CAD event"
+    return found.group(1)
+
+
+# --- the stack -------------------------------------------------------------------------
+
+
+@dataclass
+class RunningStack:
+    env: dict[str, str]
+    cwd: Path
+    web_url: str
+    database_url: str
+    key: str = ""  # filled by `keys add`
+
+    def run(self, command: ReadmeCommand, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        stdin = (self.cwd / command.stdin_file).read_text() if command.stdin_file else None
+        if command.name == "users add" and stdin is None:
+            stdin = f"{PASSWORD}\n{PASSWORD}\n"  # asked twice, as a person types it
+        return subprocess.run(
+            [str(CALLERLOOP), *args],
+            cwd=self.cwd,
+            env=self.env,
+            input=stdin or "",
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+            start_new_session=True,  # no terminal: a password prompt reads stdin
+            check=False,
+        )
+
+    def texts_of(self, workflow_id: str) -> list[str]:
+        db = Database(self.database_url)
+        try:
+            with db.session() as session:
+                rows = session.exec(
+                    select(OutboxMessage.kind).where(col(OutboxMessage.workflow_id) == workflow_id)
+                )
+                return list(rows)
+        finally:
+            db.dispose()
+
+
+def stack_environment(tmp_path: Path, ports: dict[str, int]) -> dict[str, str]:
+    """A terminal's environment beside `make run`, with this stack's ports and folder (the
+    defaults of both are `make run`'s), and no keys or Temporal settings of its own."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("CALLERLOOP_", "TEMPORAL_"))
+    }
+    data = tmp_path / "data"
+    return env | {
+        "CALLERLOOP_DATA_DIR": str(data),
+        "CALLERLOOP_DATABASE_URL": f"sqlite:///{data / 'callerloop.db'}",
+        "CALLERLOOP_DEMO_CSV": str(tmp_path / "demo.csv"),
+        "CALLERLOOP_DEMO_SPEED": str(DEMO_SPEED),
+        "CALLERLOOP_TEMPORAL_PORT": str(ports["temporal"]),
+        "CALLERLOOP_TEMPORAL_UI_PORT": str(ports["ui"]),
+        "CALLERLOOP_WEB_PORT": str(ports["web"]),
+        "CALLERLOOP_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
+        "CALLERLOOP_PUBLIC_BASE_URL": f"http://localhost:{ports['web']}",
+    }
+
+
+def write_export(path: Path, calls: Sequence[tuple[str, str, str, str]]) -> None:
+    """A CAD export in the example agency's columns: (incident, call type, priority,
+    source) created on 2025-09-12, each closed within a minute of CAD time."""
+    columns = column_names(load_agencies(PROJECT_ROOT / "agencies")["example"])
+    lines = [",".join(columns.values())]
+    for n, (incident, call_type, priority, source) in enumerate(calls):
+        at = f"2025-09-12 10:00:{10 * n:02d}.000"
+        closed = f"2025-09-12 10:01:{10 * n:02d}.000"
+        row = {
+            "incident_id": incident, "call_type": call_type, "priority": priority,
+            "source": source, "created": at, "dispatched": at, "enroute": "NULL",
+            "on_scene": "NULL", "first_closed": closed, "final_closed": closed,
+            "reopened": "0", "disposition": "GOA-Gone on Arrival",
+        }  # fmt: skip
+        lines.append(",".join(row[key] for key in columns))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """`callerloop dev` (what `make run` runs), replaying a one-call day, then following."""
+    tmp_path = tmp_path_factory.mktemp("readme")
+    ports = {name: free_port() for name in ("temporal", "ui", "web")}
+    env = stack_environment(tmp_path, ports)
+    write_export(tmp_path / "demo.csv", [("25-900001", "NOISE COMPLAINT DELAY", "4", "Phone")])
+    cwd = tmp_path / "terminal"
+    cwd.mkdir()
+    output = tmp_path / "dev.out"
+    with output.open("w") as out:
+        dev = subprocess.Popen(
+            [str(CALLERLOOP), "dev", "--max-seconds", "600"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + STACK_START_SECONDS
+        while "texts keep flowing" not in output.read_text() or not answers(
+            ports["web"], "/healthz"
+        ):
+            assert dev.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, f"the stack never came up:\n{output.read_text()}"
+            time.sleep(0.3)
+        yield RunningStack(
+            env, cwd, f"http://localhost:{ports['web']}", env["CALLERLOOP_DATABASE_URL"]
+        )
+    finally:
+        dev.send_signal(signal.SIGINT)  # Ctrl-C, as a person stops it
+        try:
+            dev.wait(60)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+            dev.wait()
+
+
+# --- what each command must print ------------------------------------------------------
+
+Check = Callable[[RunningStack, subprocess.CompletedProcess[str]], None]
+
+
+def prints(*expected: str) -> Check:
+    def check(_: RunningStack, done: subprocess.CompletedProcess[str]) -> None:
+        for text in expected:
+            assert text in done.stdout, f"expected {text!r} in:\n{done.stdout}"
+
+    return check
+
+
+def keeps_the_key(stack: RunningStack, done: subprocess.CompletedProcess[str]) -> None:
+    [key] = done.stdout.split()
+    assert key.startswith("clk_"), done.stdout
+    stack.key = key
+
+
+def shows_the_call(_: RunningStack, done: subprocess.CompletedProcess[str]) -> None:
+    state = json.loads(done.stdout)
+    assert (state["incident_id"], state["texting_state"]) == ("25-071089", "active")
+    assert state["caller_phone"] == "+1703…42"  # masked
+
+
+def exports_the_outbox(_: RunningStack, done: subprocess.CompletedProcess[str]) -> None:
+    texts = [json.loads(line) for line in done.stdout.splitlines()]
+    assert any(t["workflow_id"] == README_CALL and t["kind"] == "confirmation" for t in texts)
+
+
+def makes_a_key(_: RunningStack, done: subprocess.CompletedProcess[str]) -> None:
+    assert re.fullmatch(r"2026-11:[A-Za-z0-9+/]{43}=\n", done.stdout), done.stdout
+
+
+@dataclass(frozen=True)
+class Plan:
+    stage: int  # stages run in order; the commands of one stage run side by side
+    check: Check | None  # None: not run here, see `skipped`
+    skipped: str = ""
+
+
+PLANS: dict[str, Plan] = {
+    "worker": Plan(0, None, "the stack's own worker: `callerloop dev` runs it"),
+    "web": Plan(0, None, "the stack's own web app: `callerloop dev` runs it"),
+    "dev": Plan(0, None, "the stack itself: this test starts it"),
+    "keys add": Plan(1, keeps_the_key),
+    "cad send": Plan(2, prints(README_CALL)),  # the README's own event, locally or posted
+    "agencies check": Plan(2, prints("example")),
+    "encryption new-key": Plan(2, makes_a_key),
+    "db upgrade": Plan(2, prints("already at")),
+    "users add": Plan(2, prints("added")),
+    "cad replay": Plan(3, prints("events sent")),
+    "calls show": Plan(3, shows_the_call),
+    "messages export": Plan(3, exports_the_outbox),
+    "opendata export": Plan(3, lambda _, done: None),
+    "retention run": Plan(3, prints("retention run done")),
+    "users list": Plan(3, prints("sgt.lee")),
+    # One call, one update at a time, suppression last: after it nothing is resent.
+    "calls language": Plan(4, prints(f"{README_CALL}: texts to come will be in 'es'")),
+    "calls resend-confirmation": Plan(5, prints(f"{README_CALL}: confirmation sent again")),
+    "calls suppress": Plan(6, prints(f"{README_CALL}: no more texts will be sent")),
+    "audit list": Plan(7, prints("suppress", "mark_language", "user added", "retention run")),
+    "users disable": Plan(7, prints("disabled")),
+}
+
+
+def filled(command: ReadmeCommand, stack: RunningStack, users_added: list[str]) -> list[str]:
+    """The command's arguments with the README's stand-ins made real."""
+    stand_ins = {
+        "$KEY": stack.key,
+        "https://callerloop.example.gov": stack.web_url,
+        "http://localhost:8000": stack.web_url,
+    }
+    args = [stand_ins.get(arg, arg) for arg in command.args]
+    if command.name == "users add":  # the README adds sgt.lee twice, two ways
+        user = args[2] if args[2] not in users_added else f"{args[2]}-{len(users_added)}"
+        users_added.append(user)
+        args[2] = user
+    return args
+
+
+def prepare_terminal(stack: RunningStack, text: str) -> None:
+    """The files the README's commands name, in the terminal's working directory."""
+    (stack.cwd / "event.json").write_text(readme_cad_event(text), encoding="utf-8")
+    (stack.cwd / "password.txt").write_text(PASSWORD + "\n", encoding="utf-8")
+    (stack.cwd / ".data").mkdir()  # the replay's journal goes in .data/, as beside make run
+    write_export(
+        stack.cwd / "export.csv",
+        [("25-912001", "LARCENY FROM AUTO", "4", "Phone"), ("25-912002", "THEFT", "3", "911")],
+    )
+
+
+def test_the_readme_documents_commands_and_each_has_a_check() -> None:
+    commands = readme_commands(README.read_text(encoding="utf-8"))
+    assert len(commands) >= 20, [str(c) for c in commands]
+    unplanned = [str(c) for c in commands if c.name not in PLANS]
+    assert not unplanned, f"README commands this test does not run: {unplanned}"
+
+
+def test_every_readme_command_runs_against_the_make_run_stack(stack: RunningStack) -> None:
+    text = README.read_text(encoding="utf-8")
+    commands = [c for c in readme_commands(text) if c.name in PLANS]
+    prepare_terminal(stack, text)
+    users_added: list[str] = []
+    failures: list[str] = []
+    ran: list[str] = []
+    for stage in sorted({PLANS[c.name].stage for c in commands} - {0}):
+        batch = [c for c in commands if PLANS[c.name].stage == stage]
+        runs = [(c, filled(c, stack, users_added)) for c in batch]
+        with ThreadPoolExecutor(3) as pool:
+            results = list(pool.map(lambda run: stack.run(*run), runs))
+        for (command, _), done in zip(runs, results, strict=True):
+            ran.append(command.name)
+            failures += outcome(command, done, stack)
+        if stage == 2:  # the README's call has its confirmation before the `calls` commands
+            wait_for_confirmation(stack)
+    assert not failures, "\n\n".join(failures)
+    skipped = {c.name for c in readme_commands(text)} - set(ran)
+    assert skipped == {name for name, plan in PLANS.items() if plan.check is None}
+
+
+def outcome(
+    command: ReadmeCommand, done: subprocess.CompletedProcess[str], stack: RunningStack
+) -> list[str]:
+    if done.returncode != 0:
+        stderr = "\n".join(done.stderr.splitlines()[-ERROR_LINES:])
+        return [f"{command}: exit {done.returncode}\n{done.stdout}\n{stderr}"]
+    check = PLANS[command.name].check
+    assert check is not None
+    try:
+        check(stack, done)
+    except AssertionError as error:
+        return [f"{command}: {error}"]
+    return []
+
+
+def wait_for_confirmation(stack: RunningStack, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while "confirmation" not in stack.texts_of(README_CALL):
+        assert time.monotonic() < deadline, f"{README_CALL} never sent its confirmation"
+        time.sleep(0.2)

@@ -8,6 +8,7 @@ Stops gracefully on SIGINT/SIGTERM: activities in flight get time to finish.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ from datetime import timedelta
 
 import structlog
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.call_records import CallRecordActivities
@@ -31,7 +32,7 @@ from callerloop.db import Database, database_for
 from callerloop.health import HealthServer, temporal_runtime
 from callerloop.logging import configure_logging
 from callerloop.settings import Settings, get_settings
-from callerloop.temporal import connect, payload_codec
+from callerloop.temporal import TemporalConfigError, connect, required_payload_codec
 from callerloop.temporal_connection import resolve_connection
 from workflows.call_for_service import CallForServiceWorkflow
 
@@ -53,7 +54,6 @@ def build_workers(
     provider: SmsProvider,
     executor: ThreadPoolExecutor,
     max_concurrent_activities: int = ACTIVITY_THREADS,
-    strict_sandbox: bool = True,
 ) -> list[Worker]:
     """The call workflow with its bookkeeping activities on the main task queue, and one
     worker per sender whose task queue the server paces at the sender's messages/second."""
@@ -68,7 +68,7 @@ def build_workers(
         client,
         task_queue=settings.task_queue,
         workflows=[CallForServiceWorkflow],
-        workflow_runner=workflow_runner(strict_sandbox),
+        workflow_runner=workflow_runner(),
         # The SDK's default (1,000) made 300 MB with calls waiting for their survey.
         # 500 replayed 28 days of real calls as fast, but at 8 calls/s (100 s each) the
         # throughput bench's calls outgrew it and each evicted one was replayed (make bench).
@@ -81,6 +81,7 @@ def build_workers(
             records.purge_personal_data,
             line_types.lookup_line_type,
             texts.outbox_report,  # local: an operator's resend checks the receipts first
+            texts.revoke_sends,  # local: withdraws a call's sends before cancelling them
         ],
         activity_executor=executor,
         max_concurrent_activities=max_concurrent_activities,
@@ -101,19 +102,33 @@ def build_workers(
     return [main, *senders]
 
 
-def workflow_runner(strict: bool) -> WorkflowRunner:
-    """Strict (the tests): every new workflow re-imports the workflow module in a fresh
-    sandbox, so no module state leaks between calls and a non-deterministic call in
-    workflow code fails the test. The worker of `callerloop worker` runs the same code
-    without the sandbox: the code the strict sandbox ran in every test, whose recorded
-    histories replay in CI (tests/histories/). Even with every module passed through, the
-    sandbox costs each activation a trip through its import hooks: replaying the recorded
-    histories took 2.6 times the Python function calls and 1.4-2.1 times the time of
-    running them unsandboxed. The price: a non-deterministic call added to workflow code
-    is caught by the tests, not in production."""
-    if strict:
-        return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default)
-    return UnsandboxedWorkflowRunner()
+# Passed into the sandbox as they are loaded outside it, beside the SDK's defaults (the
+# standard library, temporalio, pydantic and its core). Every workflow run re-imports the
+# rest of `workflows.*` in a fresh sandbox, so no module state leaks between calls and a
+# non-deterministic call there fails the run (and the test that drove it) instead of
+# diverging on replay. One module of callerloop's own is shared: `workflows.model`, the
+# data contract (dataclasses only, its code under the lint rule of workflows/ruff.toml),
+# so the payload converter builds its type adapters once per process instead of once per
+# call. Replaying the 77 recorded histories took ~65 ms each with it re-imported, ~30 ms
+# shared, ~17 ms unsandboxed (2026-12-02, two cores). Add a third-party library here only
+# if workflow code needs it and it keeps no state a run could change.
+SANDBOX_PASSTHROUGH: tuple[str, ...] = ("workflows.model",)
+
+
+def workflow_runner() -> WorkflowRunner:
+    """The one runner of the call workflow: production workers, every test's workers and
+    the replay of recorded histories (tests/workflows/test_replay_histories.py) use it."""
+    restrictions = dataclasses.replace(
+        SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH),
+        # The SDK restricts three class methods of ZoneInfo, which wraps every ZoneInfo the
+        # workflow makes in a proxy that `astimezone` refuses (quiet hours). Those three
+        # (from_file, clear_cache, reset_tzpath) are banned in workflows/ by the lint rule
+        # (workflows/ruff.toml) instead.
+        invalid_module_members=SandboxRestrictions.invalid_module_members_default.with_child_unrestricted(
+            "zoneinfo"
+        ),
+    )
+    return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
 @asynccontextmanager
@@ -126,28 +141,17 @@ async def all_running(workers: Sequence[Worker]) -> AsyncIterator[None]:
 
 async def run_worker(settings: Settings) -> None:
     agencies = load_agencies(settings.agencies_dir)
+    # Before anything else: without encryption keys (and no explicit development opt-out)
+    # the worker does not start at all.
+    codec = required_payload_codec(settings)
     db = database_for(settings)
     db.create_schema()
     client = await connect(settings, runtime=temporal_runtime(settings.temporal_metrics_address))
     health = HealthServer(lambda: _ready(client), db, settings.readiness_timeout)
     if settings.worker_http_address:
         await health.start(settings.worker_http_address)
-    codec = payload_codec(settings)
-    if codec is None:
-        log.warning(
-            "Temporal payloads are NOT encrypted: callers' numbers reach Temporal's database "
-            "in clear. Set CALLERLOOP_ENCRYPTION_KEYS (callerloop encryption new-key)."
-        )
     with ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity") as executor:
-        workers = build_workers(
-            client,
-            settings,
-            db,
-            agencies,
-            make_provider(settings),
-            executor,
-            strict_sandbox=False,
-        )
+        workers = build_workers(client, settings, db, agencies, make_provider(settings), executor)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -176,7 +180,11 @@ async def _ready(client: Client) -> Client:
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
-    asyncio.run(run_worker(settings))
+    try:
+        asyncio.run(run_worker(settings))
+    except TemporalConfigError as error:  # says what to set
+        log.error(str(error))
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -16,13 +16,21 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, String, bindparam, case, func, null, select, update
+from sqlalchemy import Engine, String, bindparam, case, exists, func, null, select, update
 
-from callerloop.db import CallEventRecord, OutboxMessage, UTCDateTime, insert_or_skip
+from callerloop.db import (
+    CallEventRecord,
+    OutboxMessage,
+    SendRevocation,
+    UTCDateTime,
+    insert_or_skip,
+)
 from callerloop.links import NewLink, store_link
 
 # Claimed by a send attempt that is calling the provider right now.
 HANDING_OVER = "handing_over"
+# Never handed to the provider: the workflow withdrew the send first.
+WITHHELD = "withheld"
 
 
 @dataclass(slots=True)
@@ -80,10 +88,10 @@ class Outbox:
         for name, value in zip(_COLUMNS, found, strict=True):
             setattr(row, name, value)
 
-    def hand_over(self, row: OutboxRow, now: datetime) -> bool:
+    def hand_over(self, row: OutboxRow, generation: int, now: datetime) -> bool:
         """Mark the row `handing_over`, only if no other attempt changed it since it was
-        read (compare and set on status and attempts). False, with `row` re-read, when
-        another attempt got there first."""
+        read (compare and set on status and attempts) and the workflow has not withdrawn
+        this generation of the call's sends. False, with `row` re-read, otherwise."""
         with self._engine.begin() as connection:
             result = connection.execute(
                 self._statements.hand_over,
@@ -91,6 +99,7 @@ class Outbox:
                     "row_id": row.id,
                     "read_status": row.status,
                     "read_attempts": row.attempts,
+                    "generation": generation,
                     "now": now,
                 },
             )
@@ -99,6 +108,46 @@ class Outbox:
             return False
         row.status, row.attempts, row.updated_at = HANDING_OVER, row.attempts + 1, now
         return True
+
+    def revoked(self, workflow_id: str, generation: int) -> bool:
+        """Whether the workflow withdrew sends of this generation (or a later one)."""
+        with self._engine.connect() as connection:
+            found = connection.execute(
+                self._statements.revoked, {"workflow_id": workflow_id, "generation": generation}
+            ).first()
+        return found is not None
+
+    def revoke(
+        self,
+        workflow_id: str,
+        generation: int,
+        reason: str,
+        now: datetime,
+        *,
+        kind: str,
+        attempt: int,
+    ) -> str | None:
+        """Withdraw every send of the call up to `generation`, and settle as `withheld`
+        the rows no attempt has handed over yet. Returns the status of the send (`kind`,
+        `attempt`) once that is done: `withheld` (or none yet) means it can never reach
+        the provider; a hand-off that won the race shows as `handing_over` or the
+        provider's status. Idempotent: a retried revocation changes nothing."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                self._statements.revoke,
+                {
+                    "workflow_id": workflow_id,
+                    "generation": generation,
+                    "reason": reason,
+                    "revoked_at": now,
+                },
+            )
+            connection.execute(self._statements.withhold_pending, {"call": workflow_id, "now": now})
+            status: str | None = connection.execute(
+                self._statements.status_of,
+                {"workflow_id": workflow_id, "kind": kind, "attempt": attempt},
+            ).scalar()
+        return status
 
     def record_handoff(
         self, row: OutboxRow, provider_status: str, provider_id: str, now: datetime
@@ -161,12 +210,20 @@ class _Statements:
     record_handoff: Any  # returns the row's status and provider id
     settle: Any
     latest_applied_event_at: Any
+    revoked: Any
+    revoke: Any
+    withhold_pending: Any
+    status_of: Any
 
 
 @functools.cache
 def _statements(dialect: str) -> _Statements:
     outbox = OutboxMessage.__table__  # type: ignore[attr-defined]
     events = CallEventRecord.__table__  # type: ignore[attr-defined]
+    revocations = SendRevocation.__table__  # type: ignore[attr-defined]
+    withdrawn = (revocations.c.workflow_id == bindparam("workflow_id")) & (
+        revocations.c.generation >= bindparam("generation")
+    )
     columns = [outbox.c[name] for name in _COLUMNS]
     this_row = outbox.c.id == bindparam("row_id")
     now = bindparam("now", type_=UTCDateTime())
@@ -186,6 +243,10 @@ def _statements(dialect: str) -> _Statements:
             this_row,
             outbox.c.status == bindparam("read_status"),
             outbox.c.attempts == bindparam("read_attempts"),
+            ~exists().where(
+                revocations.c.workflow_id == outbox.c.workflow_id,
+                revocations.c.generation >= bindparam("generation"),
+            ),
         )
         .values(status=HANDING_OVER, attempts=outbox.c.attempts + 1, updated_at=now),
         record_handoff=update(outbox)
@@ -214,4 +275,14 @@ def _statements(dialect: str) -> _Statements:
         .where(events.c.workflow_id == bindparam("workflow_id"), events.c.applied)
         .order_by(events.c.recorded_at.desc())
         .limit(1),
+        revoked=select(revocations.c.generation).where(withdrawn).limit(1),
+        revoke=insert_or_skip(dialect, SendRevocation).on_conflict_do_nothing(),
+        withhold_pending=update(outbox)
+        .where(outbox.c.workflow_id == bindparam("call"), outbox.c.status == "pending")
+        .values(status=WITHHELD, updated_at=now),
+        status_of=select(outbox.c.status).where(
+            outbox.c.workflow_id == bindparam("workflow_id"),
+            outbox.c.kind == bindparam("kind"),
+            outbox.c.attempt == bindparam("attempt"),
+        ),
     )

@@ -3,7 +3,9 @@
 1. Claim: in one transaction, insert the outbox row for (workflow id, kind, attempt) with
    its text's link, or, when an earlier attempt wrote it, read that row. A row already
    settled (sent, failed for good, unknown) is returned as it is.
-2. Wait for the sender's turn (pacing), then mark the row `handing_over` and commit.
+2. Wait for the sender's turn (pacing), then mark the row `handing_over` and commit, in
+   one compare-and-set that also refuses a send the workflow has withdrawn (a safety
+   stop or a STOP overtook it: `revoke_sends`); a refused row is settled `withheld`.
 3. Call the provider.
 4. Record the provider's id and `sent`/`queued`, or the failure.
 
@@ -27,8 +29,7 @@ from sqlmodel import col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import PERMANENT_SMS_ERROR, UNKNOWN_AGENCY, SmsFailure
-from activities.outbox import HANDING_OVER, Outbox, OutboxRow
+from activities.outbox import HANDING_OVER, WITHHELD, Outbox, OutboxRow
 from activities.pacing import Pacer
 from activities.sms_providers.base import (
     MessageRecords,
@@ -45,9 +46,13 @@ from callerloop.delivery_status import STATUS_ORDER
 from callerloop.links import STATUS, SURVEY, NewLink, new_link
 from callerloop.messages import MessageContext, render_message
 from callerloop.sms_encoding import measure
+from workflows import activity_names
+from workflows.activity_errors import PERMANENT_SMS_ERROR, UNKNOWN_AGENCY, SmsFailure
 from workflows.model import (
     OutboxReport,
     OutboxReportInput,
+    RevokeSendsInput,
+    RevokeSendsResult,
     SendTextInput,
     SendTextResult,
     TextKind,
@@ -90,7 +95,7 @@ class TextActivities:
         self._time_scale = time_scale
         self._pacers = {a.id: Pacer(sender_rate(a, time_scale)) for a in agencies.values()}
 
-    @activity.defn(name="outbox_report")
+    @activity.defn(name=activity_names.OUTBOX_REPORT)
     def outbox_report(self, input: OutboxReportInput) -> OutboxReport:
         """What the outbox (with the provider's delivery receipts) knows of a call's texts."""
         with self._db.session() as session:
@@ -104,7 +109,21 @@ class TextActivities:
             delivered=any(row.status == "delivered" for row in rows),
         )
 
-    @activity.defn(name="send_text")
+    @activity.defn(name=activity_names.REVOKE_SENDS)
+    def revoke_sends(self, input: RevokeSendsInput) -> RevokeSendsResult:
+        """Withdraw the call's sends up to `generation` before the workflow lets go of
+        the one on its way: any attempt of it, now or later, is refused at its hand-off."""
+        status = self._outbox.revoke(
+            input.workflow_id,
+            input.generation,
+            input.reason,
+            utcnow(),
+            kind=input.kind.value,
+            attempt=input.attempt,
+        )
+        return RevokeSendsResult(handed_over=status not in (None, "pending", WITHHELD))
+
+    @activity.defn(name=activity_names.SEND_TEXT)
     def send_text(self, input: SendTextInput) -> SendTextResult:
         agency = self._agency(input.agency)
         row = self._claim(agency, input)
@@ -116,13 +135,24 @@ class TextActivities:
         # Paced before the hand-over is recorded, so the time between `handing_over` and
         # the request reaching the provider is as short as it can be.
         self._pacers[agency.id].wait_turn()
-        if not self._outbox.hand_over(row, utcnow()):
+        read_attempts = row.attempts
+        if not self._outbox.hand_over(row, input.generation, utcnow()):
+            untouched = row.attempts == read_attempts  # no other attempt took it over
+            if untouched and self._outbox.revoked(input.workflow_id, input.generation):
+                return self._withhold(row)
             # An attempt given up on by Temporal while it waited (start-to-close) lives on
             # in its thread; the retry that took over sends, this one must not.
             activity.logger.warning("another attempt took this send over", extra=_ids(row))
             return _result(row, already_sent=True)
         self._deliver(agency, row, self._pacers[agency.id])
         return _result(row, already_sent=False)
+
+    def _withhold(self, row: OutboxRow) -> SendTextResult:
+        """The workflow withdrew this send: it never reaches the provider."""
+        self._outbox.settle(row, WITHHELD, utcnow())
+        activity.logger.info("send withdrawn by the call before its hand-off", extra=_ids(row))
+        metrics.TEXTS.labels(row.agency, row.kind, WITHHELD).inc()
+        return _result(row, already_sent=True)
 
     def _reconcile(self, agency: AgencyConfig, row: OutboxRow) -> bool:
         """An earlier attempt handed this text over and never recorded the outcome. True

@@ -95,6 +95,20 @@ class OutboxMessage(SQLModel, table=True):
     updated_at: datetime = utc_column(nullable=False)
 
 
+class SendRevocation(SQLModel, table=True):
+    """Sends of a call the workflow withdrew (a safety stop, STOP, a stage overtaken):
+    an attempt of this generation or older is refused at the hand-off, under the same
+    compare-and-set that claims it, so an attempt that missed its cancellation (a busy
+    or restarted worker) cannot reach the provider either."""
+
+    __tablename__ = "send_revocations"
+
+    workflow_id: str = Field(primary_key=True)
+    generation: int = Field(primary_key=True)
+    reason: str
+    revoked_at: datetime = utc_column(nullable=False)
+
+
 class CallRecord(SQLModel, table=True):
     """The latest known state of a call, for staff and exports (no free text from CAD)."""
 

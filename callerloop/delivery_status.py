@@ -43,6 +43,8 @@ STATUS_ORDER: Mapping[str, StatusStep] = {
     "failed": StatusStep(6, final=True),
     "canceled": StatusStep(6, final=True),
     "read": StatusStep(7, final=True),
+    # callerloop's own end: the send was withdrawn before the provider was called.
+    "withheld": StatusStep(6, final=True),
 }
 # Statuses of messages *to* us: they never describe an outbox row.
 INBOUND_STATUSES = frozenset({"receiving", "received"})

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import Phase
+from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -64,6 +66,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write the histories of tests marked record_history to tests/histories/ "
         "(unencrypted, for the replay test); see the README on rolling out workflow changes",
     )
+
+
+# `pytest --hypothesis-profile=explore`: new examples only, no shrinking (a failing
+# example of the outcome oracle costs seconds each time it is shrunk); `deep` is the long
+# run of the outcome oracle (see tests/workflows/test_outcome_oracle.py).
+hypothesis_settings.register_profile(
+    "explore", phases=[Phase.explicit, Phase.generate], print_blob=True
+)
+hypothesis_settings.register_profile("deep", print_blob=True)
 
 
 DATABASE_BACKENDS = ("sqlite", "postgresql")

@@ -17,6 +17,7 @@ from callerloop.agency_config import AgencyConfig
 from callerloop.db import Database, OutboxMessage
 from callerloop.settings import Settings
 from starter.cad_client import CadClient
+from worker import workflow_runner
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
 from workflows.model import CadEvent, CallOutcome, CallState
 
@@ -89,7 +90,9 @@ class Harness:
         outcome = await handle.result()
         history = await handle.fetch_history()
         replayer = Replayer(
-            workflows=[CallForServiceWorkflow], data_converter=self.env.client.data_converter
+            workflows=[CallForServiceWorkflow],
+            data_converter=self.env.client.data_converter,
+            workflow_runner=workflow_runner(),  # the runner production uses
         )
         await replayer.replay_workflow(history)
         return outcome

@@ -1,4 +1,5 @@
-"""Error types that cross from activities into the workflow, named as data."""
+"""Error types that cross from activities into the workflow, named as data (the
+workflow names them as non-retryable; the activities raise them)."""
 
 from __future__ import annotations
 

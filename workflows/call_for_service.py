@@ -13,49 +13,53 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.workflow import ActivityCancellationType, ActivityHandle
 
-with workflow.unsafe.imports_passed_through():
-    from activities.call_records import CallRecordActivities
-    from activities.errors import PERMANENT_SMS_ERROR, UNKNOWN_AGENCY, SmsFailure
-    from activities.line_types import LineTypeActivities
-    from activities.opt_outs import OptOutActivities
-    from activities.policy_loader import PolicyActivities
-    from activities.texts import TextActivities
-    from workflows import search_attributes as sa
-    from workflows.call_state import apply_event
-    from workflows.details import current_details
-    from workflows.lifecycle import plan, refresh_decision
-    from workflows.model import (
-        CadEvent,
-        CallInput,
-        CallOutcome,
-        CallSnapshot,
-        CallState,
-        CheckOptOutInput,
-        Decision,
-        EventRecord,
-        LineType,
-        LoadPolicyInput,
-        LookupLineTypeInput,
-        MarkLanguageRequest,
-        OperatorAction,
-        OperatorResult,
-        OptInSignal,
-        OptOutSignal,
-        OutboxReport,
-        OutboxReportInput,
-        PurgeInput,
-        RecordCallInput,
-        ResendConfirmationRequest,
-        SendTextInput,
-        SentText,
-        SuppressRequest,
-        SuppressSignal,
-        TextingState,
-        TextKind,
-    )
-    from workflows.policy import AgencyPolicy, EligibilityReason
+from workflows import activity_names as activities
+from workflows import call_state
+from workflows import search_attributes as sa
+from workflows.activity_errors import PERMANENT_SMS_ERROR, UNKNOWN_AGENCY, SmsFailure
+from workflows.call_state import apply_event
+from workflows.details import current_details
+from workflows.event_identity import with_event_id
+from workflows.lifecycle import Plan, current_texting_state, overtaken, plan, refresh_decision
+from workflows.model import (
+    AgencyPolicy,
+    CadEvent,
+    CallInput,
+    CallOutcome,
+    CallSnapshot,
+    CallState,
+    CheckOptOutInput,
+    CheckOptOutResult,
+    Decision,
+    EventRecord,
+    LineType,
+    LoadPolicyInput,
+    LookupLineTypeInput,
+    LookupLineTypeResult,
+    MarkLanguageRequest,
+    OperatorAction,
+    OperatorResult,
+    OptInSignal,
+    OptOutSignal,
+    OutboxReport,
+    OutboxReportInput,
+    PurgeInput,
+    RecordCallInput,
+    ResendConfirmationRequest,
+    RevokeSendsInput,
+    RevokeSendsResult,
+    SendTextInput,
+    SendTextResult,
+    SentText,
+    SuppressRequest,
+    SuppressSignal,
+    TextingState,
+    TextKind,
+)
+from workflows.policy import EligibilityReason
 
 # Patch ids of workflow changes that calls in flight must replay around (README: "Rolling
 # out a workflow change"). Deprecate one only when no call started before it is running.
@@ -74,6 +78,15 @@ PURGE_LOCALLY = "purge-locally"
 # marker and one TemporalChangeVersion upsert instead of three. It also skips the look at
 # the opt-out registry before its first record: the record looks right after committing.
 SURVEY_WINDOW_AFTER_DEFERRAL = "survey-window-after-deferral"
+
+# Safety stops withdraw a text on its way (the send is revoked in the database, then its
+# activity cancelled), no stage text goes stale (`workflows.lifecycle`), a closed call
+# stays closed until CAD reopens it, an event without an id gets its content's, and the
+# event ids kept are bounded. A call with this patch has every patch above as well.
+SAFE_SENDS = "safe-sends"
+
+# The status a withdrawn text takes in the outbox and in the call's texts.
+WITHHELD = "withheld"
 
 LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # A text that cannot reach the provider within this is no longer news to the caller.
@@ -124,6 +137,16 @@ class CallForServiceWorkflow:
         self._purge_locally = False
         # Decided in the first workflow task: the call has every patch (see the ids above).
         self._has_every_patch = False
+        self._safe: bool | None = None  # SAFE_SENDS, decided at its first use
+        self._send_in_flight: TextKind | None = None
+        self._finishing = False  # the lifecycle is over: purging, then done
+
+    def _safe_sends(self) -> bool:
+        """Whether this call runs under SAFE_SENDS. Asked first by the start signal's
+        handler, in the call's first workflow task, so a call decides it once."""
+        if self._safe is None:
+            self._safe = workflow.patched(SAFE_SENDS)
+        return self._safe
 
     # --- signals and queries: facts in, state out; no I/O here ---------------------
 
@@ -135,7 +158,10 @@ class CallForServiceWorkflow:
                 extra={"event_agency": event.agency, "event_incident": event.incident_id},
             )
             return
-        result = apply_event(self._state, event, workflow.now())
+        safe = self._safe_sends()
+        if safe:
+            event = with_event_id(event)
+        result = apply_event(self._state, event, workflow.now(), safe_rules=safe)
         self._unrecorded_events.append(
             EventRecord(
                 event_id=event.event_id,
@@ -149,18 +175,17 @@ class CallForServiceWorkflow:
 
     @workflow.signal
     def opt_out(self, signal: OptOutSignal) -> None:
-        self._state.opted_out = True
+        call_state.opt_out(self._state)
         self._changed = True
 
     @workflow.signal
     def opt_in(self, signal: OptInSignal) -> None:
-        self._state.opted_out = False
+        call_state.opt_in(self._state, workflow.now())
         self._changed = True
 
     @workflow.signal
     def suppress(self, signal: SuppressSignal) -> None:
-        if self._state.suppressed_reason is None:
-            self._state.suppressed_reason = f"{signal.reason} (by {signal.by})"
+        if call_state.suppress(self._state, f"{signal.reason} (by {signal.by})"):
             self._changed = True
 
     @workflow.query
@@ -168,6 +193,8 @@ class CallForServiceWorkflow:
         return self._state
 
     # --- operator updates: validated before they reach history, answered in words -------
+    # Validators and handlers judge the call by `_texting_state_now`, never by the state
+    # the main loop last stored: a signal may have changed the facts since.
 
     @workflow.update(name="suppress")
     async def suppress_texts(self, request: SuppressRequest) -> OperatorResult:
@@ -178,15 +205,24 @@ class CallForServiceWorkflow:
             OperatorAction("suppress", request.by, request.reason, workflow.now())
         )
         self._changed = True
-        await workflow.wait_condition(
-            lambda: call.texting_state in (TextingState.BLOCKED, TextingState.FINISHED)
-        )
-        return OperatorResult("no more texts will be sent for this call", call.texting_state)
+        if self._safe_sends():
+            # Answered once no text of the call can still reach the provider.
+            await workflow.wait_condition(
+                lambda: (
+                    self._texting_state_now() in (TextingState.BLOCKED, TextingState.FINISHED)
+                    and self._send_in_flight is None
+                )
+            )
+        else:
+            await workflow.wait_condition(
+                lambda: call.texting_state in (TextingState.BLOCKED, TextingState.FINISHED)
+            )
+        return OperatorResult("no more texts will be sent for this call", self._texting_state_now())
 
     @suppress_texts.validator
     def _validate_suppress(self, request: SuppressRequest) -> None:
         _require_who_and_why(request.by, request.reason)
-        if self._state.purged:
+        if self._state.purged or self._finishing:
             raise ValueError("the call has finished: there is nothing left to suppress")
         if self._state.suppressed_reason is not None:
             raise ValueError(f"already suppressed: {self._state.suppressed_reason}")
@@ -194,40 +230,73 @@ class CallForServiceWorkflow:
     @workflow.update
     async def resend_confirmation(self, request: ResendConfirmationRequest) -> OperatorResult:
         """Send the confirmation again, once the outbox confirms nothing of this call
-        reached the caller (the check reads delivery receipts: no I/O in a validator)."""
+        reached the caller (the check reads delivery receipts: no I/O in a validator).
+        Re-checked after every wait: a call that can no longer take it is answered
+        "not resent: <reason>" instead of waiting for a send that will not come."""
         call = self._state
-        report: OutboxReport = await workflow.execute_local_activity_method(
-            TextActivities.outbox_report,
+        report: OutboxReport = await workflow.execute_local_activity(
+            activities.OUTBOX_REPORT,
             OutboxReportInput(workflow_id=workflow.info().workflow_id),
+            result_type=OutboxReport,
             start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
         )
+        safe = self._safe_sends()
+        if safe and (refusal := self._why_not_resend()) is not None:
+            raise _resend_refused(refusal)
         if report.delivered:
-            raise ApplicationError(
-                "not resent: a text of this call reached the caller "
-                f"({', '.join(report.statuses)})",
-                type="ResendRefused",
+            raise _resend_refused(
+                f"a text of this call reached the caller ({', '.join(report.statuses)})"
             )
         call.operator_actions.append(
             OperatorAction("resend_confirmation", request.by, request.reason, workflow.now())
         )
         call.confirmation_resend_requested = True
         self._changed = True
-        await workflow.wait_condition(lambda: not call.confirmation_resend_requested)
+        if not safe:
+            await workflow.wait_condition(lambda: not call.confirmation_resend_requested)
+        else:
+            # Answered once the resend has gone (or been withdrawn), or when the call can
+            # no longer take one that is not on its way yet.
+            await workflow.wait_condition(
+                lambda: (
+                    not call.confirmation_resend_requested
+                    or (
+                        self._why_not_resend() is not None
+                        and self._send_in_flight != TextKind.CONFIRMATION
+                    )
+                )
+            )
+            if call.confirmation_resend_requested:  # the call can no longer take it
+                call.confirmation_resend_requested = False
+                raise _resend_refused(self._why_not_resend() or "the call changed")
         last = [t for t in call.texts if t.kind == TextKind.CONFIRMATION][-1]
-        return OperatorResult(f"confirmation sent again ({last.status})", call.texting_state)
+        if last.status == WITHHELD:
+            raise _resend_refused("withdrawn on its way: the call changed meanwhile")
+        return OperatorResult(f"confirmation sent again ({last.status})", self._texting_state_now())
 
     @resend_confirmation.validator
     def _validate_resend(self, request: ResendConfirmationRequest) -> None:
         _require_who_and_why(request.by, request.reason)
-        call = self._state
-        if call.purged:
-            raise ValueError("the call has finished: there is no one to confirm to")
-        if call.texting_state != TextingState.ACTIVE:
-            raise ValueError(f"the call is not being texted ({call.texting_state})")
-        if not call.sent(TextKind.CONFIRMATION):
-            raise ValueError("no confirmation was sent yet: it will go on its own")
-        if call.confirmation_resend_requested:
+        if (refusal := self._why_not_resend()) is not None:
+            raise ValueError(refusal)
+        if self._state.confirmation_resend_requested:
             raise ValueError("a resend is already on its way")
+
+    def _why_not_resend(self) -> str | None:
+        """Why the confirmation cannot be sent again now (None: it can)."""
+        call = self._state
+        if call.purged or self._finishing:
+            return "the call has finished: there is no one to confirm to"
+        state = self._texting_state_now()
+        if state != TextingState.ACTIVE:
+            return f"the call is not being texted ({state})"
+        if not call.sent(TextKind.CONFIRMATION):
+            return "no confirmation was sent yet: it will go on its own"
+        if call.status is not None and call.status.is_closed:
+            return "the call is closed: its closing note is the news now"
+        if overtaken(call, TextKind.CONFIRMATION):
+            return "a later text has told the caller more since"
+        return None
 
     @workflow.update
     def mark_language(self, request: MarkLanguageRequest) -> OperatorResult:
@@ -240,12 +309,14 @@ class CallForServiceWorkflow:
             )
         )
         self._changed = True
-        return OperatorResult(f"texts to come will be in {request.language!r}", call.texting_state)
+        return OperatorResult(
+            f"texts to come will be in {request.language!r}", self._texting_state_now()
+        )
 
     @mark_language.validator
     def _validate_mark_language(self, request: MarkLanguageRequest) -> None:
         _require_who_and_why(request.by, request.reason)
-        if self._state.purged:
+        if self._state.purged or self._finishing:
             raise ValueError("the call has finished: no texts are to come")
         if self._policy is None:
             raise ValueError("the call is still starting: try again in a moment")
@@ -253,11 +324,17 @@ class CallForServiceWorkflow:
             offered = ", ".join(self._policy.languages)
             raise ValueError(f"language {request.language!r} is not offered; use one of {offered}")
 
+    def _texting_state_now(self) -> TextingState:
+        """The texting state the call's facts give right now (pure: no state changes)."""
+        if self._policy is None:
+            return self._state.texting_state
+        return current_texting_state(self._state, self._policy)
+
     # --- the lifecycle ---------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: CallInput) -> CallOutcome:
-        self._has_every_patch = workflow.patched(SURVEY_WINDOW_AFTER_DEFERRAL)
+        self._has_every_patch = self._safe_sends() or workflow.patched(SURVEY_WINDOW_AFTER_DEFERRAL)
         self._purge_locally = self._has_every_patch or workflow.patched(PURGE_LOCALLY)
         # The policy is recorded in history once, so a call keeps the rules it started
         # with (across continue-as-new too) even if the agency file changes.
@@ -277,7 +354,7 @@ class CallForServiceWorkflow:
             ):
                 await self._record()
                 continue  # signals may have arrived meanwhile: decide again before acting
-            step = plan(call, policy, self._now(), window_after_deferral=self._has_every_patch)
+            step = self._plan(policy)
             call.skipped.extend(step.skip)
             if step.finished:
                 break
@@ -291,11 +368,15 @@ class CallForServiceWorkflow:
                 self._registry_fresh = False
                 await self._send(step.send, policy)
                 continue
-            if workflow.info().is_continue_as_new_suggested():
+            can_suggested = workflow.info().is_continue_as_new_suggested()
+            if can_suggested and (workflow.all_handlers_finished() or not self._safe_sends()):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(CallInput(call.agency, call.incident_id, call, policy))
-            await self._wait_for_change(step.wake_at)
+            # An update still running (a resend on its way) is let finish first: waiting
+            # for it here would wait for the send this loop has yet to make.
+            await self._wait_for_change(step.wake_at, until_handlers_finish=can_suggested)
 
+        self._finishing = True
         await self._purge()
         call.texting_state = TextingState.FINISHED  # the last decision stays as the reason
         self._index()
@@ -308,11 +389,22 @@ class CallForServiceWorkflow:
             texts=[t.kind for t in call.texts],
         )
 
+    def _plan(self, policy: AgencyPolicy, *, resend: bool = True) -> Plan:
+        return plan(
+            self._state,
+            policy,
+            self._now(),
+            window_after_deferral=self._has_every_patch,
+            stages_in_order=self._safe_sends(),
+            resend=resend,
+        )
+
     async def _load_policy(self) -> AgencyPolicy:
         try:
-            return await workflow.execute_local_activity_method(
-                PolicyActivities.load_agency_policy,
+            policy: AgencyPolicy = await workflow.execute_local_activity(
+                activities.LOAD_AGENCY_POLICY,
                 LoadPolicyInput(agency=self._state.agency),
+                result_type=AgencyPolicy,
                 start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
                 retry_policy=RetryPolicy(non_retryable_error_types=[UNKNOWN_AGENCY]),
             )
@@ -320,6 +412,7 @@ class CallForServiceWorkflow:
             raise ApplicationError(
                 f"cannot load the policy of agency {self._state.agency!r}", non_retryable=True
             ) from error
+        return policy
 
     async def _check_opt_out_registry(self, force: bool = False) -> None:
         """Look the number up in the opt-out registry: when the call learns a number, and
@@ -332,9 +425,10 @@ class CallForServiceWorkflow:
             return
         if not force and (self._has_every_patch or phone == call.opt_out_checked_for):
             return
-        result = await workflow.execute_local_activity_method(
-            OptOutActivities.check_opt_out,
+        result = await workflow.execute_local_activity(
+            activities.CHECK_OPT_OUT,
             CheckOptOutInput(agency=call.agency, phone=phone),
+            result_type=CheckOptOutResult,
             start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
         )
         call.opt_out_checked_for = phone
@@ -362,9 +456,10 @@ class CallForServiceWorkflow:
         phone = call.caller_phone
         assert phone is not None
         try:
-            result = await workflow.execute_activity_method(
-                LineTypeActivities.lookup_line_type,
+            result = await workflow.execute_activity(
+                activities.LOOKUP_LINE_TYPE,
                 LookupLineTypeInput(phone=phone),
+                result_type=LookupLineTypeResult,
                 schedule_to_close_timeout=LOOKUP_TIMEOUT,
                 retry_policy=SEND_RETRY,
             )
@@ -419,16 +514,17 @@ class CallForServiceWorkflow:
             decided_at=workflow.now() if new_decision else None,
         )
         if not (self._has_every_patch or workflow.patched(RECORD_THEN_CHECK_OPT_OUT)):
-            await workflow.execute_local_activity_method(
-                CallRecordActivities.record_call,
+            await workflow.execute_local_activity(
+                activities.RECORD_CALL,
                 record,
                 start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
             )
             return
         phone = self._state.caller_phone
-        result = await workflow.execute_local_activity_method(
-            CallRecordActivities.record_call_then_check_opt_out,
+        result = await workflow.execute_local_activity(
+            activities.RECORD_CALL_THEN_CHECK_OPT_OUT,
             record,
+            result_type=CheckOptOutResult,
             start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
         )
         if phone is not None:
@@ -436,6 +532,8 @@ class CallForServiceWorkflow:
             self._on_record_for = phone
 
     async def _send(self, kind: TextKind, policy: AgencyPolicy) -> None:
+        """One text: started as a cancellable activity and, while it is on its way (its
+        pacing, its retries), withdrawn the moment the call's facts no longer ask for it."""
         call = self._state
         assert call.caller_phone is not None  # eligibility requires it
         language = call.caller_language if call.caller_language in policy.languages else None
@@ -448,22 +546,43 @@ class CallForServiceWorkflow:
             language=language or policy.default_language,
             to=call.caller_phone,
             attempt=1 + sum(1 for text in call.texts if text.kind == kind),
+            generation=call.send_generation,
         )
+        safe = self._safe_sends()
+        handle = workflow.start_activity(
+            activities.SEND_TEXT,
+            request,
+            result_type=SendTextResult,
+            task_queue=policy.sms_task_queue or None,
+            schedule_to_close_timeout=SEND_TIMEOUT,
+            start_to_close_timeout=SEND_ATTEMPT_TIMEOUT,
+            retry_policy=SEND_RETRY,
+            summary=f"{kind.value} text",
+            # Withdrawn by revocation, then abandoned, not cancelled at the server: once
+            # revoked, no attempt can hand the text over (the next one finds its row
+            # withheld and ends at once), and a cancel request that races the attempt's
+            # own completion wedges the time-skipping test server (sdk-java#2391).
+            cancellation_type=ActivityCancellationType.ABANDON
+            if safe
+            else ActivityCancellationType.TRY_CANCEL,
+        )
+        self._send_in_flight = kind
+        withdrawn: str | None = None
         try:
-            result = await workflow.execute_activity_method(
-                TextActivities.send_text,
-                request,
-                task_queue=policy.sms_task_queue or None,
-                schedule_to_close_timeout=SEND_TIMEOUT,
-                start_to_close_timeout=SEND_ATTEMPT_TIMEOUT,
-                retry_policy=SEND_RETRY,
-                summary=f"{kind.value} text",
-            )
+            if safe:
+                withdrawn = await self._withdraw_if_no_longer_asked(
+                    handle, kind, request.attempt, policy
+                )
+            result = await handle
         except ActivityError as error:
+            if withdrawn is not None and isinstance(error.cause, CancelledError):
+                call.texts.append(SentText(kind=kind, status=WITHHELD, at=workflow.now()))
+                return
             call.texts.append(SentText(kind=kind, status="failed", at=workflow.now()))
             self._on_send_failure(error)
             return
         finally:
+            self._send_in_flight = None
             if kind == TextKind.CONFIRMATION:
                 call.confirmation_resend_requested = False
         call.texts.append(
@@ -475,6 +594,54 @@ class CallForServiceWorkflow:
                 provider_id=result.provider_id,
             )
         )
+
+    async def _withdraw_if_no_longer_asked(
+        self,
+        handle: ActivityHandle[SendTextResult],
+        kind: TextKind,
+        attempt: int,
+        policy: AgencyPolicy,
+    ) -> str | None:
+        """Wait for the send; if a fact arrives first after which the planner no longer
+        asks for this text (a safety stop, STOP, a suppression, a later stage), withdraw
+        it: revoke the call's sends in the database, which every hand-off checks, then
+        let go of the activity. Returns why it was withdrawn, None when it ran its course
+        (or had reached the provider before the revocation)."""
+        call = self._state
+        while True:
+            self._changed = False
+            await workflow.wait_condition(lambda: handle.done() or self._changed)
+            if handle.done():
+                return None
+            self._decide(policy)  # latches a safety stop at once, and shows it in the UI
+            # An operator's resend asked for meanwhile waits its turn; it withdraws nothing.
+            step = self._plan(policy, resend=kind == TextKind.CONFIRMATION)
+            if step.send == kind:
+                continue
+            decision = call.decision
+            if decision is not None and not decision.eligible:
+                reason = decision.reason
+            elif step.finished:
+                reason = "the call's lifecycle is over"
+            else:
+                reason = "no longer news: the call has moved on"
+            generation = call.send_generation
+            call.send_generation += 1
+            revoked: RevokeSendsResult = await workflow.execute_local_activity(
+                activities.REVOKE_SENDS,
+                RevokeSendsInput(
+                    workflow.info().workflow_id, generation, reason, kind, attempt=attempt
+                ),
+                result_type=RevokeSendsResult,
+                start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
+            )
+            if revoked.handed_over:
+                return None  # the provider has it already: its answer is what happened
+            handle.cancel()
+            workflow.logger.info(
+                "text withdrawn on its way", extra={"kind": kind.value, "reason": reason}
+            )
+            return reason
 
     def _on_send_failure(self, error: ActivityError) -> None:
         cause = error.cause
@@ -500,15 +667,23 @@ class CallForServiceWorkflow:
             return self._deadline_reached
         return now
 
-    async def _wait_for_change(self, wake_at: datetime | None) -> None:
-        """Sleep until a signal changes something or the next deadline comes."""
+    async def _wait_for_change(
+        self, wake_at: datetime | None, *, until_handlers_finish: bool = False
+    ) -> None:
+        """Sleep until a signal changes something or the next deadline comes (or, when
+        the call is to continue as new, until its running updates have finished)."""
         self._changed = False
         timeout = None
         if wake_at is not None:
             timeout = max((wake_at - self._now()).total_seconds(), 0.001)
         self._state.idle = True
         try:
-            await workflow.wait_condition(lambda: self._changed, timeout=timeout)
+            await workflow.wait_condition(
+                lambda: (
+                    self._changed or (until_handlers_finish and workflow.all_handlers_finished())
+                ),
+                timeout=timeout,
+            )
         except TimeoutError:
             if self._has_every_patch or workflow.patched(DEADLINE_REACHED_ON_TIMER):
                 self._deadline_reached = wake_at
@@ -518,14 +693,14 @@ class CallForServiceWorkflow:
     async def _purge(self) -> None:
         purge = PurgeInput(workflow_id=workflow.info().workflow_id)
         if self._purge_locally:
-            await workflow.execute_local_activity_method(
-                CallRecordActivities.purge_personal_data,
+            await workflow.execute_local_activity(
+                activities.PURGE_PERSONAL_DATA,
                 purge,
                 start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
             )
         else:
-            await workflow.execute_activity_method(
-                CallRecordActivities.purge_personal_data,
+            await workflow.execute_activity(
+                activities.PURGE_PERSONAL_DATA,
                 purge,
                 start_to_close_timeout=timedelta(minutes=1),
             )
@@ -534,3 +709,7 @@ class CallForServiceWorkflow:
         call.opt_out_checked_for = None
         call.unusable_phone = None
         call.purged = True
+
+
+def _resend_refused(reason: str) -> ApplicationError:
+    return ApplicationError(f"not resent: {reason}", type="ResendRefused")

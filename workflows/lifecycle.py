@@ -1,9 +1,18 @@
 """What a call should do next: a pure planner over the call's state and its agency policy.
 
-The workflow asks `plan` after every change and every timer; the planner answers with at
+The workflow asks `plan` after every change and every timer, and again while a text is on
+its way (a text the plan no longer asks for is withdrawn); the planner answers with at
 most one text to send now, the kinds that no longer make sense, and when to look again.
 Keeping this pure lets property-based tests drive thousands of event sequences through
 the same logic the workflow runs.
+
+No stale text, by rule (calls started under `workflows.call_for_service.SAFE_SENDS`):
+- a text tells a stage of the call: confirmation < delay notice < unit assigned <
+  closing note < survey. No text follows a text of a later stage; a reopen starts the
+  stages again. A delay notice goes only while no unit is assigned.
+- after the caller's START, a stage the call reached while they had opted out is no
+  longer news: only stages reached after the START are texted (START never bursts).
+- the survey goes only inside its window; the planner ends the call when it closes.
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from workflows.model import CallState, CallStatus, Decision, TextingState, TextKind
+from workflows.model import NOT_SENT, CallState, CallStatus, Decision, TextingState, TextKind
 from workflows.policy import AgencyPolicy, EligibilityReason, decide
 from workflows.quiet_hours import wait_out_quiet_hours
 
@@ -38,11 +47,24 @@ def cap_reached(call: CallState, policy: AgencyPolicy) -> bool:
     return call.texts_counted() >= policy.max_texts_per_call
 
 
-def texting_state(call: CallState, policy: AgencyPolicy) -> TextingState:
-    decision = call.decision
+# The stage each text tells, in the order a call goes through them.
+STAGE_ORDER: dict[TextKind, int] = {
+    TextKind.CONFIRMATION: 0,
+    TextKind.DELAYED: 1,
+    TextKind.ASSIGNED: 2,
+    TextKind.CLEARED: 3,
+    TextKind.SURVEY: 4,
+}
+
+
+def texting_state(
+    call: CallState, policy: AgencyPolicy, decision: Decision | None = None
+) -> TextingState:
+    """The call's texting state under `decision` (default: the call's last one)."""
+    decision = decision or call.decision
     if call.purged:
         return TextingState.FINISHED
-    if call.blocked is not None:
+    if call.blocked is not None or (decision is not None and decision.permanent):
         return TextingState.BLOCKED
     if call.opted_out:
         return TextingState.OPTED_OUT
@@ -53,6 +75,12 @@ def texting_state(call: CallState, policy: AgencyPolicy) -> TextingState:
     if cap_reached(call, policy):
         return TextingState.CAPPED
     return TextingState.ACTIVE
+
+
+def current_texting_state(call: CallState, policy: AgencyPolicy) -> TextingState:
+    """The texting state the facts give now, without changing the call: for a validator
+    or handler that must not trust a state the main loop has not recomputed yet."""
+    return texting_state(call, policy, decide(call, policy))
 
 
 def refresh_decision(call: CallState, policy: AgencyPolicy) -> Decision:
@@ -103,10 +131,63 @@ def finish_at(
     return None
 
 
+def latest_stage_told(call: CallState) -> int:
+    """The latest stage a text of this cycle told the caller (-1: none yet); a reopen
+    starts a new cycle."""
+    since = call.reopened_at
+    told = [
+        STAGE_ORDER[text.kind]
+        for text in call.texts
+        if text.status not in NOT_SENT and (since is None or text.at >= since)
+    ]
+    return max(told, default=-1)
+
+
+def overtaken(call: CallState, kind: TextKind) -> bool:
+    """A text of a later stage already went: this one would tell the caller old news."""
+    return latest_stage_told(call) > STAGE_ORDER[kind]
+
+
+def stage_reached_at(call: CallState, kind: TextKind, policy: AgencyPolicy) -> datetime | None:
+    """When the call reached the stage this kind of text tells (workflow clock)."""
+    if kind == TextKind.CONFIRMATION:
+        return call.received_at
+    if kind == TextKind.ASSIGNED:
+        return call.unit_assigned_at
+    if kind == TextKind.DELAYED:
+        threshold = policy.delay_threshold_seconds(call.priority)
+        times = [call.delay_reported_at] if call.delay_reported_at else []
+        if threshold is not None and call.received_at is not None:
+            times.append(call.received_at + timedelta(seconds=threshold))
+        return min(times, default=None)
+    if kind == TextKind.CLEARED:
+        return call.closed_at
+    return survey_due_at(call, policy)
+
+
+def held_back(call: CallState, kind: TextKind, policy: AgencyPolicy) -> bool:
+    """The call reached this stage while the caller had opted out: after their START it
+    is no longer news (so START never lets a backlog of texts through)."""
+    resumed = call.texting_resumed_at
+    if resumed is None:
+        return False
+    reached = stage_reached_at(call, kind, policy)
+    return reached is not None and reached < resumed
+
+
 def plan(
-    call: CallState, policy: AgencyPolicy, now: datetime, *, window_after_deferral: bool = True
+    call: CallState,
+    policy: AgencyPolicy,
+    now: datetime,
+    *,
+    window_after_deferral: bool = True,
+    stages_in_order: bool = True,
+    resend: bool = True,
 ) -> Plan:
-    """The next step for this call at `now` (`window_after_deferral`: see `finish_at`)."""
+    """The next step for this call at `now` (`window_after_deferral`: see `finish_at`;
+    `stages_in_order`: the rules on stale texts in this module's docstring, which calls
+    started before them do without; `resend`: whether an operator's pending resend of
+    the confirmation counts, as it does but while another text is on its way)."""
     end = finish_at(call, policy, window_after_deferral=window_after_deferral)
     if end is not None and now >= end:
         return Plan(finished=True)
@@ -115,10 +196,14 @@ def plan(
     if decision is None or not decision.eligible or cap_reached(call, policy):
         return Plan(wake_at=min(wakes, default=None))
 
-    if call.confirmation_resend_requested:
-        return Plan(send=TextKind.CONFIRMATION, wake_at=min(wakes, default=None))
     status = call.status
     closed = status is not None and status.is_closed
+    if (
+        resend
+        and call.confirmation_resend_requested
+        and not (stages_in_order and (closed or overtaken(call, TextKind.CONFIRMATION)))
+    ):
+        return Plan(send=TextKind.CONFIRMATION, wake_at=min(wakes, default=None))
     pending = [kind for kind in TextKind if not call.sent(kind) and kind not in call.skipped]
     skip: list[TextKind] = []
 
@@ -128,6 +213,8 @@ def plan(
     # While the call is closed nothing but the closing note and the survey can go; a
     # reopened call picks up where it was (a new unit, a delay).
     for kind in pending:
+        if stages_in_order and (overtaken(call, kind) or held_back(call, kind, policy)):
+            continue
         if kind == TextKind.CONFIRMATION:
             if closed:
                 skip.append(kind)  # closed before we could confirm: the closing note says it all
@@ -137,7 +224,7 @@ def plan(
             if not closed and status is not None and status.has_unit:
                 return next_step(kind)
         elif kind == TextKind.DELAYED:
-            if closed:
+            if closed or (stages_in_order and status is not None and status.has_unit):
                 continue
             if call.delay_reported:
                 return next_step(kind)

@@ -189,11 +189,27 @@ class AppliedField:
 
 
 @dataclass
+class LateFacts:
+    """What an event older than the call's current facts said of them: not applied, but
+    read by the safety rules (a call sensitive at any time is never texted)."""
+
+    call_type: str | None = None
+    priority: int | None = None
+    source: CallSource | None = None
+    in_progress: bool | None = None
+    do_not_text: bool | None = None
+
+
+@dataclass
 class Decision:
     eligible: bool
     reason: str  # an EligibilityReason value
     detail: str = ""
     permanent: bool = False  # a safety stop: the call never texts again
+
+
+# Outbox statuses of a text that never went out: refused by the provider, or withdrawn.
+NOT_SENT = frozenset({"failed", "withheld"})
 
 
 @dataclass
@@ -252,16 +268,24 @@ class CallState:
     events_ignored: int = 0
     applied_event_ids: list[str] = field(default_factory=list)
     field_times: list[AppliedField] = field(default_factory=list)
+    late_facts: list[LateFacts] = field(default_factory=list)
     purged: bool = False
     idle: bool = False  # waiting for an event or a deadline, nothing in flight
     operator_actions: list[OperatorAction] = field(default_factory=list)
     confirmation_resend_requested: bool = False
+    # When the caller's START last lifted an opt-out (workflow clock): what the call went
+    # through while opted out is no longer news, and is not texted after it.
+    texting_resumed_at: datetime | None = None
+    reopened_at: datetime | None = None  # workflow clock: the latest reopen
+    delay_reported_at: datetime | None = None  # workflow clock: CAD's `delayed` event
+    # Bumped each time the workflow withdraws the call's sends (see SendTextInput).
+    send_generation: int = 0
 
     def sent(self, kind: TextKind) -> bool:
         return any(t.kind == kind for t in self.texts)
 
     def texts_counted(self) -> int:
-        return sum(1 for t in self.texts if t.status != "failed")
+        return sum(1 for t in self.texts if t.status not in NOT_SENT)
 
 
 @dataclass
@@ -381,11 +405,34 @@ class SendTextInput:
     to: str
     link_expires_at: datetime | None = None
     attempt: int = 1  # the n-th text of this kind for this call (an operator's resend)
+    # The call's send generation: the workflow withdraws a generation (RevokeSendsInput)
+    # before it cancels a send, and the hand-off refuses a withdrawn generation.
+    generation: int = 0
+
+
+@dataclass
+class RevokeSendsInput:
+    """Withdraw every send of the call up to `generation`: a safety stop, a STOP or a
+    later stage overtook the text on its way (`kind`, `attempt`)."""
+
+    workflow_id: str
+    generation: int
+    reason: str
+    kind: TextKind
+    attempt: int
+
+
+@dataclass
+class RevokeSendsResult:
+    """Whether the text on its way had already been handed to the provider: then it is
+    not withdrawn, and its answer is waited for."""
+
+    handed_over: bool
 
 
 @dataclass
 class SendTextResult:
-    status: str  # outbox status: sent, failed, unknown, …
+    status: str  # outbox status: sent, failed, unknown, withheld, …
     provider_id: str | None
     segments: int
     already_sent: bool = False  # the outbox already held this (call, kind): nothing was sent

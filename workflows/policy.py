@@ -9,6 +9,7 @@ are permanent: once a call hits one it never texts again, whatever happens next.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from enum import StrEnum
 
 from workflows.model import (
@@ -151,11 +152,20 @@ def _safety_stop(call: CallState, policy: AgencyPolicy) -> Decision | None:
     return None
 
 
+def _late_safety_stop(call: CallState, policy: AgencyPolicy) -> Decision | None:
+    """A safety stop an older, late-delivered event called for: CAD said it once."""
+    for late in call.late_facts:
+        said = {name: value for name, value in vars(late).items() if value is not None}
+        if (stop := _safety_stop(replace(call, **said), policy)) is not None:
+            return replace(stop, detail=f"{stop.detail} (a late CAD event)".strip())
+    return None
+
+
 def decide(call: CallState, policy: AgencyPolicy) -> Decision:
     """Whether this call may be texted now, and why. Default deny: a missing fact is a no."""
     if call.blocked is not None:
         return call.blocked
-    if (stop := _safety_stop(call, policy)) is not None:
+    if (stop := _safety_stop(call, policy) or _late_safety_stop(call, policy)) is not None:
         return stop
     if call.source is None:
         return _deny(EligibilityReason.SOURCE_UNKNOWN)

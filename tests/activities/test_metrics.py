@@ -13,7 +13,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.call_records import CallRecordActivities
-from activities.errors import SmsFailure
 from activities.opt_outs import record_opt_out
 from activities.sms_providers.base import (
     OutgoingText,
@@ -23,6 +22,7 @@ from activities.sms_providers.base import (
 from activities.texts import TextActivities
 from callerloop.db import Database
 from tests.factories import RecordingProvider, hand_over_long_ago, make_agency
+from workflows.activity_errors import SmsFailure
 from workflows.model import (
     CadEventType,
     CallSnapshot,

@@ -10,7 +10,6 @@ from sqlmodel import select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.errors import PERMANENT_SMS_ERROR, SmsFailure
 from activities.sms_providers.base import (
     OutgoingText,
     PermanentProviderError,
@@ -20,6 +19,7 @@ from activities.texts import OutcomeNotKnownYet, TextActivities
 from callerloop.db import Database, LinkToken, OutboxMessage
 from callerloop.links import hash_token
 from tests.factories import RecordingProvider, hand_over_long_ago, make_agency
+from workflows.activity_errors import PERMANENT_SMS_ERROR, SmsFailure
 from workflows.model import SendTextInput, SendTextResult, TextKind
 
 

@@ -436,10 +436,13 @@ async def test_opt_out_blocks_new_calls_until_start(
     reply = await text_in(twilio, "START")
     assert reply is not None and "STOP" in reply
     assert not opted_out(harness.db)
-    # The open calls hear it too: the blocked one now sends its confirmation.
-    state = await harness.settle(blocked, lambda s: not s.opted_out and s.texts != [])
+    # The open calls hear it too. The blocked one sends nothing of what it went through
+    # while opted out (no stale confirmation), but texts what happens from now on.
+    state = await harness.settle(blocked, lambda s: not s.opted_out)
     assert state.texting_state == TextingState.ACTIVE
-    assert harness.kinds(blocked) == ["confirmation"]
+    assert harness.kinds(blocked) == []
+    await harness.send(cad_event(blocked, CadEventType.ASSIGNED, minutes=5))
+    assert harness.kinds(blocked) == ["assigned"]
 
     later = new_incident_id()
     await harness.send(eligible_call(later))

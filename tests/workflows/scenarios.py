@@ -13,7 +13,7 @@ from typing import Literal
 from hypothesis import strategies as st
 
 from tests.factories import T0, cad_event
-from workflows.model import CadEvent, CadEventType, CallSource, CallState, LineType
+from workflows.model import CadEvent, CadEventType, CallSource, LineType
 
 SAFE_TYPES = ["NOISE COMPLAINT DELAY", "PARKING COMPLAINT", "LARCENY FROM AUTO DELAY"]
 SENSITIVE_TYPES = [
@@ -54,16 +54,29 @@ class Wait:
 Action = Event | Signal | Wait
 
 
-def unsafe_for_good(call: CallState) -> bool:
-    """Facts after which the call must never be texted again."""
+def makes_unsafe(action: Action) -> bool:
+    """An action after which the call must never be texted again, whatever came before
+    or comes after it: judged from what the action says, not from the call's state (an
+    event older than the call's facts counts too: CAD said it once)."""
+    if isinstance(action, Signal):
+        return action.kind == "suppress"
+    if not isinstance(action, Event):
+        return False
+    event = action.event
     return (
-        call.source == CallSource.OFFICER
-        or call.call_type in SENSITIVE_TYPES + IN_PROGRESS_TYPES + EXCLUDED_TYPES
-        or call.priority in ESCALATED_PRIORITIES
-        or bool(call.in_progress)
-        or bool(call.do_not_text)
-        or call.suppressed_reason is not None
+        event.source == CallSource.OFFICER
+        or event.call_type in SENSITIVE_TYPES + IN_PROGRESS_TYPES + EXCLUDED_TYPES
+        or event.priority in ESCALATED_PRIORITIES
+        or bool(event.in_progress)
+        or bool(event.do_not_text)
     )
+
+
+def opts_out(action: Action) -> bool | None:
+    """True for a STOP, False for a START, None for anything else."""
+    if isinstance(action, Signal) and action.kind in ("opt_out", "opt_in"):
+        return action.kind == "opt_out"
+    return None
 
 
 @st.composite

@@ -1,5 +1,7 @@
 """The workflow's loop without Temporal, for property tests and whole-export checks: the
-same `apply_event`, `refresh_decision` and `plan` the workflow runs, on a virtual clock."""
+same `apply_event`, signal facts (`call_state.opt_in`, …), `refresh_decision` and `plan`
+the workflow runs, on a virtual clock. (What the real worker does under timing and
+faults is judged by tests/workflows/test_outcome_oracle.py.)"""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from tests.workflows.scenarios import Action, Event, Signal, Wait
+from workflows import call_state
 from workflows.call_state import apply_event
 from workflows.lifecycle import plan, refresh_decision
 from workflows.model import CallState, SentText, TextKind
@@ -51,10 +54,10 @@ class Simulation:
             apply_event(self.call, action.event, self.now)
         elif isinstance(action, Signal):
             if action.kind == "opt_out":
-                self.call.opted_out = True
+                call_state.opt_out(self.call)
             elif action.kind == "opt_in":
-                self.call.opted_out = False
-            elif self.call.suppressed_reason is None:
-                self.call.suppressed_reason = "operator"
+                call_state.opt_in(self.call, self.now)
+            else:
+                call_state.suppress(self.call, "operator")
         until = self.now + timedelta(minutes=action.minutes if isinstance(action, Wait) else 0)
         self.run_until(until, step)

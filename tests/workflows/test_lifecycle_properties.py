@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.factories import make_agency
-from tests.workflows.scenarios import Action, call_histories, unsafe_for_good
+from tests.workflows.scenarios import Action, Event, call_histories, makes_unsafe, opts_out
 from tests.workflows.simulation import Simulation
-from workflows.model import TextKind
+from workflows.model import CadEventType, TextKind
 
 POLICY = make_agency().to_policy()
 
@@ -26,8 +26,9 @@ def simulate(actions: list[Action]) -> tuple[Simulation, list[bool], list[bool]]
         if simulation.finished:
             break
         simulation.act(action, step)
-        unsafe.append(unsafe_for_good(simulation.call) or (bool(unsafe) and unsafe[-1]))
-        opted_out.append(simulation.call.opted_out)
+        unsafe.append(makes_unsafe(action) or (bool(unsafe) and unsafe[-1]))
+        stop = opts_out(action)
+        opted_out.append(stop if stop is not None else bool(opted_out) and opted_out[-1])
     simulation.run_until(simulation.now + timedelta(days=60), len(actions))
     return simulation, unsafe, opted_out
 
@@ -75,3 +76,26 @@ def test_every_call_finishes_and_the_survey_follows_the_clearing(actions: list[A
     surveys = [kind for _, kind in simulation.sends if kind == TextKind.SURVEY]
     assert len(simulation.survey_waits) == len(surveys)
     assert all(wait >= timedelta(hours=24) for wait in simulation.survey_waits)
+
+
+STAGE = ["confirmation", "delayed", "assigned", "cleared", "survey"]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(call_histories("P-1"))
+def test_texts_tell_the_stages_in_order_unless_the_call_is_reopened(
+    actions: list[Action],
+) -> None:
+    simulation, _, _ = simulate(actions)
+    reopens = [
+        step
+        for step, action in enumerate(actions)
+        if isinstance(action, Event) and action.event.event_type == CadEventType.REOPENED
+    ]
+    told, told_at = -1, -1
+    for step, kind in simulation.sends:
+        if any(told_at <= reopen <= step for reopen in reopens):
+            told = -1
+        stage = STAGE.index(kind.value)
+        assert stage >= told, f"{kind} after a later stage's text: {simulation.sends}"
+        told, told_at = max(told, stage), step

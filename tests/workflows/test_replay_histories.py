@@ -4,7 +4,13 @@ Calls live for days, so a worker started with new code picks up calls that began
 the old code and replays their histories. tests/histories/ keeps real runs of each
 lifecycle path (`pytest -m record_history --record-histories`); a change that would send,
 wait or record differently for any of them fails here, before it reaches calls in flight,
-unless it is guarded with `workflow.patched`.
+unless it is guarded with `workflow.patched`. They replay with the runner production
+workers use (`worker.workflow_runner`: the sandbox), so a non-deterministic call that only
+the sandbox catches fails here too.
+
+The recorded histories are unencrypted (the session's test key dies with it), so they are
+read as a worker migrating to encryption reads old calls: with its keys, and plaintext
+accepted explicitly (CALLERLOOP_ACCEPT_PLAINTEXT_PAYLOADS=1).
 """
 
 from __future__ import annotations
@@ -13,18 +19,19 @@ import base64
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
-from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from callerloop.codec import ENCODING as ENCRYPTED
-from callerloop.codec import data_converter
+from callerloop.codec import PlaintextPayloadError, codec_from_spec, data_converter, new_key_spec
 from tests.harness import HISTORIES
+from tests.workflows.changed_without_patch import ChangedWithoutPatch
+from worker import workflow_runner
 from workflows.call_for_service import CallForServiceWorkflow
-from workflows.model import CallInput, CallOutcome
 
 # The current code's runs at the top; older code's runs, kept as long as calls started
 # under that code may be in flight, in a folder named for the change they predate.
@@ -52,14 +59,26 @@ LIFECYCLE_PATHS = [
     "test_reopened_call_resumes_and_is_surveyed_once",
     "test_first_event_may_be_any_kind",
     "test_a_window_shorter_than_the_quiet_hours_still_gets_its_survey",
+    "test_an_attempt_that_never_hears_of_its_cancellation_is_refused_at_the_hand_off",
+    "test_start_lets_through_only_texts_for_what_happens_after_it",
+    "test_a_closing_note_is_never_followed_by_an_assigned_text_without_a_reopen",
 ]
 
 
 PAYLOAD_ENCODING = re.compile(r'"encoding": "([A-Za-z0-9+/=]+)"')
+# A worker's converter while it migrates to encryption: its own key, plaintext accepted.
+MIGRATING = data_converter(codec_from_spec(new_key_spec("replay"), accept_plaintext=True))
 
 
 def load(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(path.stem, path.read_text())
+
+
+def production_replayer(**options: Any) -> Replayer:
+    """A Replayer as a production worker runs the call workflow: its runner, its
+    converter (plaintext accepted, see above)."""
+    options.setdefault("workflows", [CallForServiceWorkflow])
+    return Replayer(workflow_runner=workflow_runner(), data_converter=MIGRATING, **options)
 
 
 def test_every_lifecycle_path_has_a_recorded_history() -> None:
@@ -82,25 +101,20 @@ def test_recorded_histories_are_unencrypted() -> None:
     "path", RECORDED, ids=[str(path.relative_to(HISTORIES).with_suffix("")) for path in RECORDED]
 )
 async def test_recorded_history_replays_on_the_current_code(path: Path) -> None:
-    # The workers' own payload converter (the recorded histories are unencrypted).
-    replayer = Replayer(workflows=[CallForServiceWorkflow], data_converter=data_converter(None))
-    await replayer.replay_workflow(load(path))
+    await production_replayer().replay_workflow(load(path))
 
 
-@workflow.defn(name="CallForServiceWorkflow")
-class ChangedWithoutPatch:
-    """What a careless change looks like: the call now waits before doing anything."""
-
-    @workflow.run
-    async def run(self, input: CallInput) -> CallOutcome:
-        await workflow.sleep(60)
-        return CallOutcome(workflow.info().workflow_id, None, None, "", [])  # type: ignore[arg-type]
+async def test_a_plaintext_history_is_refused_without_the_migration_setting() -> None:
+    """Outside a migration, a worker's codec refuses what was not encrypted."""
+    strict = data_converter(codec_from_spec(new_key_spec("strict")))
+    replayer = Replayer(
+        workflows=[CallForServiceWorkflow], workflow_runner=workflow_runner(), data_converter=strict
+    )
+    result = await replayer.replay_workflow(load(CURRENT[0]), raise_on_replay_failure=False)
+    assert PlaintextPayloadError.__name__ in str(result.replay_failure), result.replay_failure
 
 
 async def test_a_change_that_would_break_calls_in_flight_fails_the_replay() -> None:
     history = load(RECORDED[0])
-    replayer = Replayer(
-        workflows=[ChangedWithoutPatch], workflow_runner=UnsandboxedWorkflowRunner()
-    )
     with pytest.raises(NondeterminismError):
-        await replayer.replay_workflow(history)
+        await production_replayer(workflows=[ChangedWithoutPatch]).replay_workflow(history)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from activities import texts
-from activities.errors import SmsFailure
 from activities.sms_providers.base import (
     OutgoingText,
     PermanentProviderError,
@@ -14,6 +13,7 @@ from activities.sms_providers.base import (
 )
 from tests.factories import RecordingProvider, cad_event, eligible_call, new_incident_id
 from tests.harness import Harness
+from workflows.activity_errors import SmsFailure
 from workflows.model import CadEventType, TextingState
 
 

@@ -1,0 +1,156 @@
+"""Continue-as-new on the real dev server, told to suggest it after a few dozen history
+events: a call keeps its facts, texts and decisions across runs, with CAD events, signals
+and an operator's update arriving while it changes runs."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.testing import WorkflowEnvironment
+
+import worker
+from activities.texts import TextActivities
+from callerloop.db import Database
+from callerloop.temporal import installed_binary
+from tests.conftest import TEST_CONVERTER, start_harness
+from tests.factories import (
+    RecordingProvider,
+    cad_event,
+    eligible_call,
+    make_agency,
+    new_incident_id,
+)
+from tests.harness import Harness
+from workflows import activity_names
+from workflows import search_attributes as sa
+from workflows.call_for_service import CallForServiceWorkflow
+from workflows.model import (
+    CadEventType,
+    OptInSignal,
+    OptOutSignal,
+    OutboxReport,
+    OutboxReportInput,
+    ResendConfirmationRequest,
+)
+
+# A day in two seconds: the survey follows its closure by 2 s, its window 0.2 s.
+TIME_SCALE = 43_200
+SUGGEST_AFTER_EVENTS = 40
+
+
+@pytest.fixture(scope="module")
+async def small_history_server() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(installed_binary("temporal")),
+        search_attributes=list(sa.ALL),
+        dev_server_log_level="error",
+        data_converter=TEST_CONVERTER,
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={SUGGEST_AFTER_EVENTS}",
+        ],
+    )
+    yield environment
+    await environment.shutdown()
+
+
+class HeldOutboxReport(TextActivities):
+    """The resend's look at the outbox waits until the test lets it answer."""
+
+    looking = threading.Event()
+    answer = threading.Event()
+
+    @activity.defn(name=activity_names.OUTBOX_REPORT)
+    def outbox_report(self, input: OutboxReportInput) -> OutboxReport:
+        HeldOutboxReport.looking.set()
+        HeldOutboxReport.answer.wait(20)
+        return super().outbox_report(input)
+
+
+@pytest.fixture
+def held_outbox_report(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[HeldOutboxReport]]:
+    HeldOutboxReport.looking.clear()
+    HeldOutboxReport.answer.clear()
+    monkeypatch.setattr(worker, "TextActivities", HeldOutboxReport)
+    yield HeldOutboxReport
+    HeldOutboxReport.answer.set()
+
+
+@pytest.fixture
+async def harness(
+    small_history_server: WorkflowEnvironment,
+    database: Database,
+    provider: RecordingProvider,
+    held_outbox_report: type[HeldOutboxReport],
+) -> AsyncIterator[Harness]:
+    # No delay notice: this time scale would pass an hour's threshold in a tenth of a second.
+    agency = make_agency(
+        timing={"survey_window": "PT2H", "delay_thresholds": {"3": "P30D", "4": "P30D"}}
+    )
+    async for running in start_harness(
+        small_history_server,
+        database,
+        {agency.id: agency},
+        provider,
+        time_scale=TIME_SCALE,
+    ):
+        yield running
+
+
+def kinds_received(provider: RecordingProvider) -> list[str]:
+    return [text.reference.rsplit("/", 1)[1] for text in provider.accepted]
+
+
+@pytest.mark.databases("sqlite")
+async def test_a_call_continues_as_new_with_events_signals_and_an_update_in_flight(
+    harness: Harness, provider: RecordingProvider, held_outbox_report: type[HeldOutboxReport]
+) -> None:
+    incident = new_incident_id()
+    await harness.send(eligible_call(incident))
+    handle = harness.handle(incident)
+    first_run = harness.handles[incident].first_execution_run_id
+    resend = asyncio.create_task(
+        handle.execute_update(
+            CallForServiceWorkflow.resend_confirmation,
+            ResendConfirmationRequest(by="dispatcher.kim", reason="caller says no text came"),
+        )
+    )
+    await asyncio.to_thread(held_outbox_report.looking.wait, 10)
+
+    # Enough CAD events and signals to pass the suggestion while the update waits.
+    for minute in range(1, 16):
+        await harness.cad.send(
+            cad_event(incident, CadEventType.UPDATED, minutes=minute, disposition=f"n{minute}")
+        )
+        harness.sent_events[incident] += 1
+    held_outbox_report.answer.set()
+    result = await asyncio.wait_for(resend, 30)
+    assert result.message.startswith("confirmation sent again")
+    # The call continues as new now that no update is running: signals meet it there.
+    await handle.signal(CallForServiceWorkflow.opt_out, OptOutSignal(keyword="STOP"))
+    await handle.signal(CallForServiceWorkflow.opt_in, OptInSignal(keyword="START"))
+
+    # More CAD news, delivered to whichever run is current.
+    await harness.send(cad_event(incident, CadEventType.ASSIGNED, minutes=20))
+    await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=40))
+    outcome = await asyncio.wait_for(harness.handles[incident].result(), 60)
+
+    assert kinds_received(provider) == [
+        "confirmation",
+        "confirmation",
+        "assigned",
+        "cleared",
+        "survey",
+    ]
+    assert outcome.texts == ["confirmation", "confirmation", "assigned", "cleared", "survey"]
+    first = await harness.env.client.get_workflow_handle(
+        handle.id, run_id=first_run
+    ).fetch_history()
+    assert first.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    state = await handle.query(CallForServiceWorkflow.state)
+    assert state.events_applied + state.events_ignored == harness.sent_events[incident]

@@ -130,6 +130,6 @@ def _log_not_applied(current: str | None, provider_id: str, status: str) -> None
 SENT_STATUSES = frozenset(
     status
     for status, step in STATUS_ORDER.items()
-    if step.rank >= 1 and status not in ("failed", "canceled")
+    if step.rank >= 1 and status not in ("failed", "canceled", "withheld")
 )
 DELIVERED_STATUSES = frozenset({"delivered", "partially_delivered", "read"})

@@ -75,6 +75,8 @@ hypothesis_settings.register_profile(
     "explore", phases=[Phase.explicit, Phase.generate], print_blob=True
 )
 hypothesis_settings.register_profile("deep", print_blob=True)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    hypothesis_settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 
 DATABASE_BACKENDS = ("sqlite", "postgresql")

@@ -10,7 +10,7 @@ from enum import StrEnum
 from sqlmodel import Session, col, func, select
 
 from callerloop.db import CallEventRecord, CallRecord, EligibilityDecisionRecord, OutboxMessage
-from workflows.model import CallStatus, TextKind
+from workflows.model import NOT_SENT, CallStatus, TextKind
 
 
 class PlainStatus(StrEnum):
@@ -77,7 +77,7 @@ def _delay_reported_at(session: Session, workflow_id: str) -> datetime | None:
     notice = select(func.max(OutboxMessage.created_at)).where(
         col(OutboxMessage.workflow_id) == workflow_id,
         col(OutboxMessage.kind) == TextKind.DELAYED.value,
-        col(OutboxMessage.status) != "failed",
+        col(OutboxMessage.status).not_in(NOT_SENT),
     )
     times = [session.exec(cad).one(), session.exec(notice).one()]
     return max((t for t in times if t is not None), default=None)

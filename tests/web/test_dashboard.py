@@ -23,12 +23,14 @@ from starter.cli import app as cli_app
 from tests.factories import (
     call_record,
     make_agency,
+    outbox_row,
     outbox_row_for_call,
     program_history,
     survey_comment,
     survey_response,
 )
 from tests.web.pages import pages_app
+from web import dashboard_data
 from web.page_security import GuessLimiter
 
 BASE = "https://callerloop.test"
@@ -348,3 +350,15 @@ async def test_response_rate_counts_a_call_in_its_agencys_month(
         "month,surveys sent,responses,response rate",
         "2025-08,1,1,1.0",
     ]
+
+
+def test_a_withheld_text_is_not_counted_as_sent(database: Database, agency: AgencyConfig) -> None:
+    """A text withdrawn before its hand-off (a safety stop overtook it) never went out."""
+    outbox_row(database, status="queued")
+    outbox_row(database, status="withheld")
+    filters = dashboard_data.parse_filters({}, {agency.id: agency})
+    table = dashboard_data.read(database, dashboard_data.delivery_rate, filters)
+    assert sum(row[1] for row in table.rows) == 1
+    assert dashboard_data.read(database, dashboard_data.texts_per_day, filters).summary.startswith(
+        "1 texts sent"
+    )

@@ -195,6 +195,11 @@ class RecordingProvider:
         self.lookups: list[str] = []
         self._lock = threading.Lock()
 
+    def kinds(self) -> list[str]:
+        """The kind of each text it accepted, in order (from the outbox reference)."""
+        with self._lock:
+            return [text.reference.rsplit("/", 1)[1] for text in self.accepted]
+
     def lookup_line_type(self, phone: str) -> LineType:
         with self._lock:
             self.lookups.append(phone)

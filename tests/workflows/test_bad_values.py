@@ -15,10 +15,6 @@ from workflows.call_state import REMEMBERED_EVENT_IDS
 from workflows.model import CadEventType
 
 
-def kinds_received(provider: RecordingProvider) -> list[str]:
-    return [text.reference.rsplit("/", 1)[1] for text in provider.accepted]
-
-
 def event_notes(harness: Harness, incident: str) -> list[str]:
     with harness.db.session() as session:
         return list(
@@ -49,7 +45,7 @@ async def test_a_value_past_the_edge_is_ignored_with_its_reason_and_the_call_goe
     await harness.send(cad_event(incident, CadEventType.UPDATED, minutes=1, **{fact: value}))  # type: ignore[arg-type]
     state = await harness.send(cad_event(incident, CadEventType.ASSIGNED, minutes=2))
 
-    assert kinds_received(provider) == ["confirmation", "assigned"]
+    assert provider.kinds() == ["confirmation", "assigned"]
     assert getattr(state, fact) != value
     assert any(f"{fact} ignored" in note for note in event_notes(harness, incident))
 

@@ -5,16 +5,12 @@ and an operator's update arriving while it changes runs."""
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
-from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-import worker
-from activities.texts import TextActivities
 from callerloop.db import Database
 from callerloop.temporal import installed_binary
 from tests.conftest import TEST_CONVERTER, start_harness
@@ -26,15 +22,13 @@ from tests.factories import (
     new_incident_id,
 )
 from tests.harness import Harness
-from workflows import activity_names
+from tests.workflows.held_activities import HeldOutboxReport
 from workflows import search_attributes as sa
 from workflows.call_for_service import CallForServiceWorkflow
 from workflows.model import (
     CadEventType,
     OptInSignal,
     OptOutSignal,
-    OutboxReport,
-    OutboxReportInput,
     ResendConfirmationRequest,
 )
 
@@ -59,28 +53,6 @@ async def small_history_server() -> AsyncIterator[WorkflowEnvironment]:
     await environment.shutdown()
 
 
-class HeldOutboxReport(TextActivities):
-    """The resend's look at the outbox waits until the test lets it answer."""
-
-    looking = threading.Event()
-    answer = threading.Event()
-
-    @activity.defn(name=activity_names.OUTBOX_REPORT)
-    def outbox_report(self, input: OutboxReportInput) -> OutboxReport:
-        HeldOutboxReport.looking.set()
-        HeldOutboxReport.answer.wait(20)
-        return super().outbox_report(input)
-
-
-@pytest.fixture
-def held_outbox_report(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[HeldOutboxReport]]:
-    HeldOutboxReport.looking.clear()
-    HeldOutboxReport.answer.clear()
-    monkeypatch.setattr(worker, "TextActivities", HeldOutboxReport)
-    yield HeldOutboxReport
-    HeldOutboxReport.answer.set()
-
-
 @pytest.fixture
 async def harness(
     small_history_server: WorkflowEnvironment,
@@ -100,10 +72,6 @@ async def harness(
         time_scale=TIME_SCALE,
     ):
         yield running
-
-
-def kinds_received(provider: RecordingProvider) -> list[str]:
-    return [text.reference.rsplit("/", 1)[1] for text in provider.accepted]
 
 
 @pytest.mark.databases("sqlite")
@@ -140,7 +108,7 @@ async def test_a_call_continues_as_new_with_events_signals_and_an_update_in_flig
     await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=40))
     outcome = await asyncio.wait_for(harness.handles[incident].result(), 60)
 
-    assert kinds_received(provider) == [
+    assert provider.kinds() == [
         "confirmation",
         "confirmation",
         "assigned",

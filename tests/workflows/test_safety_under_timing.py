@@ -12,26 +12,21 @@ from datetime import timedelta
 
 import pytest
 from sqlmodel import select
-from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 
-import worker
 from activities import pacing
 from activities.opt_outs import record_opt_out
 from activities.sms_providers.base import OutgoingText, TransientProviderError
-from activities.texts import TextActivities
 from callerloop.db import SendRevocation
 from tests.factories import RecordingProvider, cad_event, eligible_call, new_incident_id
 from tests.harness import Harness
-from workflows import activity_names
+from tests.workflows.held_activities import HeldOutboxReport
 from workflows.call_for_service import CallForServiceWorkflow
 from workflows.model import (
     CadEventType,
     LineType,
     OptInSignal,
     OptOutSignal,
-    OutboxReport,
-    OutboxReportInput,
     ResendConfirmationRequest,
     SuppressRequest,
 )
@@ -49,10 +44,6 @@ async def eventually(predicate: Callable[[], bool], what: str) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
-
-
-def kinds_received(provider: RecordingProvider) -> list[str]:
-    return [text.reference.rsplit("/", 1)[1] for text in provider.accepted]
 
 
 async def start_call(harness: Harness, incident: str, **fields: object) -> None:
@@ -192,7 +183,7 @@ async def test_a_text_already_at_the_provider_when_the_call_turns_sensitive_is_k
     await harness.env.sleep(timedelta(days=2))
     await harness.settle(incident)
 
-    assert provider.calls == 1 and kinds_received(provider) == ["confirmation"]
+    assert provider.calls == 1 and provider.kinds() == ["confirmation"]
     [row] = harness.outbox(incident)
     assert row.status == "queued" and row.provider_id is not None
 
@@ -225,7 +216,7 @@ async def test_start_lets_through_only_texts_for_what_happens_after_it(
 
     await harness.send(cad_event(incident, CadEventType.REOPENED, minutes=2000))
     await harness.send(cad_event(incident, CadEventType.ASSIGNED, minutes=2001))
-    assert kinds_received(provider) == ["assigned"]
+    assert provider.kinds() == ["assigned"]
 
 
 # --- a late unit status after the closing note --------------------------------------------
@@ -240,36 +231,14 @@ async def test_a_closing_note_is_never_followed_by_an_assigned_text_without_a_re
     await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=10))
     await harness.send(cad_event(incident, CadEventType.ASSIGNED, minutes=20))
     await harness.finish(incident)
-    assert kinds_received(provider) == ["confirmation", "cleared", "survey"]
+    assert provider.kinds() == ["confirmation", "cleared", "survey"]
 
 
 # --- an operator's resend that outlives its call -------------------------------------------
 
 
-class SlowOutboxReport(TextActivities):
-    """The resend's look at the outbox takes its time (a busy database)."""
-
-    looking = threading.Event()
-    answer = threading.Event()
-
-    @activity.defn(name=activity_names.OUTBOX_REPORT)
-    def outbox_report(self, input: OutboxReportInput) -> OutboxReport:
-        SlowOutboxReport.looking.set()
-        SlowOutboxReport.answer.wait(20)
-        return super().outbox_report(input)
-
-
-@pytest.fixture
-def slow_outbox_report(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[SlowOutboxReport]]:
-    SlowOutboxReport.looking.clear()
-    SlowOutboxReport.answer.clear()
-    monkeypatch.setattr(worker, "TextActivities", SlowOutboxReport)
-    yield SlowOutboxReport
-    SlowOutboxReport.answer.set()
-
-
 async def test_a_resend_outlived_by_stop_and_closure_is_refused_and_the_call_finishes(
-    slow_outbox_report: type[SlowOutboxReport], harness: Harness, provider: RecordingProvider
+    held_outbox_report: type[HeldOutboxReport], harness: Harness, provider: RecordingProvider
 ) -> None:
     incident = new_incident_id()
     await harness.send(eligible_call(incident))
@@ -280,14 +249,14 @@ async def test_a_resend_outlived_by_stop_and_closure_is_refused_and_the_call_fin
             ResendConfirmationRequest(by="dispatcher.kim", reason="caller says no text came"),
         )
     )
-    await eventually(slow_outbox_report.looking.is_set, "the resend looking at the outbox")
+    await eventually(held_outbox_report.looking.is_set, "the resend looking at the outbox")
     await handle.signal(CallForServiceWorkflow.opt_out, OptOutSignal(keyword="STOP"))
     await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=10))
-    slow_outbox_report.answer.set()
+    held_outbox_report.answer.set()
 
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await asyncio.wait_for(resend, 30)
     assert "not resent" in str(refused.value.cause)
     outcome = await asyncio.wait_for(harness.finish(incident), 60)
     assert outcome.reason == "opted_out"
-    assert kinds_received(provider) == ["confirmation"]
+    assert provider.kinds() == ["confirmation"]

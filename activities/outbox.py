@@ -20,6 +20,7 @@ from sqlalchemy import Engine, String, bindparam, case, exists, func, null, sele
 
 from callerloop.db import (
     CallEventRecord,
+    OptOut,
     OutboxMessage,
     SendRevocation,
     UTCDateTime,
@@ -88,10 +89,16 @@ class Outbox:
         for name, value in zip(_COLUMNS, found, strict=True):
             setattr(row, name, value)
 
-    def hand_over(self, row: OutboxRow, generation: int, now: datetime) -> bool:
+    def hand_over(
+        self, row: OutboxRow, generation: int, now: datetime, *, phone_pseudonym: str
+    ) -> bool:
         """Mark the row `handing_over`, only if no other attempt changed it since it was
-        read (compare and set on status and attempts) and the workflow has not withdrawn
-        this generation of the call's sends. False, with `row` re-read, otherwise."""
+        read (compare and set on status and attempts), the send has not been withdrawn
+        (this generation of the call's sends by the workflow, or all of them at the CAD
+        edge) and the number is not in the opt-out registry. False, with `row` re-read,
+        otherwise. The registry and the edge's revocations are written the moment a STOP
+        or a safety fact arrives, so they hold even while the workflow cannot see it yet
+        (its worker restarting)."""
         with self._engine.begin() as connection:
             result = connection.execute(
                 self._statements.hand_over,
@@ -100,6 +107,8 @@ class Outbox:
                     "read_status": row.status,
                     "read_attempts": row.attempts,
                     "generation": generation,
+                    "opt_agency": row.agency,
+                    "opt_pseudonym": phone_pseudonym,
                     "now": now,
                 },
             )
@@ -109,11 +118,20 @@ class Outbox:
         row.status, row.attempts, row.updated_at = HANDING_OVER, row.attempts + 1, now
         return True
 
-    def revoked(self, workflow_id: str, generation: int) -> bool:
-        """Whether the workflow withdrew sends of this generation (or a later one)."""
+    def withdrawn(
+        self, workflow_id: str, generation: int, *, agency: str, phone_pseudonym: str
+    ) -> bool:
+        """Whether the send may not be handed over: revoked (this generation or all of
+        the call's sends) or the number opted out."""
         with self._engine.connect() as connection:
             found = connection.execute(
-                self._statements.revoked, {"workflow_id": workflow_id, "generation": generation}
+                self._statements.withdrawn,
+                {
+                    "workflow_id": workflow_id,
+                    "generation": generation,
+                    "opt_agency": agency,
+                    "opt_pseudonym": phone_pseudonym,
+                },
             ).first()
         return found is not None
 
@@ -210,7 +228,7 @@ class _Statements:
     record_handoff: Any  # returns the row's status and provider id
     settle: Any
     latest_applied_event_at: Any
-    revoked: Any
+    withdrawn: Any
     revoke: Any
     withhold_pending: Any
     status_of: Any
@@ -221,8 +239,11 @@ def _statements(dialect: str) -> _Statements:
     outbox = OutboxMessage.__table__  # type: ignore[attr-defined]
     events = CallEventRecord.__table__  # type: ignore[attr-defined]
     revocations = SendRevocation.__table__  # type: ignore[attr-defined]
-    withdrawn = (revocations.c.workflow_id == bindparam("workflow_id")) & (
-        revocations.c.generation >= bindparam("generation")
+    opt_outs = OptOut.__table__  # type: ignore[attr-defined]
+    opted_out = exists().where(
+        opt_outs.c.agency == bindparam("opt_agency"),
+        opt_outs.c.phone_pseudonym == bindparam("opt_pseudonym"),
+        opt_outs.c.opted_out,
     )
     columns = [outbox.c[name] for name in _COLUMNS]
     this_row = outbox.c.id == bindparam("row_id")
@@ -247,6 +268,7 @@ def _statements(dialect: str) -> _Statements:
                 revocations.c.workflow_id == outbox.c.workflow_id,
                 revocations.c.generation >= bindparam("generation"),
             ),
+            ~opted_out,
         )
         .values(status=HANDING_OVER, attempts=outbox.c.attempts + 1, updated_at=now),
         record_handoff=update(outbox)
@@ -275,7 +297,13 @@ def _statements(dialect: str) -> _Statements:
         .where(events.c.workflow_id == bindparam("workflow_id"), events.c.applied)
         .order_by(events.c.recorded_at.desc())
         .limit(1),
-        revoked=select(revocations.c.generation).where(withdrawn).limit(1),
+        withdrawn=select(null()).where(
+            exists().where(
+                revocations.c.workflow_id == bindparam("workflow_id"),
+                revocations.c.generation >= bindparam("generation"),
+            )
+            | opted_out
+        ),
         revoke=insert_or_skip(dialect, SendRevocation).on_conflict_do_nothing(),
         withhold_pending=update(outbox)
         .where(outbox.c.workflow_id == bindparam("call"), outbox.c.status == "pending")

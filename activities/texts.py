@@ -4,8 +4,9 @@
    its text's link, or, when an earlier attempt wrote it, read that row. A row already
    settled (sent, failed for good, unknown) is returned as it is.
 2. Wait for the sender's turn (pacing), then mark the row `handing_over` and commit, in
-   one compare-and-set that also refuses a send the workflow has withdrawn (a safety
-   stop or a STOP overtook it: `revoke_sends`); a refused row is settled `withheld`.
+   one compare-and-set that also refuses a send that was withdrawn (by the workflow,
+   `revoke_sends`, or at the CAD edge for a safety fact) or whose number is in the opt-out
+   registry; a refused row is settled `withheld`.
 3. Call the provider.
 4. Record the provider's id and `sent`/`queued`, or the failure.
 
@@ -136,9 +137,12 @@ class TextActivities:
         # the request reaching the provider is as short as it can be.
         self._pacers[agency.id].wait_turn()
         read_attempts = row.attempts
-        if not self._outbox.hand_over(row, input.generation, utcnow()):
+        pseudonym = self._db.pseudonym(input.to)
+        if not self._outbox.hand_over(row, input.generation, utcnow(), phone_pseudonym=pseudonym):
             untouched = row.attempts == read_attempts  # no other attempt took it over
-            if untouched and self._outbox.revoked(input.workflow_id, input.generation):
+            if untouched and self._outbox.withdrawn(
+                input.workflow_id, input.generation, agency=row.agency, phone_pseudonym=pseudonym
+            ):
                 return self._withhold(row)
             # An attempt given up on by Temporal while it waited (start-to-close) lives on
             # in its thread; the retry that took over sends, this one must not.

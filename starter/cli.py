@@ -43,7 +43,8 @@ from callerloop.agency_config import (
     AgencyConfigError,
     load_agencies,
 )
-from callerloop.db import Database, OutboxMessage
+from callerloop.db import Database, OutboxMessage, database_for
+from callerloop.edge_stops import withdraw_if_unsafe
 from callerloop.logging import configure_logging
 from callerloop.schema import SchemaError
 from callerloop.settings import Settings, get_settings
@@ -311,7 +312,7 @@ def cad_send(
         fail(f"{error}; configured agencies: {', '.join(sorted(agencies))}", 2)
     except InvalidCadEvent as error:
         fail(str(error), 2)
-    finished = asyncio.run(send_events(settings, events))
+    finished = asyncio.run(send_events(settings, events, agencies))
     if finished:
         raise typer.Exit(1)
 
@@ -331,12 +332,18 @@ def post_remotely(file: str, url: str, key: str | None) -> None:
         typer.echo(workflow_id)
 
 
-async def send_events(settings: Settings, events: Sequence[CadEvent]) -> int:
+async def send_events(
+    settings: Settings, events: Sequence[CadEvent], agencies: Mapping[str, AgencyConfig]
+) -> int:
     """Send in order; a finished call refuses its event but the others still go.
-    Returns how many events were refused."""
+    Returns how many events were refused. An event that makes its call unsafe withdraws
+    the call's sends first, as the ingest API does (`callerloop.edge_stops`)."""
     cad = CadClient(await connect_or_exit(settings), settings.task_queue)
+    db = database_for(settings)
+    db.create_schema()
     refused = 0
     for event in events:
+        withdraw_if_unsafe(db, agencies, event)
         try:
             delivered: Delivered = await cad.send(event)
         except CallAlreadyFinished as error:

@@ -167,12 +167,14 @@ def stage_reached_at(call: CallState, kind: TextKind, policy: AgencyPolicy) -> d
 
 def held_back(call: CallState, kind: TextKind, policy: AgencyPolicy) -> bool:
     """The call reached this stage while the caller had opted out: after their START it
-    is no longer news (so START never lets a backlog of texts through)."""
+    is no longer news (so START never lets a backlog of texts through). A stage reached
+    in the same workflow task as the START (one clock reading for both, their order
+    unknown) counts as before it: the safe side."""
     resumed = call.texting_resumed_at
     if resumed is None:
         return False
     reached = stage_reached_at(call, kind, policy)
-    return reached is not None and reached < resumed
+    return reached is not None and reached <= resumed
 
 
 def plan(

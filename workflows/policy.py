@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from workflows.model import (
     AgencyPolicy,
+    CadEvent,
     CallSource,
     CallState,
     Decision,
@@ -150,6 +151,21 @@ def _safety_stop(call: CallState, policy: AgencyPolicy) -> Decision | None:
     ):
         return _deny(EligibilityReason.PRIORITY_ESCALATED, f"priority {call.priority}", True)
     return None
+
+
+def event_safety_stop(event: CadEvent, policy: AgencyPolicy) -> Decision | None:
+    """The safety stop this CAD event calls for on its own, whatever else the call is:
+    the CAD edge's check, made before the event reaches the call's workflow."""
+    said = CallState(
+        agency=event.agency,
+        incident_id=event.incident_id,
+        call_type=event.call_type,
+        priority=event.priority,
+        source=event.source,
+        in_progress=event.in_progress,
+        do_not_text=event.do_not_text,
+    )
+    return _safety_stop(said, policy)
 
 
 def _late_safety_stop(call: CallState, policy: AgencyPolicy) -> Decision | None:

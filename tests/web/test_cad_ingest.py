@@ -13,14 +13,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from typer.testing import CliRunner
 
 from callerloop import dead_letters
 from callerloop.api_keys import create_key, revoke_key
-from callerloop.db import DeadLetter
+from callerloop.db import DeadLetter, SendRevocation
 from starter.cli import app as cli_app
 from starter.eido import eido_mapping_for, events_to_eido
 from starter.http_client import HttpCadClient, IngestRefused, Retrying, event_json
@@ -550,3 +550,26 @@ async def test_cad_send_posts_to_a_remote_callerloop(
         runner.invoke, cli_app, ["cad", "send", str(event_file), "--url", served, "--key", "nope"]
     )
     assert bad.exit_code == 2 and "HTTP 401" in bad.output
+
+
+async def test_a_sensitive_reclassification_withdraws_the_calls_sends_at_the_edge(
+    harness: Harness, web: httpx.AsyncClient, key: str
+) -> None:
+    """Written before the event is signalled: a send on its way is refused at its hand-off
+    even while the call's workflow has not seen the event (its worker restarting)."""
+    incident = new_incident_id()
+    assert (await post(web, [event_json(eligible_call(incident))], key)).status_code == 202
+    assert revocations(harness, incident) == []
+    update = cad_event(incident, CadEventType.UPDATED, minutes=2, call_type="DOMESTIC DISTURBANCE")
+    assert (await post(web, [event_json(update)], key)).status_code == 202
+    assert revocations(harness, incident) == ["CAD: call_type_sensitive"]
+
+
+def revocations(harness: Harness, incident: str) -> list[str]:
+    with harness.db.session() as session:
+        rows = session.exec(
+            select(SendRevocation).where(
+                col(SendRevocation.workflow_id) == workflow_id_for("testville", incident)
+            )
+        )
+        return [row.reason for row in rows]

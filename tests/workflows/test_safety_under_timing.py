@@ -18,6 +18,7 @@ from activities import pacing
 from activities.opt_outs import record_opt_out
 from activities.sms_providers.base import OutgoingText, TransientProviderError
 from callerloop.db import SendRevocation
+from callerloop.edge_stops import withdraw_if_unsafe
 from tests.factories import RecordingProvider, cad_event, eligible_call, new_incident_id
 from tests.harness import Harness
 from tests.workflows.held_activities import HeldOutboxReport
@@ -260,3 +261,35 @@ async def test_a_resend_outlived_by_stop_and_closure_is_refused_and_the_call_fin
     outcome = await asyncio.wait_for(harness.finish(incident), 60)
     assert outcome.reason == "opted_out"
     assert provider.kinds() == ["confirmation"]
+
+
+# --- facts the workflow has not seen yet (its worker restarting) --------------------------
+
+
+async def test_a_stop_in_the_registry_stops_a_text_in_retry_before_the_call_hears_of_it(
+    harness: Harness, provider: RecordingProvider
+) -> None:
+    """The inbound webhook writes the registry at once and signals the call after: the
+    hand-off reads the registry, so the STOP holds while the signal is still on its way."""
+    provider.failures.append(throttled)
+    incident = new_incident_id()
+    await start_call(harness, incident)
+    await eventually(lambda: provider.calls >= 1, "the first, throttled attempt")
+    record_opt_out(harness.db, "testville", PHONE, "STOP", opted_out=True)  # no signal
+    await harness.env.sleep(timedelta(hours=1))
+    assert provider.accepted == []
+    assert [row.status for row in harness.outbox(incident)] == ["withheld"]
+
+
+async def test_a_safety_fact_at_the_cad_edge_stops_a_text_in_retry_before_the_call_hears_of_it(
+    harness: Harness, provider: RecordingProvider
+) -> None:
+    provider.failures.append(throttled)
+    incident = new_incident_id()
+    await start_call(harness, incident)
+    await eventually(lambda: provider.calls >= 1, "the first, throttled attempt")
+    sensitive = cad_event(incident, CadEventType.UPDATED, minutes=1, call_type="SEXUAL ASSAULT")
+    assert withdraw_if_unsafe(harness.db, harness.agencies, sensitive) == "call_type_sensitive"
+    await harness.env.sleep(timedelta(hours=1))  # the event itself is never signalled
+    assert provider.accepted == []
+    assert [row.status for row in harness.outbox(incident)] == ["withheld"]

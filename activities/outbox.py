@@ -16,9 +16,10 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, String, bindparam, case, exists, func, null, select, update
+from sqlalchemy import Engine, String, bindparam, case, exists, func, null, or_, select, update
 
 from callerloop.db import (
+    CadClosure,
     CallEventRecord,
     OptOut,
     OutboxMessage,
@@ -119,16 +120,17 @@ class Outbox:
         return True
 
     def withdrawn(
-        self, workflow_id: str, generation: int, *, agency: str, phone_pseudonym: str
+        self, workflow_id: str, generation: int, *, kind: str, agency: str, phone_pseudonym: str
     ) -> bool:
         """Whether the send may not be handed over: revoked (this generation or all of
-        the call's sends) or the number opted out."""
+        the call's sends), the number opted out, or a stage over that CAD closed."""
         with self._engine.connect() as connection:
             found = connection.execute(
                 self._statements.withdrawn,
                 {
                     "workflow_id": workflow_id,
                     "generation": generation,
+                    "kind": kind,
                     "opt_agency": agency,
                     "opt_pseudonym": phone_pseudonym,
                 },
@@ -234,12 +236,26 @@ class _Statements:
     status_of: Any
 
 
+# The texts of the stages before a call's close: none goes once CAD has closed the call.
+BEFORE_CLOSE = ("confirmation", "delayed", "assigned")
+
+
+def _closed(closures: Any, workflow_id: Any) -> Any:
+    """CAD closed the call after its latest reopen (by CAD's times, `edge_stops`)."""
+    return exists().where(
+        closures.c.workflow_id == workflow_id,
+        closures.c.closed_at.is_not(None),
+        or_(closures.c.reopened_at.is_(None), closures.c.reopened_at < closures.c.closed_at),
+    )
+
+
 @functools.cache
 def _statements(dialect: str) -> _Statements:
     outbox = OutboxMessage.__table__  # type: ignore[attr-defined]
     events = CallEventRecord.__table__  # type: ignore[attr-defined]
     revocations = SendRevocation.__table__  # type: ignore[attr-defined]
     opt_outs = OptOut.__table__  # type: ignore[attr-defined]
+    closures = CadClosure.__table__  # type: ignore[attr-defined]
     opted_out = exists().where(
         opt_outs.c.agency == bindparam("opt_agency"),
         opt_outs.c.phone_pseudonym == bindparam("opt_pseudonym"),
@@ -269,6 +285,7 @@ def _statements(dialect: str) -> _Statements:
                 revocations.c.generation >= bindparam("generation"),
             ),
             ~opted_out,
+            ~(outbox.c.kind.in_(BEFORE_CLOSE) & _closed(closures, outbox.c.workflow_id)),
         )
         .values(status=HANDING_OVER, attempts=outbox.c.attempts + 1, updated_at=now),
         record_handoff=update(outbox)
@@ -303,6 +320,10 @@ def _statements(dialect: str) -> _Statements:
                 revocations.c.generation >= bindparam("generation"),
             )
             | opted_out
+            | (
+                bindparam("kind", type_=String()).in_(BEFORE_CLOSE)
+                & _closed(closures, bindparam("workflow_id"))
+            )
         ),
         revoke=insert_or_skip(dialect, SendRevocation).on_conflict_do_nothing(),
         withhold_pending=update(outbox)

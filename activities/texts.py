@@ -141,7 +141,11 @@ class TextActivities:
         if not self._outbox.hand_over(row, input.generation, utcnow(), phone_pseudonym=pseudonym):
             untouched = row.attempts == read_attempts  # no other attempt took it over
             if untouched and self._outbox.withdrawn(
-                input.workflow_id, input.generation, agency=row.agency, phone_pseudonym=pseudonym
+                input.workflow_id,
+                input.generation,
+                kind=row.kind,
+                agency=row.agency,
+                phone_pseudonym=pseudonym,
             ):
                 return self._withhold(row)
             # An attempt given up on by Temporal while it waited (start-to-close) lives on

@@ -109,6 +109,19 @@ class SendRevocation(SQLModel, table=True):
     revoked_at: datetime = utc_column(nullable=False)
 
 
+class CadClosure(SQLModel, table=True):
+    """A call's closing and reopening as the CAD edge received them (CAD's times, the
+    latest of each): while the latest close is newer than the latest reopen, the hand-off
+    refuses the texts of the stages before it (confirmation, delay notice, unit assigned),
+    even before the call's workflow has seen the close."""
+
+    __tablename__ = "cad_closures"
+
+    workflow_id: str = Field(primary_key=True)
+    closed_at: datetime | None = utc_column()
+    reopened_at: datetime | None = utc_column()
+
+
 class CallRecord(SQLModel, table=True):
     """The latest known state of a call, for staff and exports (no free text from CAD)."""
 

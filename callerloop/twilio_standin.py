@@ -310,6 +310,28 @@ class TwilioStandIn:
         signature = RequestValidator(self.auth_token).compute_signature(url, params)
         return SignedCallback(url, params, str(signature))
 
+    def signed_inbound(
+        self, url: str, from_number: str, to_number: str, body: str
+    ) -> SignedCallback:
+        """The form Twilio would post to an agency's inbound webhook (`url`, as configured
+        at Twilio) for a text a resident sent, and its signature: a new MessageSid each time."""
+        sid = f"SM{uuid.uuid4().hex}"
+        params = {
+            "MessageSid": sid,
+            "SmsMessageSid": sid,
+            "SmsSid": sid,
+            "SmsStatus": "received",
+            "AccountSid": self.account_sid,
+            "From": from_number,
+            "To": to_number,
+            "Body": body,
+            "NumMedia": "0",
+            "NumSegments": str(measure(body).segments),
+            "ApiVersion": "2010-04-01",
+        }
+        signature = RequestValidator(self.auth_token).compute_signature(url, params)
+        return SignedCallback(url, params, str(signature))
+
     def send_status_callback(
         self, message_sid: str, status: str, error_code: int | None = None
     ) -> int | None:

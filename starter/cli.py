@@ -44,7 +44,7 @@ from callerloop.agency_config import (
     load_agencies,
 )
 from callerloop.db import Database, OutboxMessage, database_for
-from callerloop.edge_stops import withdraw_if_unsafe
+from callerloop.edge_stops import hold_at_edge
 from callerloop.logging import configure_logging
 from callerloop.schema import SchemaError
 from callerloop.settings import Settings, get_settings
@@ -343,7 +343,7 @@ async def send_events(
     db.create_schema()
     refused = 0
     for event in events:
-        withdraw_if_unsafe(db, agencies, event)
+        hold_at_edge(db, agencies, event)
         try:
             delivered: Delivered = await cad.send(event)
         except CallAlreadyFinished as error:

@@ -24,7 +24,7 @@ from temporalio.client import Client
 from callerloop import api_keys, audit, dead_letters
 from callerloop.agency_config import AgencyConfig, AgencyConfigError, load_agencies
 from callerloop.db import Database, DeadLetter, database_for
-from callerloop.edge_stops import withdrawing_unsafe_sends
+from callerloop.edge_stops import holding_at_edge
 from callerloop.settings import Settings, get_settings
 from callerloop.temporal import connect, with_local_stack_keys
 from web.cad_ingest import body_delivery, temporal_signal_with_start
@@ -163,7 +163,7 @@ async def _retry(settings: Settings, dead_letter_id: int, fixed_body: str | None
             connected.append(await connect(with_local_stack_keys(settings)))
         return connected[0]
 
-    signal_with_start = withdrawing_unsafe_sends(
+    signal_with_start = holding_at_edge(
         temporal_signal_with_start(client, settings.task_queue),
         _database(settings),
         _agencies(settings),

@@ -33,7 +33,7 @@ from callerloop import dead_letters, metrics
 from callerloop.agency_config import AgencyConfig
 from callerloop.api_keys import agency_for_key
 from callerloop.db import Database
-from callerloop.edge_stops import withdrawing_unsafe_sends
+from callerloop.edge_stops import holding_at_edge
 from starter.cad_client import CadClient, CallAlreadyFinished
 from starter.cad_events import InvalidCadEvent, UnknownAgency, decode_json, parse_cad_json
 from starter.eido import InvalidEido, eido_mapping_for, eido_to_events
@@ -213,7 +213,7 @@ def cad_ingest_router(
     router = APIRouter()
     buckets = TokenBuckets(rate_limit)
     parse_events, parse_eido = events_parser(agencies), eido_parser(agencies)
-    signal_with_start = withdrawing_unsafe_sends(signal_with_start, db, agencies)
+    signal_with_start = holding_at_edge(signal_with_start, db, agencies)
 
     @router.post(
         EVENTS_PATH,

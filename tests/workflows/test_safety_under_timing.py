@@ -18,7 +18,7 @@ from activities import pacing
 from activities.opt_outs import record_opt_out
 from activities.sms_providers.base import OutgoingText, TransientProviderError
 from callerloop.db import SendRevocation
-from callerloop.edge_stops import withdraw_if_unsafe
+from callerloop.edge_stops import hold_at_edge
 from tests.factories import RecordingProvider, cad_event, eligible_call, new_incident_id
 from tests.harness import Harness
 from tests.workflows.held_activities import HeldOutboxReport
@@ -289,7 +289,25 @@ async def test_a_safety_fact_at_the_cad_edge_stops_a_text_in_retry_before_the_ca
     await start_call(harness, incident)
     await eventually(lambda: provider.calls >= 1, "the first, throttled attempt")
     sensitive = cad_event(incident, CadEventType.UPDATED, minutes=1, call_type="SEXUAL ASSAULT")
-    assert withdraw_if_unsafe(harness.db, harness.agencies, sensitive) == "call_type_sensitive"
+    hold_at_edge(harness.db, harness.agencies, sensitive)
     await harness.env.sleep(timedelta(hours=1))  # the event itself is never signalled
     assert provider.accepted == []
     assert [row.status for row in harness.outbox(incident)] == ["withheld"]
+
+
+async def test_a_close_at_the_cad_edge_stops_an_earlier_stages_text_before_the_call_hears_of_it(
+    harness: Harness, provider: RecordingProvider
+) -> None:
+    provider.failures.append(throttled)
+    incident = new_incident_id()
+    await start_call(harness, incident)
+    await eventually(lambda: provider.calls >= 1, "the first, throttled attempt")
+    hold_at_edge(harness.db, harness.agencies, cad_event(incident, CadEventType.CLEARED, minutes=9))
+    await harness.env.sleep(timedelta(hours=1))  # the close itself is never signalled
+    assert provider.accepted == [], "a confirmation after the call was over"
+    # A reopen, newer by CAD's clock, lifts it: the unit's text goes.
+    hold_at_edge(
+        harness.db, harness.agencies, cad_event(incident, CadEventType.REOPENED, minutes=10)
+    )
+    await harness.send(cad_event(incident, CadEventType.ASSIGNED, minutes=11))
+    assert provider.kinds() == ["assigned"]

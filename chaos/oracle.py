@@ -7,6 +7,11 @@ type; replayed callers all have a mobile number); an eligible call gets one conf
 (or, closed before it could be confirmed, none: the closing note says it all), at most
 one update per kind, a closing note and one survey when it is cleared, nothing when it is
 cancelled; an ineligible call gets nothing.
+
+The chaos schedule's own facts change that (`after_schedule`): a call CAD reclassified
+unsafe, or whose caller replied STOP, may have lost any text from then on, so only "at
+most" holds for it; but a caller who replied START before CAD closed the call (every
+close after the START) still gets its closing note and survey: those stages come after.
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ import csv
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
+
+from chaos.timeline import FACT_GRACE, CadSent, Journal, opt_out_windows
 
 # DESIGN.md's never-text list, in this module's own words (on top of the agency's list).
 SENSITIVE = (
@@ -53,6 +61,8 @@ class Expectation:
     why: str  # the first rule that says no, or "eligible"
     dispatched: bool
     closing: Closing
+    interrupted: str | None = None  # the schedule's fact after which its texts may stop
+    resumed: bool = False  # opted out, then START before every close: closing texts due
 
 
 @dataclass(frozen=True)
@@ -64,11 +74,14 @@ class AgencyRules:
     in_progress: tuple[str, ...]
     cancelled: tuple[str, ...]
     columns: Mapping[str, str]
+    lower_is_more_urgent: bool = True
+    priority_scale: tuple[int, int] = (0, 9)
 
     @classmethod
     def from_toml(cls, path: Path) -> AgencyRules:
         data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
         eligibility = data["eligibility"]
+        scale = data.get("cad", {}).get("priority_scale", {})
         return cls(
             sources=data.get("cad", {}).get("sources", {}),
             eligible_sources=frozenset(eligibility.get("sources", CALLER_SOURCES)),
@@ -77,7 +90,32 @@ class AgencyRules:
             in_progress=tuple(eligibility.get("in_progress_patterns", [])),
             cancelled=tuple(data.get("replay", {}).get("cancelled_dispositions", [])),
             columns=data["replay"]["columns"],
+            lower_is_more_urgent=eligibility.get("lower_priority_is_more_urgent", True),
+            priority_scale=(scale.get("min", 0), scale.get("max", 9)),
         )
+
+    def escalated_priority(self) -> int:
+        """A priority more urgent than every eligible one, on the CAD's scale."""
+        if self.lower_is_more_urgent:
+            priority = min(self.priorities) - 1
+        else:
+            priority = max(self.priorities) + 1
+        low, high = self.priority_scale
+        if not low <= priority <= high:
+            raise ValueError(f"no priority above {sorted(self.priorities)} on {low}..{high}")
+        return priority
+
+    def unsafe_change(
+        self, call_type: str | None, priority: int | None, do_not_text: bool | None
+    ) -> str | None:
+        """Why CAD's change makes a call unsafe to text, by this module's rules (None: it
+        does not)."""
+        never = SENSITIVE + self.excluded + self.in_progress
+        if call_type is not None and (pattern := _matches(never, call_type)):
+            return f"call type {call_type} ~ {pattern}"
+        if priority is not None and priority not in self.priorities:
+            return f"priority {priority}"
+        return "do not text" if do_not_text else None
 
 
 def _present(value: str | None) -> bool:
@@ -130,3 +168,44 @@ def expectations(
         if incident in incidents and incident not in found:
             found[incident] = expect(row, rules)
     return found
+
+
+CLOSES = frozenset({"cleared", "cancelled"})
+
+
+def after_schedule(expected: Mapping[str, Expectation], journal: Journal) -> dict[str, Expectation]:
+    """The expectations once the schedule's facts are in: `interrupted` for each call CAD
+    reclassified unsafe or whose number replied STOP while it was open (or before it),
+    `resumed` for the latter when every STOP was followed by a START before CAD closed it."""
+    events = journal.events_of()
+    unsafe = {fact.incident_id: f"CAD: {fact.unsafe}" for fact in journal.safety_facts()}
+    opted_out: dict[str, str] = {}
+    back_before_close: dict[str, bool] = {}
+    for window in opt_out_windows(journal.replies):
+        for incident in journal.incidents_of(window.phone):
+            sent = events.get(incident, [])
+            if _called_after(sent, window.start_accepted):
+                continue  # its caller had opted back in: the STOP was not about it
+            opted_out.setdefault(incident, f"STOP from {window.phone}")
+            back = _closed_after(sent, window.start_accepted)
+            back_before_close[incident] = back_before_close.get(incident, True) and back
+
+    def adjusted(incident: str, expectation: Expectation) -> Expectation:
+        why = unsafe.get(incident) or opted_out.get(incident)
+        if why is None:
+            return expectation
+        resumed = incident not in unsafe and back_before_close.get(incident, False)
+        return replace(expectation, interrupted=why, resumed=resumed)
+
+    return {incident: adjusted(incident, e) for incident, e in expected.items()}
+
+
+def _called_after(events: Iterable[CadSent], moment: datetime | None) -> bool:
+    created = [sent.posted_at for sent in events if sent.event_type == "created"]
+    return moment is not None and bool(created) and min(created) > moment + FACT_GRACE
+
+
+def _closed_after(events: Iterable[CadSent], moment: datetime | None) -> bool:
+    """Every close of the call was posted once the stack had seen `moment`'s START."""
+    closes = [sent.posted_at for sent in events if sent.event_type in CLOSES]
+    return moment is not None and bool(closes) and min(closes) > moment + FACT_GRACE

@@ -9,8 +9,13 @@ that nothing was lost and nothing was sent twice.
 4. Meanwhile, on a schedule drawn from the seed: the worker SIGKILLed (once while Twilio
    holds a text it has not answered), the web app SIGKILLed, the dev server restarted,
    Twilio answering 500, 429 and too late, and status callbacks dropped.
-5. Wait until every workflow has completed, then judge against the oracle (chaos.oracle),
-   which reads the CSV and the TOML with code of its own.
+5. And safety facts that race the texts (chaos.facts): CAD reclassifying a call sensitive,
+   escalating it or flagging it do-not-text, the caller replying STOP then START through
+   the signed inbound webhook, right after a CAD event that texts or while Twilio refuses
+   the caller's texts; each journalled with when it was posted and accepted.
+6. Wait until every workflow has completed, then judge against the oracle (chaos.oracle),
+   which reads the CSV and the TOML with code of its own, and judge each text by when
+   Twilio received it against the journal (chaos.invariants).
 """
 
 from __future__ import annotations
@@ -38,12 +43,23 @@ from callerloop.api_keys import create_key
 from callerloop.db import CallEventRecord, Database, OutboxMessage
 from callerloop.settings import PROJECT_ROOT, SHARED_CAD_EXPORT, Settings, get_settings
 from callerloop.twilio_standin import TwilioStandIn
+from chaos import facts as safety_facts
+from chaos.acting import FactDriver, FactsDone
 from chaos.faults import FULL_RUN, SHORT_RUN, Fault, Step, schedule
-from chaos.invariants import Observed, OutboxRow, ProviderMessage, Verdict, judge
-from chaos.oracle import AgencyRules, expectations
+from chaos.invariants import (
+    Observed,
+    OutboxRow,
+    ProviderMessage,
+    Verdict,
+    judge,
+    resolved_texts,
+    texts_within_grace,
+)
+from chaos.oracle import AgencyRules, Expectation, after_schedule, expectations
 from chaos.stack import SERVER, WEB, WORKER, ChaosStack
+from chaos.timeline import CadSent, Journal, wall_clock
 from starter.cad_client import CallAlreadyFinished
-from starter.devstack import StackError, StackPaths, busiest_day, with_local_secrets
+from starter.devstack import StackError, StackPaths, busiest_day, web_url, with_local_secrets
 from starter.http_client import HttpCadClient, IngestRefused, Retrying
 from starter.replay import ReplayCall, first_calls, parse_cad_export, replay, timeline
 from starter.synthetic_day import synthetic_day, to_csv_lines
@@ -120,11 +136,14 @@ class ChaosResult:
     injected: Injected
     observed_effects: dict[str, int]
     summary: dict[str, int]
+    facts: FactsDone = field(default_factory=FactsDone)
 
     @property
     def passed(self) -> bool:
-        return self.verdict.passed and all(
-            self.injected.done[fault] >= 1 for fault in self.injected.planned
+        return (
+            self.verdict.passed
+            and all(self.injected.done[fault] >= 1 for fault in self.injected.planned)
+            and all(self.facts.done[kind] >= 1 for kind in self.facts.planned)
         )
 
 
@@ -181,22 +200,39 @@ class Deliveries:
     retries: int = 0
 
 
-async def deliver_all(url: str, key: str, calls: Sequence[ReplayCall], speed: float) -> Deliveries:
+async def deliver_all(
+    url: str,
+    key: str,
+    calls: Sequence[ReplayCall],
+    speed: float,
+    journal: Journal,
+    facts: FactDriver,
+) -> Deliveries:
     """Each event through the ingest API until it is accepted: an outage (connection
-    refused, 5xx while Temporal restarts) is retried; events are idempotent."""
+    refused, 5xx while Temporal restarts) is retried; events are idempotent. Each accepted
+    event is journalled, and the fact that follows it, if any, set going."""
     done = Deliveries()
 
     async with HttpCadClient(url, key, timeout=15, retrying=UNTIL_ACCEPTED) as cad:
 
         async def send(event: CadEvent) -> None:
+            posted = wall_clock()
+            facts.before_post(event)
             try:
                 workflow_id = await cad.send(event)
             except CallAlreadyFinished:
                 done.finished.append(event.event_id)
+                facts.after_not_applied(event)
             except IngestRefused as error:
                 done.refused.append(f"{event.event_id}: {error}")
+                facts.after_not_applied(event)
             else:
                 done.accepted.append((workflow_id, event.event_id))
+                accepted = wall_clock()
+                journal.cad.append(
+                    CadSent(event.incident_id, event.event_type.value, posted, accepted)
+                )
+                facts.after_accepted(event)
 
         await replay(timeline(calls), send, speed=speed)
         done.retries = cad.retries
@@ -359,11 +395,17 @@ async def run_chaos(options: ChaosOptions, console: Console) -> ChaosResult:
     planned = SHORT_RUN if options.short else FULL_RUN
     # Faults while the day is replayed and its calls close (a bounded stretch of it).
     steps = schedule(options.seed, planned, within=max(30.0, min(span, 600.0)))
+    rules = AgencyRules.from_toml(settings.agencies_dir / f"{AGENCY}.toml")
+    expected = expectations(day.csv_lines, rules, {call.incident_id for call in day.calls})
+    eligible = [incident for incident, e in expected.items() if e.eligible]
+    wanted = safety_facts.SHORT_RUN if options.short else safety_facts.FULL_RUN
+    facts = safety_facts.plan(options.seed, day.calls, eligible, wanted, short=options.short)
+    journal = Journal(phones=callers(day.calls))
     console.print(
         f"chaos run, seed {options.seed}: {len(day.calls)} calls of {day.description} "
         f"({day.left_out} left out: not closed within {'3 h' if options.short else 'a day'}), "
         f"{len(events)} events at {speed:g}x (about {span:.0f} s), time scale {scale:g}, "
-        f"{len(steps)} faults"
+        f"{len(steps)} faults, {len(facts)} safety facts"
     )
     standin = TwilioStandIn(auto_callbacks=True, callback_delay=0.05).start()
     stack = ChaosStack(settings, paths, database_url, scale, standin, console)
@@ -377,11 +419,17 @@ async def run_chaos(options: ChaosOptions, console: Console) -> ChaosResult:
         url = f"http://127.0.0.1:{settings.web_port}"
         started = time.monotonic()
         faults = asyncio.create_task(inject(stack, steps, injected, console))
-        deliveries = await deliver_all(url, key, day.calls, speed)
-        console.print(
-            f"replay done in {time.monotonic() - started:.0f} s: {len(deliveries.accepted)} "
-            f"events accepted, {deliveries.retries} retried deliveries"
-        )
+        async with HttpCadClient(url, key, timeout=15, retrying=UNTIL_ACCEPTED) as cad:
+            driver = FactDriver(
+                facts, standin, cad, web_url(settings), agency_number(agency), rules, journal
+            )
+            deliveries = await deliver_all(url, key, day.calls, speed, journal, driver)
+            console.print(
+                f"replay done in {time.monotonic() - started:.0f} s: "
+                f"{len(deliveries.accepted)} events accepted, "
+                f"{deliveries.retries} retried deliveries"
+            )
+            await driver.finish()
         await faults
         running = await wait_until_all_completed(stack, options.settle_timeout, console)
         console.print(
@@ -389,22 +437,57 @@ async def run_chaos(options: ChaosOptions, console: Console) -> ChaosResult:
             if running == 0
             else f"{running} workflows still running after {options.settle_timeout:.0f} s"
         )
-        return await observe_and_judge(stack, db, day, deliveries, injected)
+        told = Told(expected, journal, driver.done)
+        return await observe_and_judge(stack, db, day, deliveries, injected, told)
     finally:
         stack.stop()
         standin.stop()
         db.dispose()
 
 
+def callers(calls: Sequence[ReplayCall]) -> dict[str, str]:
+    """Each call's number, as its created event gives it (calls from officers have none)."""
+    return {
+        call.incident_id: phone
+        for call in calls
+        if (phone := call.events[0].caller_phone) is not None
+    }
+
+
+def agency_number(agency: AgencyConfig) -> str:
+    """The number residents text: the inbound webhook finds the agency by it."""
+    number = agency.agency.sender_number
+    if not number:
+        raise StackError(f"agencies/{AGENCY}.toml has no sender_number for replies to reach")
+    return number
+
+
+@dataclass(frozen=True)
+class Told:
+    """What the oracle expects before the schedule's facts, and what the driver told."""
+
+    expected: dict[str, Expectation]
+    journal: Journal
+    facts: FactsDone
+
+
 async def observe_and_judge(
-    stack: ChaosStack, db: Database, day: Day, deliveries: Deliveries, injected: Injected
+    stack: ChaosStack,
+    db: Database,
+    day: Day,
+    deliveries: Deliveries,
+    injected: Injected,
+    told: Told,
 ) -> ChaosResult:
     standin = stack.standin
-    messages = [ProviderMessage(m.sid, m.body, m.status_callback) for m in standin.messages]
+    messages = [
+        ProviderMessage(m.sid, m.body, m.status_callback, m.to, m.created_at)
+        for m in standin.messages
+    ]
     outbox, recorded = read_outbox(db)
     incidents = {call.incident_id for call in day.calls}
-    rules = AgencyRules.from_toml(stack.settings.agencies_dir / f"{AGENCY}.toml")
-    expected = expectations(day.csv_lines, rules, incidents)
+    journal, facts = told.journal, told.facts
+    expected = after_schedule(told.expected, journal)
     confirmed = {row.incident_id for row in outbox if row.kind == "confirmation"}
     unconfirmed = [i for i, e in expected.items() if e.eligible and i not in confirmed]
     skipped = await skipped_kinds(stack.client, unconfirmed)
@@ -416,6 +499,7 @@ async def observe_and_judge(
         recorded_events=recorded,
         accepted_events=deliveries.accepted,
         workflows_not_completed=not_completed,
+        journal=journal,
     )
     verdict = judge(expected, observed)
     verdict.check(
@@ -428,6 +512,12 @@ async def observe_and_judge(
         not deliveries.refused,
         "; ".join(deliveries.refused[:5]),
     )
+    verdict.check(
+        "no safety fact refused (reclassification, STOP, START)",
+        not facts.refused,
+        "; ".join(facts.refused[:5]),
+    )
+    within_grace = texts_within_grace(resolved_texts(messages, outbox), journal)
     answers = Counter(request.status for request in standin.requests)
     effects = {
         "Twilio answers 500": answers[500],
@@ -439,6 +529,13 @@ async def observe_and_judge(
         ),
         "mid-send kills that caught a text in Twilio's hands": injected.mid_send_caught,
         "CAD deliveries retried (outages)": deliveries.retries,
+        "safety facts told while Twilio refused their call's text": facts.caught_in_retry,
+        "texts withdrawn on their way (outbox withheld)": sum(
+            1 for row in outbox if row.status == "withheld"
+        ),
+        "texts that reached Twilio within the grace after a fact": len(within_grace),
+        "latest of them, ms after the fact": round(1000 * max(within_grace, default=0.0)),
+        "STOP/START posts retried (outages)": facts.reply_retries,
     }
     summary = {
         "calls replayed": len(incidents),
@@ -449,8 +546,13 @@ async def observe_and_judge(
         ),
         "CAD events accepted": len(deliveries.accepted),
         "events for calls already finished (not applied)": len(deliveries.finished),
+        "calls interrupted by a safety fact": sum(1 for e in expected.values() if e.interrupted),
+        "of them opted back in before CAD closed them": sum(
+            1 for e in expected.values() if e.resumed
+        ),
+        "safety facts not applied (their call had ended)": len(facts.finished_first),
     }
-    return ChaosResult(verdict, injected, effects, summary)
+    return ChaosResult(verdict, injected, effects, summary, facts)
 
 
 def print_report(result: ChaosResult, console: Console) -> None:
@@ -463,6 +565,15 @@ def print_report(result: ChaosResult, console: Console) -> None:
             fault.value, str(result.injected.planned[fault]), str(result.injected.done[fault])
         )
     console.print(faults)
+    facts = Table(title="Safety facts told", title_justify="left")
+    facts.add_column("fact")
+    facts.add_column("race")
+    facts.add_column("planned", justify="right")
+    facts.add_column("told", justify="right")
+    for fact, race in sorted(result.facts.planned):
+        planned = result.facts.planned[(fact, race)]
+        facts.add_row(fact.value, race.value, str(planned), str(result.facts.done[(fact, race)]))
+    console.print(facts)
     effects = Table(title="What the faults did", title_justify="left", show_header=False)
     for name, count in {**result.observed_effects, **result.summary}.items():
         effects.add_row(name, str(count))

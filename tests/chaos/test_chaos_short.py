@@ -1,7 +1,8 @@
 """The short chaos run (`make chaos`'s little sibling, run by `make test` and CI): the
 day's first 40 short calls replayed through the real stack (dev server on SQLite, worker
 and web app under uvicorn as processes, real twilio client against the stand-in) while
-every kind of fault is injected on a fixed seed; every invariant must hold.
+every kind of fault is injected on a fixed seed, and CAD reclassifies calls and callers
+reply STOP then START while their texts are on their way; every invariant must hold.
 
 SLOW: about two minutes on two shared cores, most of it the last calls' 60 s survey
 window after the faults' last lost send attempt (30 s) is retried.
@@ -13,7 +14,16 @@ from pathlib import Path
 
 from rich.console import Console
 
+from chaos import facts
 from chaos.faults import SHORT_RUN, Fault
+from chaos.invariants import (
+    CALLERS_STOP,
+    CLOSED_STAYS_CLOSED,
+    IN_ORDER,
+    NO_DELAY_ONCE_ASSIGNED,
+    NOTHING_STALE_AFTER_START,
+    SAFETY_FACT,
+)
 from chaos.run import ChaosOptions, print_report, run_chaos
 
 SEED = 1
@@ -41,3 +51,13 @@ async def test_short_chaos_run_loses_nothing_and_sends_nothing_twice(tmp_path: P
     assert result.summary["eligible calls"] > 0 and result.summary["texts at the provider"] > 0
     texts = result.summary["texts at the provider"]
     assert checks["every provider message is an outbox row's"] == texts
+    # Every kind of safety fact was told, one of them while Twilio refused a text it races,
+    # and a text on its way was withdrawn; each timing rule was checked.
+    assert result.facts.done == facts.SHORT_RUN
+    assert {fact for fact, _ in result.facts.done} == set(facts.Fact)
+    assert effects["safety facts told while Twilio refused their call's text"] >= 1
+    assert effects["texts withdrawn on their way (outbox withheld)"] >= 1
+    assert result.summary["calls interrupted by a safety fact"] >= facts.SHORT_RUN.total()
+    timing_rules = (SAFETY_FACT, CALLERS_STOP, IN_ORDER, CLOSED_STAYS_CLOSED)
+    for rule in (*timing_rules, NO_DELAY_ONCE_ASSIGNED, NOTHING_STALE_AFTER_START):
+        assert checks[rule] > 0, rule

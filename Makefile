@@ -29,6 +29,7 @@ lint: setup
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	NO_MKDOCS_2_WARNING=1 $(RUN) mkdocs build --strict --site-dir .data/site
 
 test: lint
 	$(RUN) pytest -q

@@ -1,5 +1,5 @@
 """Writing a bench run: `<timestamp>.json`, and `<timestamp>/report.md` with PNG plots,
-copied to `latest/` (the one the README quotes)."""
+copied to `latest/` (the one docs/performance.md quotes)."""
 
 from __future__ import annotations
 

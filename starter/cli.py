@@ -159,7 +159,7 @@ def load_agencies_or_exit(directory: Path) -> dict[str, AgencyConfig]:
 
 async def connect_or_exit(settings: Settings) -> Client:
     """Connected with the configured keys, or else those of the local stack of `make run`
-    (so the README's commands read its encrypted payloads)."""
+    (so the documented commands read its encrypted payloads)."""
     try:
         return await connect(with_local_stack_keys(settings))
     except TemporalConfigError as error:

@@ -64,7 +64,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--record-histories",
         action="store_true",
         help="write the histories of tests marked record_history to tests/histories/ "
-        "(unencrypted, for the replay test); see the README on rolling out workflow changes",
+        "(unencrypted, for the replay test); see docs/workflow-changes.md",
     )
 
 

@@ -114,7 +114,7 @@ def create_app(
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
-        """callerloop's Prometheus metrics (keep it off the public proxy: see the README)."""
+        """callerloop's Prometheus metrics (keep it off the public proxy: see docs/deploying.md)."""
         return Response(metrics_body(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(WebhookErrorMetrics, endpoints=MACHINE_ENDPOINTS)

@@ -61,8 +61,8 @@ from workflows.model import (
 )
 from workflows.policy import EligibilityReason
 
-# Patch ids of workflow changes that calls in flight must replay around (README: "Rolling
-# out a workflow change"). Deprecate one only when no call started before it is running.
+# Patch ids of workflow changes that calls in flight must replay around (see
+# docs/workflow-changes.md). Deprecate one only when no call started before it is running.
 DEADLINE_REACHED_ON_TIMER = "deadline-reached-on-timer"
 # Recording a call also looks its number up in the opt-out registry, after the record is
 # committed: a STOP from then on reaches the call as a signal, so texts no longer each

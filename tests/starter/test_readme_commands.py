@@ -1,17 +1,20 @@
-"""Every command the README documents runs against a running `make run` stack.
+"""Every command the README and the manual document runs against a running `make run` stack.
 
-The commands are read from README.md itself: each `uv run callerloop …` line of its `sh`
-blocks (continuation lines joined), so a command added to the README without a check here
-fails this test. One stack (`callerloop dev`, as `make run` starts it) serves them all;
-each runs as its own process, with the environment a second terminal beside `make run`
-has. The stack's ports and data folder are the test's own, so its CALLERLOOP_* variables
-say where they are; nothing says where the keys are: the commands find the stack's (in
-its data folder) as they do beside `make run`.
+The commands are read from README.md and the pages of the docs site (every page in
+mkdocs.yml's nav, which `mkdocs build --strict` holds to every page in docs/): each
+`uv run callerloop …` line of their `sh` blocks (continuation lines joined), so a command
+added to the README or a page without a check here fails this test. One stack
+(`callerloop dev`, as `make run` starts it) serves them all; each runs as its own
+process, with the environment a second terminal beside `make run` has. The stack's ports
+and data folder are the test's own, so its CALLERLOOP_* variables say where they are;
+nothing says where the keys are: the commands find the stack's (in its data folder) as
+they do beside `make run`.
 
-The README's examples are run as written: its CAD event (incident 25-071089) is the call
-the `calls` commands act on, `event.json`, `export.csv`, `password.txt` and `public/`
-are files in the working directory, `$KEY` is the key `keys add` prints, and the example
-URLs (`https://callerloop.example.gov`, `http://localhost:8000`) are the stack's web app.
+The examples are run as written: the CAD event of "The command line" (incident
+25-071089) is the call the `calls` commands act on, `event.json`, `export.csv`,
+`password.txt` and `public/` are files in the working directory, `$KEY` is the key
+`keys add` prints, and the example URLs (`https://callerloop.example.gov`,
+`http://localhost:8000`) are the stack's web app.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlmodel import col, select
 
 from callerloop.agency_config import load_agencies
@@ -39,6 +43,7 @@ from starter.replay import column_names
 from tests.starter.test_devstack import answers, free_port
 
 README = PROJECT_ROOT / "README.md"
+MKDOCS = PROJECT_ROOT / "mkdocs.yml"  # its nav lists the manual's pages, in docs/
 # What `uv run callerloop` runs: the project's console script in its venv.
 CALLERLOOP = Path(sys.executable).parent / "callerloop"
 # Slow enough that the README's call sends no delay notice (90 min of CAD time) before
@@ -46,15 +51,44 @@ CALLERLOOP = Path(sys.executable).parent / "callerloop"
 DEMO_SPEED = 60
 STACK_START_SECONDS = 90
 COMMAND_TIMEOUT_SECONDS = 90
-README_CALL = "call/example/25-071089"  # the README's CAD event
+README_CALL = "call/example/25-071089"  # the documented CAD event
 PASSWORD = "correct horse battery staple"
 HEALTH = "/healthz"
 ERROR_LINES = 25  # of a failed command's stderr, in the test's report
 
 
 @dataclass(frozen=True)
+class Page:
+    path: str  # from the project root: README.md, docs/command-line.md, …
+    text: str
+
+
+def documented_pages() -> list[Page]:
+    """README.md, then the docs site's pages in the order of mkdocs.yml's nav."""
+    config = yaml.safe_load(MKDOCS.read_text(encoding="utf-8"))
+    docs_dir = PROJECT_ROOT / config.get("docs_dir", "docs")
+
+    def files(nav: object) -> Iterator[str]:
+        if isinstance(nav, str):
+            yield nav
+        elif isinstance(nav, list):
+            for item in nav:
+                yield from files(item)
+        elif isinstance(nav, dict):
+            for item in nav.values():
+                yield from files(item)
+
+    paths = [README, *(docs_dir / name for name in files(config["nav"]))]
+    return [
+        Page(str(path.relative_to(PROJECT_ROOT)), path.read_text(encoding="utf-8"))
+        for path in paths
+    ]
+
+
+@dataclass(frozen=True)
 class ReadmeCommand:
-    line: int  # where it starts in README.md
+    page: str  # the page it is on: README.md, docs/command-line.md, …
+    line: int  # where it starts on that page
     args: tuple[str, ...]  # after `uv run callerloop`
     stdin_file: str | None  # `< FILE`
 
@@ -65,17 +99,26 @@ class ReadmeCommand:
 
     def __str__(self) -> str:
         redirect = f" < {self.stdin_file}" if self.stdin_file else ""
-        return f"README.md:{self.line}: callerloop {shlex.join(self.args)}{redirect}"
+        return f"{self.page}:{self.line}: callerloop {shlex.join(self.args)}{redirect}"
 
 
 SINGLE_COMMANDS = {"worker", "web", "dev"}
 
 
-def readme_commands(text: str) -> list[ReadmeCommand]:
-    """The `uv run callerloop …` lines of the README's sh blocks, in order, once each."""
+def readme_commands(pages: Sequence[Page]) -> list[ReadmeCommand]:
+    """The `uv run callerloop …` lines of the pages' sh blocks, in order, once each."""
+    commands = [command for page in pages for command in page_commands(page)]
+    unique: dict[tuple[tuple[str, ...], str | None], ReadmeCommand] = {}
+    for command in commands:
+        unique.setdefault((command.args, command.stdin_file), command)
+    return list(unique.values())
+
+
+def page_commands(page: Page) -> list[ReadmeCommand]:
+    """The `uv run callerloop …` lines of one page's sh blocks, in order."""
     commands: list[ReadmeCommand] = []
     in_shell, pending, start = False, "", 0
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(page.text.splitlines(), start=1):
         if line.startswith("```"):
             in_shell = line.strip() == "```sh"
             continue
@@ -90,15 +133,12 @@ def readme_commands(text: str) -> list[ReadmeCommand]:
         if pending.rstrip().endswith("\\"):
             pending = pending.rstrip()[:-1]
             continue
-        commands.append(parse(pending, start))
+        commands.append(parse(pending, page.path, start))
         pending = ""
-    unique: dict[tuple[tuple[str, ...], str | None], ReadmeCommand] = {}
-    for command in commands:
-        unique.setdefault((command.args, command.stdin_file), command)
-    return list(unique.values())
+    return commands
 
 
-def parse(line: str, number: int) -> ReadmeCommand:
+def parse(line: str, page: str, number: int) -> ReadmeCommand:
     words = shlex.split(line, comments=True)
     assert words[:3] == ["uv", "run", "callerloop"], line
     words = words[3:]
@@ -106,14 +146,16 @@ def parse(line: str, number: int) -> ReadmeCommand:
     if "<" in words:
         at = words.index("<")
         stdin_file, words = words[at + 1], words[:at] + words[at + 2 :]
-    return ReadmeCommand(number, tuple(words), stdin_file)
+    return ReadmeCommand(page, number, tuple(words), stdin_file)
 
 
-def readme_cad_event(text: str) -> str:
-    """The README's example CAD event: the json block after "A CAD event"."""
-    found = re.search(r"A CAD event .*?```json\n(.*?)```", text, re.DOTALL)
-    assert found, "README.md: no example CAD event"
-    return found.group(1)
+def readme_cad_event(pages: Sequence[Page]) -> str:
+    """The documented example CAD event: the json block after "A CAD event"."""
+    for page in pages:
+        found = re.search(r"A CAD event .*?```json\n(.*?)```", page.text, re.DOTALL)
+        if found:
+            return found.group(1)
+    raise AssertionError(f"no example CAD event in {[page.path for page in pages]}")
 
 
 # --- the stack -------------------------------------------------------------------------
@@ -314,9 +356,9 @@ def filled(command: ReadmeCommand, stack: RunningStack, users_added: list[str]) 
     return args
 
 
-def prepare_terminal(stack: RunningStack, text: str) -> None:
-    """The files the README's commands name, in the terminal's working directory."""
-    (stack.cwd / "event.json").write_text(readme_cad_event(text), encoding="utf-8")
+def prepare_terminal(stack: RunningStack, pages: Sequence[Page]) -> None:
+    """The files the documented commands name, in the terminal's working directory."""
+    (stack.cwd / "event.json").write_text(readme_cad_event(pages), encoding="utf-8")
     (stack.cwd / "password.txt").write_text(PASSWORD + "\n", encoding="utf-8")
     (stack.cwd / ".data").mkdir()  # the replay's journal goes in .data/, as beside make run
     write_export(
@@ -326,16 +368,26 @@ def prepare_terminal(stack: RunningStack, text: str) -> None:
 
 
 def test_the_readme_documents_commands_and_each_has_a_check() -> None:
-    commands = readme_commands(README.read_text(encoding="utf-8"))
+    commands = readme_commands(documented_pages())
     assert len(commands) >= 20, [str(c) for c in commands]
     unplanned = [str(c) for c in commands if c.name not in PLANS]
-    assert not unplanned, f"README commands this test does not run: {unplanned}"
+    assert not unplanned, f"documented commands this test does not run: {unplanned}"
+
+
+def test_the_readme_links_lead_somewhere() -> None:
+    """Every file README.md links to exists (mkdocs build --strict checks the pages')."""
+    text = re.sub(r"```.*?```", "", README.read_text(encoding="utf-8"), flags=re.DOTALL)
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    local = [t.split("#")[0] for t in targets if not re.match(r"[a-z]+:", t)]
+    assert len(local) >= 10, targets
+    missing = [target for target in local if not (PROJECT_ROOT / target).exists()]
+    assert not missing, f"README.md links to files that do not exist: {missing}"
 
 
 def test_every_readme_command_runs_against_the_make_run_stack(stack: RunningStack) -> None:
-    text = README.read_text(encoding="utf-8")
-    commands = [c for c in readme_commands(text) if c.name in PLANS]
-    prepare_terminal(stack, text)
+    pages = documented_pages()
+    commands = [c for c in readme_commands(pages) if c.name in PLANS]
+    prepare_terminal(stack, pages)
     users_added: list[str] = []
     failures: list[str] = []
     ran: list[str] = []
@@ -350,7 +402,7 @@ def test_every_readme_command_runs_against_the_make_run_stack(stack: RunningStac
         if stage == 2:  # the README's call has its confirmation before the `calls` commands
             wait_for_confirmation(stack)
     assert not failures, "\n\n".join(failures)
-    skipped = {c.name for c in readme_commands(text)} - set(ran)
+    skipped = {c.name for c in readme_commands(pages)} - set(ran)
     assert skipped == {name for name, plan in PLANS.items() if plan.check is None}
 
 

@@ -2,7 +2,7 @@
 Playwright) against the real app under uvicorn: anonymous visitors and wrong passwords
 are turned away, a supervisor signs in and reads every chart, a data table and the
 comments inbox on a laptop and on a phone; every page is scanned with axe-core and
-photographed into .data/screenshots/ (the README's picture is one of them)."""
+photographed into .data/screenshots/ (the docs' picture is one of them)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
-# callerloop: `make run` starts the local stack, `make test` checks everything,
+# callerloop: `make run` starts the local stack (DEV_ARGS="--keep" keeps the last run),
+# `make test` checks everything,
 # `make bench` measures it (BENCH_ARGS="--quick" for a short run; see `python -m bench -h`),
 # `make chaos` replays a day while crashing the stack (CHAOS_ARGS="--short --seed 7").
 # Both set up a fresh clone first: uv (installed with pip if missing), then `uv sync`.
 # `make migration MESSAGE="what changed"` writes the next database migration after a
-# model change in callerloop/db.py (review it before committing).
+# model change in callerloop/core/db.py (review it before committing).
 
 .PHONY: setup run test lint bench chaos migration clean
 
@@ -23,16 +24,20 @@ setup:
 	$(UV) sync --frozen
 
 run: setup
-	$(RUN) callerloop dev
+	$(RUN) python -m devtools $(DEV_ARGS)
 
 lint: setup
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	$(RUN) lint-imports --no-cache
 	NO_MKDOCS_2_WARNING=1 $(RUN) mkdocs build --strict --site-dir .data/site
 
+# Two xdist workers (one Temporal test server per test module in each); TEST_WORKERS=0
+# runs them in one process, PYTEST_ARGS='-m "not slow"' leaves out the slow tier.
+TEST_WORKERS ?= 2
 test: lint
-	$(RUN) pytest -q
+	$(RUN) pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=15 $(PYTEST_ARGS)
 
 bench: setup
 	$(RUN) python -m bench $(BENCH_ARGS)
@@ -43,8 +48,8 @@ chaos: setup
 migration: setup
 	@test -n "$(MESSAGE)" || { echo 'usage: make migration MESSAGE="what changed"'; exit 2; }
 	$(RUN) callerloop db revision -m "$(MESSAGE)"
-	$(RUN) ruff format callerloop/migrations/versions
-	$(RUN) ruff check --fix callerloop/migrations/versions
+	$(RUN) ruff format callerloop/core/migrations/versions
+	$(RUN) ruff check --fix callerloop/core/migrations/versions
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

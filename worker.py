@@ -27,13 +27,13 @@ from activities.policy_loader import PolicyActivities
 from activities.sms_providers import make_provider
 from activities.sms_providers.base import SmsProvider
 from activities.texts import TextActivities, sender_rate
-from callerloop.agency_config import AgencyConfig, load_agencies
-from callerloop.db import Database, database_for
-from callerloop.health import HealthServer, temporal_runtime
-from callerloop.logging import configure_logging
-from callerloop.settings import Settings, get_settings
-from callerloop.temporal import TemporalConfigError, connect, required_payload_codec
-from callerloop.temporal_connection import resolve_connection
+from callerloop.core.agency_config import AgencyConfig, load_agencies
+from callerloop.core.db import Database, database_for
+from callerloop.core.health import HealthServer, temporal_runtime
+from callerloop.core.logging import configure_logging
+from callerloop.core.settings import Settings, get_settings
+from callerloop.core.temporal import TemporalConfigError, connect, required_payload_codec
+from callerloop.core.temporal_connection import resolve_connection
 from workflows.call_for_service import CallForServiceWorkflow
 
 log = structlog.get_logger("callerloop.worker")

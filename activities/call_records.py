@@ -11,9 +11,8 @@ from sqlalchemy import String, bindparam
 from sqlmodel import col, delete, update
 from temporalio import activity
 
-from activities.opt_outs import is_opted_out
-from callerloop import metrics
-from callerloop.db import (
+from callerloop.core import metrics
+from callerloop.core.db import (
     AuditEntry,
     AutoReply,
     CallEventRecord,
@@ -25,7 +24,8 @@ from callerloop.db import (
     insert_or_skip,
     utcnow,
 )
-from callerloop.links import SURVEY, expire_links
+from callerloop.messaging.links import SURVEY, expire_links
+from callerloop.messaging.opt_outs import is_opted_out
 from workflows.model import (
     CallSnapshot,
     CheckOptOutResult,

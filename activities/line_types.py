@@ -9,7 +9,7 @@ from datetime import timedelta
 from temporalio import activity
 
 from activities.sms_providers.base import SmsProvider
-from callerloop.db import Database, LineTypeCache, utcnow
+from callerloop.core.db import Database, LineTypeCache, utcnow
 from workflows.model import LineType, LookupLineTypeInput, LookupLineTypeResult
 
 

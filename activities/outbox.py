@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine, String, bindparam, case, exists, func, null, or_, select, update
 
-from callerloop.db import (
+from callerloop.core.db import (
     CadClosure,
     CallEventRecord,
     OptOut,
@@ -27,7 +27,7 @@ from callerloop.db import (
     UTCDateTime,
     insert_or_skip,
 )
-from callerloop.links import NewLink, store_link
+from callerloop.messaging.links import NewLink, store_link
 
 # Claimed by a send attempt that is calling the provider right now.
 HANDING_OVER = "handing_over"

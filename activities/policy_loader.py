@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from callerloop.agency_config import AgencyConfig
+from callerloop.core.agency_config import AgencyConfig
 from workflows.activity_errors import UNKNOWN_AGENCY
 from workflows.model import LoadPolicyInput
 from workflows.policy import AgencyPolicy

@@ -40,13 +40,13 @@ from activities.sms_providers.base import (
     SmsProvider,
     TransientProviderError,
 )
-from callerloop import metrics
-from callerloop.agency_config import AgencyConfig
-from callerloop.db import Database, OutboxMessage, utcnow
-from callerloop.delivery_status import STATUS_ORDER
-from callerloop.links import STATUS, SURVEY, NewLink, new_link
-from callerloop.messages import MessageContext, render_message
-from callerloop.sms_encoding import measure
+from callerloop.core import metrics
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import Database, OutboxMessage, utcnow
+from callerloop.messaging.delivery_status import STATUS_ORDER
+from callerloop.messaging.links import STATUS, SURVEY, NewLink, new_link
+from callerloop.messaging.messages import MessageContext, render_message
+from callerloop.messaging.sms_encoding import measure
 from workflows import activity_names
 from workflows.activity_errors import PERMANENT_SMS_ERROR, UNKNOWN_AGENCY, SmsFailure
 from workflows.model import (

@@ -16,8 +16,8 @@ from rich.console import Console
 from bench.machine import load_average, machine_info, steal_seconds
 from bench.report import write_results
 from bench.scenarios import SCENARIOS, Options
-from callerloop.agency_config import load_agencies
-from callerloop.settings import PROJECT_ROOT, get_settings
+from callerloop.core.agency_config import load_agencies
+from callerloop.core.settings import PROJECT_ROOT, get_settings
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 WORK = PROJECT_ROOT / ".data" / "bench"

@@ -20,9 +20,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.floor_workflow import FloorStep, FloorWorkflow, text_task_queue
-from callerloop.codec import data_converter
-from callerloop.settings import get_settings
-from callerloop.temporal import payload_codec
+from callerloop.core.codec import data_converter
+from callerloop.core.settings import get_settings
+from callerloop.core.temporal import payload_codec
 from worker import ACTIVITY_THREADS
 
 

@@ -19,14 +19,14 @@ import httpx
 from sqlmodel import select
 from temporalio.client import Client
 
-from callerloop.agency_config import AgencyConfig
-from callerloop.db import Database, OutboxMessage
-from callerloop.settings import SHARED_CAD_EXPORT
-from starter.cad_client import CadClient
-from starter.devstack import DEMO_SEED, busiest_day
-from starter.http_client import EVENTS_PATH, IngestRefused, event_json
-from starter.replay import ReplayCall, ReplayReport, parse_cad_export, replay, timeline
-from starter.synthetic_day import synthetic_day, to_csv_lines
+from callerloop.cad.client import CadClient
+from callerloop.cad.http_client import EVENTS_PATH, IngestRefused, event_json
+from callerloop.cad.replay import ReplayCall, ReplayReport, parse_cad_export, replay, timeline
+from callerloop.cad.synthetic_day import synthetic_day, to_csv_lines
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import Database, OutboxMessage
+from callerloop.core.settings import SHARED_CAD_EXPORT
+from devtools.devstack import DEMO_SEED, busiest_day
 from workflows.model import CadEvent, CadEventType, CallSource, LineType
 
 # The event whose arrival makes each text due (delay notices and surveys are timers).

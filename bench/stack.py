@@ -26,10 +26,10 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from callerloop.api_keys import create_key
-from callerloop.db import Database
-from callerloop.settings import Settings
-from starter.devstack import (
+from callerloop.core.db import Database
+from callerloop.core.settings import Settings
+from callerloop.staff.api_keys import create_key
+from devtools.devstack import (
     SERVER_STOP_GRACE,
     WORKER_STOP_GRACE,
     Child,

@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 
 from chaos.run import ChaosOptions, print_report, run_chaos
-from starter.devstack import StackError
+from devtools.devstack import StackError
 
 
 def main(argv: list[str]) -> int:

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from callerloop.twilio_standin import TwilioStandIn
+from callerloop.cad.client import CallAlreadyFinished
+from callerloop.cad.http_client import HttpCadClient, IngestRefused, Retrying
 from chaos.facts import Fact, PlannedFact, Race, reclassification
 from chaos.oracle import AgencyRules
 from chaos.timeline import CadSent, Journal, Keyword, ReplySent, wall_clock
-from starter.cad_client import CallAlreadyFinished
-from starter.http_client import HttpCadClient, IngestRefused, Retrying
+from devtools.twilio_standin import TwilioStandIn
 from web.twilio_webhooks import INBOUND_PATH
 from workflows.model import CadEvent
 

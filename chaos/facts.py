@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
+from callerloop.cad.replay import ReplayCall
 from chaos.oracle import AgencyRules
-from starter.replay import ReplayCall
 from workflows.model import CadEvent, CadEventType
 
 

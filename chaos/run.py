@@ -38,11 +38,14 @@ from rich.table import Table
 from sqlmodel import select
 from temporalio.client import Client
 
-from callerloop.agency_config import AgencyConfig, load_agencies
-from callerloop.api_keys import create_key
-from callerloop.db import CallEventRecord, Database, OutboxMessage
-from callerloop.settings import PROJECT_ROOT, SHARED_CAD_EXPORT, Settings, get_settings
-from callerloop.twilio_standin import TwilioStandIn
+from callerloop.cad.client import CallAlreadyFinished
+from callerloop.cad.http_client import HttpCadClient, IngestRefused, Retrying
+from callerloop.cad.replay import ReplayCall, first_calls, parse_cad_export, replay, timeline
+from callerloop.cad.synthetic_day import synthetic_day, to_csv_lines
+from callerloop.core.agency_config import AgencyConfig, load_agencies
+from callerloop.core.db import CallEventRecord, Database, OutboxMessage
+from callerloop.core.settings import PROJECT_ROOT, SHARED_CAD_EXPORT, Settings, get_settings
+from callerloop.staff.api_keys import create_key
 from chaos import facts as safety_facts
 from chaos.acting import FactDriver, FactsDone
 from chaos.faults import FULL_RUN, SHORT_RUN, Fault, Step, schedule
@@ -58,11 +61,8 @@ from chaos.invariants import (
 from chaos.oracle import AgencyRules, Expectation, after_schedule, expectations
 from chaos.stack import SERVER, WEB, WORKER, ChaosStack
 from chaos.timeline import CadSent, Journal, wall_clock
-from starter.cad_client import CallAlreadyFinished
-from starter.devstack import StackError, StackPaths, busiest_day, web_url, with_local_secrets
-from starter.http_client import HttpCadClient, IngestRefused, Retrying
-from starter.replay import ReplayCall, first_calls, parse_cad_export, replay, timeline
-from starter.synthetic_day import synthetic_day, to_csv_lines
+from devtools.devstack import StackError, StackPaths, busiest_day, web_url, with_local_secrets
+from devtools.twilio_standin import TwilioStandIn
 from worker import sms_task_queue
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
 from workflows.model import CadEvent, CadEventType
@@ -322,9 +322,7 @@ async def skipped_kinds(client: Client, incidents: Sequence[str]) -> dict[str, f
 
     async def one(incident: str) -> tuple[str, frozenset[str]]:
         async with slots:
-            handle = client.get_workflow_handle_for(
-                CallForServiceWorkflow.run, workflow_id_for(AGENCY, incident)
-            )
+            handle = client.get_workflow_handle(workflow_id_for(AGENCY, incident))
             state = await handle.query(CallForServiceWorkflow.state)
             return incident, frozenset(kind.value for kind in state.skipped)
 

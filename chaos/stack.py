@@ -18,9 +18,8 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from callerloop.settings import Settings
-from callerloop.twilio_standin import TwilioStandIn
-from starter.devstack import (
+from callerloop.core.settings import Settings
+from devtools.devstack import (
     SERVER_STOP_GRACE,
     Child,
     StackError,
@@ -32,6 +31,7 @@ from starter.devstack import (
     web_url,
     worker_environment,
 )
+from devtools.twilio_standin import TwilioStandIn
 
 WORKER = "worker"
 WEB = "web app"

@@ -7,7 +7,6 @@
                                               replay a CAD CSV export (or a synthetic day)
     callerloop messages export --format jsonl the outbox, one JSON object per text
     callerloop agencies check                 validate every agency file
-    callerloop dev                            the local stack of `make run` (see devstack)
 
 Errors go to stderr; exit code 2 means the input was refused, 1 that something failed.
 """
@@ -19,7 +18,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from enum import StrEnum
@@ -29,50 +28,47 @@ from typing import Annotated, Any, NoReturn, TextIO
 import httpx
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import inspect
 from sqlalchemy.engine.url import make_url
 from sqlmodel import col, select
 from temporalio.client import Client
 
-from callerloop import audit
-from callerloop.agency_config import (
-    SUPPORTED_LANGUAGES,
-    AgencyConfig,
-    AgencyConfigError,
-    load_agencies,
-)
-from callerloop.db import Database, OutboxMessage, database_for
-from callerloop.edge_stops import hold_at_edge
-from callerloop.logging import configure_logging
-from callerloop.schema import SchemaError
-from callerloop.settings import Settings, get_settings
-from callerloop.temporal import (
-    TemporalConfigError,
-    connect,
-    required_payload_codec,
-    with_local_stack_keys,
-)
-from starter.cad_client import CadClient, CallAlreadyFinished, Delivered
-from starter.cad_events import InvalidCadEvent, UnknownAgency, parse_cad_json
-from starter.cli_db import db_app
-from starter.cli_ingest import deadletter_app, keys_app
-from starter.cli_operator import audit_app, calls_app, encryption_app, retention_app
-from starter.cli_staff import opendata_app, users_app
-from starter.http_client import HttpCadClient, IngestRefused, Retrying
-from starter.replay import (
+from callerloop.cad.client import CadClient, CallAlreadyFinished, Delivered
+from callerloop.cad.edge_stops import hold_at_edge
+from callerloop.cad.events import InvalidCadEvent, UnknownAgency, parse_cad_json
+from callerloop.cad.http_client import HttpCadClient, IngestRefused, Retrying
+from callerloop.cad.replay import (
     ParsedExport,
-    Quirk,
     ReplayCall,
     ReplayJournal,
     ReplayReport,
     first_calls,
     parse_cad_export,
-    replay,
-    timeline,
 )
-from starter.synthetic_day import synthetic_day, to_csv_lines
+from callerloop.cad.replaying import print_replay_summary, replay_calls, run_replay
+from callerloop.cad.synthetic_day import synthetic_day, to_csv_lines
+from callerloop.core import audit
+from callerloop.core.agency_config import (
+    SUPPORTED_LANGUAGES,
+    AgencyConfig,
+    AgencyConfigError,
+    load_agencies,
+)
+from callerloop.core.db import Database, OutboxMessage, database_for
+from callerloop.core.logging import configure_logging
+from callerloop.core.schema import SchemaError
+from callerloop.core.settings import Settings, get_settings
+from callerloop.core.temporal import (
+    TemporalConfigError,
+    connect,
+    required_payload_codec,
+    with_local_stack_keys,
+)
+from starter.cli_db import db_app
+from starter.cli_ingest import deadletter_app, keys_app
+from starter.cli_operator import audit_app, calls_app, encryption_app, retention_app
+from starter.cli_staff import opendata_app, users_app
 from workflows.model import CadEvent
 
 
@@ -126,7 +122,6 @@ app.add_typer(messages_app, name="messages")
 app.add_typer(agencies_app, name="agencies")
 
 # How many bad rows and failed sends the replay summary lists one by one.
-SHOWN_PROBLEMS = 20
 # The fields of `messages export`, in this order: everything but internal bookkeeping.
 EXPORT_FIELDS = (
     "agency",
@@ -230,44 +225,6 @@ def web_command(
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level=settings.log_level.lower(),
     )
-
-
-@app.command("dev")
-def dev_command(
-    keep: Annotated[
-        bool, typer.Option("--keep", help="Keep the previous run's workflows and texts.")
-    ] = False,
-    day: Annotated[
-        datetime | None,
-        typer.Option(formats=["%Y-%m-%d"], help="Replay this day instead of the busiest one."),
-    ] = None,
-    speed: Annotated[
-        float | None,
-        typer.Option(min=1, help="Times real time (default CALLERLOOP_DEMO_SPEED)."),
-    ] = None,
-    follow: Annotated[
-        bool,
-        typer.Option(
-            "--follow/--no-follow",
-            help="Keep showing texts after the replay; --no-follow exits once surveys are sent.",
-        ),
-    ] = True,
-    max_seconds: Annotated[
-        float | None,
-        typer.Option(min=1, help="Stop (exit 0) this many seconds after the stack is up."),
-    ] = None,
-) -> None:
-    """Start a local stack (Temporal dev server + worker), replay a day, show texts flow."""
-    import starter.devstack as devstack  # devstack imports this module: import it late
-
-    options = devstack.DevOptions(
-        keep=keep,
-        day=day.date() if day else None,
-        speed=speed,
-        follow=follow,
-        max_seconds=max_seconds,
-    )
-    raise typer.Exit(devstack.main(options))
 
 
 # --- cad send ---------------------------------------------------------------------------
@@ -541,124 +498,6 @@ async def replay_over_http(
 def replay_exit_code(report: ReplayReport) -> int:
     """Bad rows never fail a replay; a replay where nothing got through does."""
     return 1 if report.failed and report.sent == 0 else 0
-
-
-async def run_replay(
-    client: Client,
-    task_queue: str,
-    calls: Sequence[ReplayCall],
-    *,
-    speed: float,
-    console: Console | None = None,
-    on_sent: Callable[[CadEvent], None] | None = None,
-    journal: ReplayJournal | None = None,
-) -> ReplayReport:
-    """Send the calls' events to Temporal in CAD-time order at `speed` times real time,
-    with a progress bar on `console` (none without one)."""
-    cad = CadClient(client, task_queue)
-    return await replay_calls(
-        cad.publish, calls, speed=speed, console=console, on_sent=on_sent, journal=journal
-    )
-
-
-async def replay_calls(
-    deliver: Callable[[CadEvent], Awaitable[str]],
-    calls: Sequence[ReplayCall],
-    *,
-    speed: float,
-    console: Console | None = None,
-    on_sent: Callable[[CadEvent], None] | None = None,
-    journal: ReplayJournal | None = None,
-) -> ReplayReport:
-    """Replay through `deliver` (a CadClient's or an HttpCadClient's), which raises
-    CallAlreadyFinished for an event of an ended call. With a journal, events it lists
-    are skipped and each event delivered (or refused as finished) is added to it."""
-    events = timeline(calls)
-    already_sent = 0
-    if journal is not None:
-        pending = journal.pending(events)
-        already_sent, events = len(events) - len(pending), pending
-    progress = Progress(
-        TextColumn("replaying"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("events · {task.fields[calls]} calls · {task.fields[failures]} failures"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=console is None,
-    )
-    task = progress.add_task("replay", total=len(events), calls=0, failures=0)
-    calls_started: set[str] = set()
-    failures = finished = 0
-
-    async def send(event: CadEvent) -> str | None:
-        nonlocal failures, finished
-        try:
-            return await deliver(event)
-        except CallAlreadyFinished:
-            finished += 1
-            return None
-        except Exception:
-            failures += 1  # replay() records the error; the bar only counts it
-            progress.update(task, advance=1, failures=failures)
-            raise
-
-    def sent(event: CadEvent) -> None:
-        if journal is not None:
-            journal.record(event)
-        calls_started.add(event.incident_id)
-        progress.update(task, advance=1, calls=len(calls_started))
-        if on_sent is not None:
-            on_sent(event)
-
-    with progress:
-        report = await replay(events, send, speed=speed, on_sent=sent)
-    report.sent -= finished
-    report.for_finished_calls = finished
-    report.already_sent = already_sent
-    return report
-
-
-def print_replay_summary(console: Console, export: ParsedExport, report: ReplayReport) -> None:
-    table = Table(title="Replay summary", show_header=False)
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    table.add_row("rows read", str(export.rows_read))
-    table.add_row("calls", str(len(export.calls)))
-    table.add_row("events sent", str(report.sent))
-    if report.already_sent:
-        table.add_row("events sent by an earlier run (journal)", str(report.already_sent))
-    table.add_row("events for finished calls (not applied)", str(report.for_finished_calls))
-    if report.retries:
-        table.add_row("posts sent again (server busy or unreachable)", str(report.retries))
-    table.add_row("failures", str(len(report.failed)))
-    table.add_row("bad rows", str(len(export.errors)))
-    table.add_row("elapsed", f"{report.elapsed_seconds:.1f} s")
-    for quirk in Quirk:
-        if export.quirks[quirk]:
-            table.add_row(quirk.value, str(export.quirks[quirk]))
-    console.print(table)
-    if export.unmapped_sources:
-        unmapped = ", ".join(f"{k!r} ({n})" for k, n in sorted(export.unmapped_sources.items()))
-        console.print(
-            f"sources not in [cad.sources], replayed as unknown: {unmapped}", markup=False
-        )
-    print_problems(
-        console,
-        "failed sends",
-        [f"{e.incident_id} {e.event_type}: {why}" for e, why in report.failed],
-    )
-    print_problems(console, "bad rows", [str(error) for error in export.errors])
-
-
-def print_problems(console: Console, title: str, problems: Sequence[str]) -> None:
-    if not problems:
-        return
-    console.print(f"{title}:", style="bold")
-    for problem in problems[:SHOWN_PROBLEMS]:
-        console.print(f"  {problem}", markup=False, highlight=False)
-    if len(problems) > SHOWN_PROBLEMS:
-        console.print(f"  … and {len(problems) - SHOWN_PROBLEMS} more")
 
 
 # --- messages export --------------------------------------------------------------------

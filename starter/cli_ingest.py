@@ -21,13 +21,15 @@ from typing import Annotated, NoReturn
 import typer
 from temporalio.client import Client
 
-from callerloop import api_keys, audit, dead_letters
-from callerloop.agency_config import AgencyConfig, AgencyConfigError, load_agencies
-from callerloop.db import Database, DeadLetter, database_for
-from callerloop.edge_stops import holding_at_edge
-from callerloop.settings import Settings, get_settings
-from callerloop.temporal import connect, with_local_stack_keys
-from web.cad_ingest import body_delivery, temporal_signal_with_start
+from callerloop.cad import dead_letters
+from callerloop.cad.delivery import body_delivery, temporal_signal_with_start
+from callerloop.cad.edge_stops import holding_at_edge
+from callerloop.core import audit
+from callerloop.core.agency_config import AgencyConfig, AgencyConfigError, load_agencies
+from callerloop.core.db import Database, DeadLetter, database_for
+from callerloop.core.settings import Settings, get_settings
+from callerloop.core.temporal import connect, with_local_stack_keys
+from callerloop.staff import api_keys
 
 keys_app = typer.Typer(help="API keys of the CAD ingest API.", no_args_is_help=True)
 deadletter_app = typer.Typer(

@@ -25,13 +25,13 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from callerloop import audit
-from callerloop.agency_config import AgencyConfigError, load_agencies
-from callerloop.codec import new_key_spec
-from callerloop.db import database_for, utcnow
-from callerloop.retention import run_retention
-from callerloop.settings import get_settings
-from callerloop.temporal import TemporalConfigError, connect, with_local_stack_keys
+from callerloop.core import audit
+from callerloop.core.agency_config import AgencyConfigError, load_agencies
+from callerloop.core.codec import new_key_spec
+from callerloop.core.db import database_for, utcnow
+from callerloop.core.settings import get_settings
+from callerloop.core.temporal import TemporalConfigError, connect, with_local_stack_keys
+from callerloop.staff.retention import run_retention
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
 from workflows.model import (
     CallState,

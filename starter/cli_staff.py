@@ -15,13 +15,13 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from callerloop import audit
-from callerloop.agency_config import AgencyConfigError, load_agencies
-from callerloop.db import database_for, utcnow
+from callerloop.core import audit
+from callerloop.core.agency_config import AgencyConfigError, load_agencies
+from callerloop.core.db import database_for, utcnow
+from callerloop.core.settings import get_settings
 from callerloop.opendata.package import CATALOG_FILE, PACKAGE_FILE, export_files
 from callerloop.opendata.validate import validate_package
-from callerloop.settings import get_settings
-from callerloop.staff_users import StaffUserError, add_user, disable_user, list_users
+from callerloop.staff.users import StaffUserError, add_user, disable_user, list_users
 
 users_app = typer.Typer(help="Who may sign in to the staff dashboard.", no_args_is_help=True)
 opendata_app = typer.Typer(help="Survey results for the public.", no_args_is_help=True)

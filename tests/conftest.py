@@ -27,12 +27,12 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.sms_providers.base import SmsProvider
-from callerloop.agency_config import AgencyConfig
-from callerloop.codec import codec_from_spec, data_converter, new_key_spec
-from callerloop.db import Database
-from callerloop.settings import Settings
-from callerloop.temporal import installed_binary
-from starter.devstack import with_bytecode_cache
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.codec import codec_from_spec, data_converter, new_key_spec
+from callerloop.core.db import Database
+from callerloop.core.settings import Settings
+from callerloop.core.temporal import installed_binary
+from devtools.devstack import with_bytecode_cache
 from tests.factories import RecordingProvider, make_agency
 from tests.harness import Harness
 from tests.postgres_server import (
@@ -91,6 +91,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers", "record_history: this test's calls are kept in tests/histories/"
+    )
+    config.addinivalue_line(
+        "markers", "slow: over ~15 s (whole stacks, the oracle, chaos); -m 'not slow' skips them"
     )
 
 
@@ -162,8 +165,11 @@ async def start_dev_server(
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
+    """A Temporal server per test module (and so per xdist worker): what one module leaves
+    behind (a call still waiting, an activity task handed to a stopped worker, which holds
+    the time-skipping server's clock until its attempt times out) never reaches another."""
     choice = request.config.getoption("--workflow-environment")
     # Recorded histories are kept unencrypted: the session's test key dies with it.
     recording = request.config.getoption("--record-histories")

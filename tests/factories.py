@@ -14,8 +14,8 @@ from sqlmodel import Session, col, select
 
 from activities.sms_providers.base import OutgoingText, ProviderReceipt
 from activities.texts import HANDING_OVER, IN_FLIGHT_WITHOUT_RECORDS_SECONDS
-from callerloop.agency_config import AgencyConfig, parse_agency_config
-from callerloop.db import (
+from callerloop.core.agency_config import AgencyConfig, parse_agency_config
+from callerloop.core.db import (
     CallRecord,
     Database,
     OutboxMessage,
@@ -24,7 +24,7 @@ from callerloop.db import (
     SurveyResponse,
     utcnow,
 )
-from callerloop.links import new_link, store_link
+from callerloop.messaging.links import new_link, store_link
 from workflows.model import CadEvent, CadEventType, CallSource, LineType
 
 _ids = itertools.count(1)

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlmodel import col, select
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from callerloop.agency_config import AgencyConfig
-from callerloop.db import Database, OutboxMessage
-from callerloop.settings import Settings
-from starter.cad_client import CadClient
+from callerloop.cad.client import CadClient
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import Database, OutboxMessage
+from callerloop.core.settings import Settings
 from worker import workflow_runner
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
 from workflows.model import CadEvent, CallOutcome, CallState
@@ -124,3 +127,28 @@ class Harness:
 
     def kinds(self, incident_id: str, agency: str = "testville") -> list[str]:
         return [row.kind for row in self.outbox(incident_id, agency)]
+
+
+async def eventually(predicate: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
+    """Wait (in real time) until `predicate` holds: for what a worker does on its own."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def skip_time(env: WorkflowEnvironment, duration: timedelta, attempts: int = 3) -> None:
+    """`env.sleep`, patient with a busy server. The time-skipping server holds its clock
+    while an activity task is out (a text on its way, or one handed to a stopped worker's
+    last poll until its attempt times out), and the skip request gives up after 30 s: on
+    a loaded machine (two xdist workers on two cores) ask again until the clock moves."""
+    for _ in range(attempts):
+        try:
+            await env.sleep(duration)
+            return
+        except RPCError as error:
+            if error.status != RPCStatusCode.CANCELLED:  # the request's own time ran out
+                raise
+            print(f"the server held its clock for 30 s (skipping {duration})", file=sys.stderr)
+    raise AssertionError(f"the server's clock never moved (skipping {duration}): a call is stuck")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from callerloop.settings import SHARED_CAD_EXPORT
+from callerloop.core.settings import SHARED_CAD_EXPORT
 
 
 def real_cad_export() -> Path:
@@ -40,7 +40,7 @@ def prism_cli() -> Path:
     import shutil
     import subprocess
 
-    from callerloop.settings import PROJECT_ROOT
+    from callerloop.core.settings import PROJECT_ROOT
 
     folder = PROJECT_ROOT / ".data" / "prism"
     binary = folder / "node_modules" / ".bin" / "prism"
@@ -85,7 +85,7 @@ def axe_core_script() -> str:
     import shutil
     import subprocess
 
-    from callerloop.settings import PROJECT_ROOT
+    from callerloop.core.settings import PROJECT_ROOT
 
     folder = PROJECT_ROOT / ".data" / "axe"
     script = folder / "node_modules" / "axe-core" / "axe.min.js"

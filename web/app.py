@@ -3,10 +3,10 @@
 
     uvicorn --factory web.app:app_from_environment --host 0.0.0.0 --port 8000 --proxy-headers
 
-Residents open `/s/{token}` (status) and `/survey/{token}` from their texts; with the
-`local` SMS provider `/dev/phone` shows the outbox as phones would. Staff sign in to
-`/dashboard` (users: `callerloop users add`); `/opendata/` serves the published survey
-results.
+Residents open `/s/{token}` (status) and `/survey/{token}` from their texts. Staff sign in
+to `/dashboard` (users: `callerloop users add`); `/opendata/` serves the published survey
+results. The dev stack's phone simulator (`/dev/phone`) is not part of the product: the
+dev stack serves `devtools.web_app`, which adds it through `extensions`.
 
 Configure Twilio's webhooks as `{CALLERLOOP_PUBLIC_BASE_URL}/twilio/status` (status
 callback) and `{CALLERLOOP_PUBLIC_BASE_URL}/twilio/inbound` (incoming messages).
@@ -15,7 +15,7 @@ callback) and `{CALLERLOOP_PUBLIC_BASE_URL}/twilio/inbound` (incoming messages).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from fastapi import FastAPI, Response
 from fastapi.responses import PlainTextResponse
@@ -24,34 +24,29 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
-from callerloop.agency_config import AgencyConfig, load_agencies
-from callerloop.db import Database, database_for
-from callerloop.health import check_readiness, metrics_body, temporal_runtime
-from callerloop.inbound import temporal_signaller
-from callerloop.logging import configure_logging
-from callerloop.settings import Settings, get_settings
-from callerloop.temporal import FAIL_FAST, connect, payload_codec, required_payload_codec
-from web.cad_ingest import (
-    EIDO_PATH,
-    EVENTS_PATH,
-    RateLimit,
-    cad_ingest_router,
-    temporal_signal_with_start,
-)
+from callerloop.cad.delivery import EIDO_PATH, EVENTS_PATH, temporal_signal_with_start
+from callerloop.core.agency_config import AgencyConfig, load_agencies
+from callerloop.core.db import Database, database_for
+from callerloop.core.health import check_readiness, metrics_body, temporal_runtime
+from callerloop.core.logging import configure_logging
+from callerloop.core.settings import Settings, get_settings
+from callerloop.core.temporal import FAIL_FAST, connect, payload_codec, required_payload_codec
+from web.cad_ingest import RateLimit, cad_ingest_router
 from web.codec_server import codec_app
 from web.dashboard import dashboard_router
 from web.error_metrics import WebhookErrorMetrics
 from web.i18n import STATIC_DIR, PageRenderer
 from web.opendata import opendata_router
 from web.page_security import FormProtection, GuessLimiter
-from web.phone_simulator import phone_simulator_router
 from web.resident_pages import resident_pages_router
 from web.staff_auth import StaffAuth
 from web.staff_pages import StaffRenderer
 from web.twilio_signature import TwilioSignatureCheck
-from web.twilio_webhooks import INBOUND_PATH, STATUS_PATH, twilio_router
+from web.twilio_webhooks import INBOUND_PATH, STATUS_PATH, temporal_signaller, twilio_router
 
 ClientFactory = Callable[[], Awaitable[Client]]
+# Adds routes to the app from outside the product (the dev stack's phone simulator).
+AppExtension = Callable[[FastAPI, Settings, Database, PageRenderer], None]
 # Requests from other systems: an error answered to them is counted (webhook errors).
 MACHINE_ENDPOINTS = frozenset({STATUS_PATH, INBOUND_PATH, EVENTS_PATH, EIDO_PATH})
 
@@ -63,6 +58,7 @@ def create_app(
     temporal_client_factory: ClientFactory,
     guess_limiter: GuessLimiter | None = None,
     login_limiter: GuessLimiter | None = None,
+    extensions: Sequence[AppExtension] = (),
 ) -> FastAPI:
     app = FastAPI(title="callerloop", docs_url="/docs", redoc_url=None)
     signature_check = TwilioSignatureCheck(
@@ -92,8 +88,8 @@ def create_app(
     app.include_router(auth.router())
     app.include_router(dashboard_router(db, agencies, auth, staff_renderer))
     app.include_router(opendata_router(db, agencies, settings.public_base_url))
-    if settings.sms_provider == "local":  # texts stay in the outbox: show them as phones would
-        app.include_router(phone_simulator_router(db, renderer))
+    for extend in extensions:
+        extend(app, settings, db, renderer)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     codec = payload_codec(settings)
@@ -159,7 +155,7 @@ def once(factory: ClientFactory) -> ClientFactory:
     return client
 
 
-def app_from_environment() -> FastAPI:
+def app_from_environment(extensions: Sequence[AppExtension] = ()) -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     required_payload_codec(settings)  # refuse at start, not at the first Temporal call
@@ -167,4 +163,10 @@ def app_from_environment() -> FastAPI:
     db.create_schema()
     agencies = load_agencies(settings.agencies_dir)
     runtime = temporal_runtime(settings.temporal_metrics_address)
-    return create_app(settings, db, agencies, lambda: connect(settings, FAIL_FAST, runtime))
+    return create_app(
+        settings,
+        db,
+        agencies,
+        lambda: connect(settings, FAIL_FAST, runtime),
+        extensions=extensions,
+    )

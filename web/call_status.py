@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from sqlmodel import Session, col, func, select
 
-from callerloop.db import CallEventRecord, CallRecord, EligibilityDecisionRecord, OutboxMessage
+from callerloop.core.db import CallEventRecord, CallRecord, EligibilityDecisionRecord, OutboxMessage
 from workflows.model import NOT_SENT, CallStatus, TextKind
 
 

@@ -27,7 +27,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload, Payloads
 
-from callerloop.codec import EncryptionCodec, EncryptionKeyError
+from callerloop.core.codec import EncryptionCodec, EncryptionKeyError
 
 log = structlog.get_logger("web.codec_server")
 

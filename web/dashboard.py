@@ -21,9 +21,9 @@ from fastapi.responses import Response
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
-from callerloop import audit
-from callerloop.agency_config import AgencyConfig
-from callerloop.db import Database, SurveyComment
+from callerloop.core import audit
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import Database, SurveyComment
 from web import charts
 from web.dashboard_data import (
     KINDS,

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, func, select
 
-from callerloop.agency_config import AgencyConfig
-from callerloop.db import CallRecord, Database, OutboxMessage, SurveyAnswer, SurveyResponse
-from callerloop.delivery_status import DELIVERED_STATUSES, SENT_STATUSES
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import CallRecord, Database, OutboxMessage, SurveyAnswer, SurveyResponse
+from callerloop.messaging.delivery_status import DELIVERED_STATUSES, SENT_STATUSES
 from callerloop.opendata.gather import SATISFIED_FROM
 from workflows.model import TextKind
 

@@ -8,7 +8,7 @@ from collections.abc import Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callerloop import metrics
+from callerloop.core import metrics
 
 
 class WebhookErrorMetrics:

@@ -21,7 +21,7 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from callerloop.agency_config import SUPPORTED_LANGUAGES
+from callerloop.core.agency_config import SUPPORTED_LANGUAGES
 
 WEB_DIR = Path(__file__).resolve().parent
 LOCALES_DIR = WEB_DIR / "locales"

@@ -12,8 +12,8 @@ from datetime import datetime
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
-from callerloop.agency_config import AgencyConfig
-from callerloop.db import Database, utcnow
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import Database, utcnow
 from callerloop.opendata.package import CATALOG_FILE, PATH_PREFIX, export_files
 
 REFRESH_SECONDS = 300.0

@@ -20,9 +20,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from callerloop.agency_config import AgencyConfig, SurveyQuestion
-from callerloop.db import CallRecord, Database, LinkToken, utcnow
-from callerloop.links import STATUS, SURVEY, find_link
+from callerloop.core.agency_config import AgencyConfig, SurveyQuestion
+from callerloop.core.db import CallRecord, Database, LinkToken, utcnow
+from callerloop.messaging.links import STATUS, SURVEY, find_link
 from web.call_status import PlainStatus, StatusView, blocked_for_safety, status_view
 from web.i18n import N_, PageRenderer, choose_language
 from web.page_security import PAGE_HEADERS, FormProtection, GuessLimiter

@@ -16,9 +16,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from callerloop import audit
-from callerloop.db import Database
-from callerloop.staff_users import (
+from callerloop.core import audit
+from callerloop.core.db import Database
+from callerloop.staff.users import (
     SESSION_LIFETIME,
     end_session,
     session_id,

@@ -17,8 +17,8 @@ from enum import Enum
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from callerloop.agency_config import AgencyConfig, SurveyQuestion
-from callerloop.db import (
+from callerloop.core.agency_config import AgencyConfig, SurveyQuestion
+from callerloop.core.db import (
     AnsweredSurvey,
     CallRecord,
     SurveyAnswer,
@@ -26,7 +26,7 @@ from callerloop.db import (
     SurveyResponse,
     utcnow,
 )
-from callerloop.survey_facts import call_language, call_month
+from callerloop.opendata.survey_facts import call_language, call_month
 from web.i18n import N_
 
 SCORES = ("5", "4", "3", "2", "1")  # shown most positive first

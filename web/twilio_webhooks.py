@@ -7,19 +7,29 @@ Twilio sends form fields it may add to at any time: unknown ones are ignored.
 # No `from __future__ import annotations` here: FastAPI must evaluate the endpoints'
 # annotations where they are defined, since `SignedForm` is local to `twilio_router`.
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
-from callerloop.agency_config import AgencyConfig
-from callerloop.db import Database
-from callerloop.delivery_status import apply_delivery_status
-from callerloop.inbound import SignalCall, find_agency, handle_inbound, mark_handled, was_handled
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import Database
+from callerloop.messaging.delivery_status import apply_delivery_status
+from callerloop.messaging.inbound import (
+    CallSignal,
+    SignalCall,
+    find_agency,
+    handle_inbound,
+    mark_handled,
+    was_handled,
+)
 from web.twilio_signature import TwilioForm, TwilioSignatureCheck
+from workflows.call_for_service import CallForServiceWorkflow
+from workflows.model import OptOutSignal
 
 log = structlog.get_logger("web.twilio_webhooks")
 
@@ -111,3 +121,17 @@ def _required(form: TwilioForm, *names: str) -> str:
         if value:
             return value
     raise HTTPException(status.HTTP_400_BAD_REQUEST, f"form field {names[0]} is missing")
+
+
+def temporal_signaller(client: Client | Callable[[], Awaitable[Client]]) -> SignalCall:
+    """Signals calls through Temporal; `client` may be a factory awaited on first use."""
+
+    async def signal_call(workflow_id: str, signal: CallSignal) -> None:
+        connected = client if isinstance(client, Client) else await client()
+        handle = connected.get_workflow_handle_for(CallForServiceWorkflow.run, workflow_id)
+        if isinstance(signal, OptOutSignal):
+            await handle.signal(CallForServiceWorkflow.opt_out, signal)
+        else:
+            await handle.signal(CallForServiceWorkflow.opt_in, signal)
+
+    return signal_call

@@ -17,13 +17,20 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.workflow import ActivityCancellationType, ActivityHandle
 
 from workflows import activity_names as activities
-from workflows import call_state
+from workflows import call_state, versions
 from workflows import search_attributes as sa
 from workflows.activity_errors import PERMANENT_SMS_ERROR, UNKNOWN_AGENCY, SmsFailure
 from workflows.call_state import apply_event
 from workflows.details import current_details
 from workflows.event_identity import with_event_id
-from workflows.lifecycle import Plan, current_texting_state, overtaken, plan, refresh_decision
+from workflows.lifecycle import (
+    Plan,
+    current_texting_state,
+    next_step,
+    overtaken,
+    plan,
+    refresh_decision,
+)
 from workflows.model import (
     AgencyPolicy,
     CadEvent,
@@ -60,30 +67,6 @@ from workflows.model import (
     TextKind,
 )
 from workflows.policy import EligibilityReason
-
-# Patch ids of workflow changes that calls in flight must replay around (see
-# docs/workflow-changes.md). Deprecate one only when no call started before it is running.
-DEADLINE_REACHED_ON_TIMER = "deadline-reached-on-timer"
-# Recording a call also looks its number up in the opt-out registry, after the record is
-# committed: a STOP from then on reaches the call as a signal, so texts no longer each
-# wait for a look at the registry first (two local activities fewer before the first).
-RECORD_THEN_CHECK_OPT_OUT = "record-then-check-opt-out"
-# The purge at the end runs as a local activity, in the workflow task that ends the call:
-# no activity task and no workflow task after it, four server requests fewer per call.
-# Decided in the call's first workflow task, beside the patch above.
-PURGE_LOCALLY = "purge-locally"
-# A closed call's survey window counts from when the survey falls due, after any quiet
-# hours (`lifecycle.finish_at`), so a window shorter than the night loses no survey. A
-# call with this patch has every patch above as well, and asks for this one only: one
-# marker and one TemporalChangeVersion upsert instead of three. It also skips the look at
-# the opt-out registry before its first record: the record looks right after committing.
-SURVEY_WINDOW_AFTER_DEFERRAL = "survey-window-after-deferral"
-
-# Safety stops withdraw a text on its way (the send is revoked in the database, then its
-# activity cancelled), no stage text goes stale (`workflows.lifecycle`), a closed call
-# stays closed until CAD reopens it, an event without an id gets its content's, and the
-# event ids kept are bounded. A call with this patch has every patch above as well.
-SAFE_SENDS = "safe-sends"
 
 # The status a withdrawn text takes in the outbox and in the call's texts.
 WITHHELD = "withheld"
@@ -137,15 +120,15 @@ class CallForServiceWorkflow:
         self._purge_locally = False
         # Decided in the first workflow task: the call has every patch (see the ids above).
         self._has_every_patch = False
-        self._safe: bool | None = None  # SAFE_SENDS, decided at its first use
+        self._safe: bool | None = None  # versions.SAFE_SENDS, decided at its first use
         self._send_in_flight: TextKind | None = None
         self._finishing = False  # the lifecycle is over: purging, then done
 
     def _safe_sends(self) -> bool:
-        """Whether this call runs under SAFE_SENDS. Asked first by the start signal's
+        """Whether this call runs under versions.SAFE_SENDS. Asked first by the start signal's
         handler, in the call's first workflow task, so a call decides it once."""
         if self._safe is None:
-            self._safe = workflow.patched(SAFE_SENDS)
+            self._safe = workflow.patched(versions.SAFE_SENDS.id)
         return self._safe
 
     # --- signals and queries: facts in, state out; no I/O here ---------------------
@@ -334,8 +317,10 @@ class CallForServiceWorkflow:
 
     @workflow.run
     async def run(self, input: CallInput) -> CallOutcome:
-        self._has_every_patch = self._safe_sends() or workflow.patched(SURVEY_WINDOW_AFTER_DEFERRAL)
-        self._purge_locally = self._has_every_patch or workflow.patched(PURGE_LOCALLY)
+        self._has_every_patch = self._safe_sends() or workflow.patched(
+            versions.SURVEY_WINDOW_AFTER_DEFERRAL.id
+        )
+        self._purge_locally = self._has_every_patch or workflow.patched(versions.PURGE_LOCALLY.id)
         # The policy is recorded in history once, so a call keeps the rules it started
         # with (across continue-as-new too) even if the agency file changes.
         policy = input.carried_policy or await self._load_policy()
@@ -354,8 +339,13 @@ class CallForServiceWorkflow:
             ):
                 await self._record()
                 continue  # signals may have arrived meanwhile: decide again before acting
-            step = self._plan(policy)
-            call.skipped.extend(step.skip)
+            step = next_step(
+                call,
+                policy,
+                self._now(),
+                window_after_deferral=self._has_every_patch,
+                stages_in_order=self._safe_sends(),
+            )
             if step.finished:
                 break
             if step.send is not None:
@@ -513,7 +503,7 @@ class CallForServiceWorkflow:
             decision=new_decision,
             decided_at=workflow.now() if new_decision else None,
         )
-        if not (self._has_every_patch or workflow.patched(RECORD_THEN_CHECK_OPT_OUT)):
+        if not (self._has_every_patch or workflow.patched(versions.RECORD_THEN_CHECK_OPT_OUT.id)):
             await workflow.execute_local_activity(
                 activities.RECORD_CALL,
                 record,
@@ -685,7 +675,7 @@ class CallForServiceWorkflow:
                 timeout=timeout,
             )
         except TimeoutError:
-            if self._has_every_patch or workflow.patched(DEADLINE_REACHED_ON_TIMER):
+            if self._has_every_patch or workflow.patched(versions.DEADLINE_REACHED_ON_TIMER.id):
                 self._deadline_reached = wake_at
         finally:
             self._state.idle = False

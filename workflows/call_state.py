@@ -126,7 +126,7 @@ def apply_event(
 ) -> ApplyResult:
     """Apply one CAD event to the call. `now` is the workflow clock, used for the times
     callerloop itself measures (receipt, unit assignment, closure). `safe_rules` (calls
-    started under `SAFE_SENDS`): an event without an id gets its content's, the ids kept
+    started under `versions.SAFE_SENDS`): an event without an id gets its content's, the ids kept
     are bounded, and a closed call's status moves only by a reopen."""
     if safe_rules:
         event = with_event_id(event)

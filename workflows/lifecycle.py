@@ -6,7 +6,7 @@ most one text to send now, the kinds that no longer make sense, and when to look
 Keeping this pure lets property-based tests drive thousands of event sequences through
 the same logic the workflow runs.
 
-No stale text, by rule (calls started under `workflows.call_for_service.SAFE_SENDS`):
+No stale text, by rule (calls started under `workflows.versions.SAFE_SENDS`):
 - a text tells a stage of the call: confirmation < delay notice < unit assigned <
   closing note < survey. No text follows a text of a later stage; a reopen starts the
   stages again. A delay notice goes only while no unit is assigned.
@@ -175,6 +175,29 @@ def held_back(call: CallState, kind: TextKind, policy: AgencyPolicy) -> bool:
         return False
     reached = stage_reached_at(call, kind, policy)
     return reached is not None and reached <= resumed
+
+
+def next_step(
+    call: CallState,
+    policy: AgencyPolicy,
+    now: datetime,
+    *,
+    window_after_deferral: bool = True,
+    stages_in_order: bool = True,
+) -> Plan:
+    """The workflow's main loop step, pure: decide again from the call's facts, plan, and
+    note the texts the plan skips. The workflow runs it between its I/O (records, lookups,
+    sends); tests/workflows/simulation.py runs it on a virtual clock."""
+    refresh_decision(call, policy)
+    step = plan(
+        call,
+        policy,
+        now,
+        window_after_deferral=window_after_deferral,
+        stages_in_order=stages_in_order,
+    )
+    call.skipped.extend(step.skip)
+    return step
 
 
 def plan(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from activities.sms_providers.base import SmsProvider
 from activities.sms_providers.local import LocalProvider
-from callerloop.settings import Settings
+from callerloop.core.settings import Settings
 
 
 def make_provider(settings: Settings) -> SmsProvider:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from callerloop.logging import mask_phone_numbers
+from callerloop.core.logging import mask_phone_numbers
 from workflows.activity_errors import SmsFailure
 from workflows.model import LineType
 

@@ -38,7 +38,7 @@ from activities.sms_providers.base import (
     TransientProviderError,
 )
 from activities.sms_providers.twilio_errors import Outcome, classify
-from callerloop.settings import Settings
+from callerloop.core.settings import Settings
 from workflows.activity_errors import SmsFailure
 from workflows.model import LineType
 

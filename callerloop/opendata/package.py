@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from callerloop.agency_config import AgencyConfig
-from callerloop.db import Database
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import Database
 from callerloop.opendata.gather import gather, scale_questions
 from callerloop.opendata.tables import BREAKDOWNS, ResponsesRow, ScoresRow, Tables, build_tables
 

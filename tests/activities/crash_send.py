@@ -36,8 +36,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.sms_providers.base import OutgoingText, ProviderReceipt
 from activities.sms_providers.twilio import TwilioProvider
 from activities.texts import OutcomeNotKnownYet, TextActivities
-from callerloop.db import Database
-from callerloop.twilio_standin import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
+from callerloop.core.db import Database
+from devtools.twilio_standin import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 from tests.factories import make_agency
 from workflows.model import LineType, SendTextInput, TextKind
 

@@ -13,14 +13,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.call_records import CallRecordActivities
-from activities.opt_outs import record_opt_out
 from activities.sms_providers.base import (
     OutgoingText,
     PermanentProviderError,
     TransientProviderError,
 )
 from activities.texts import TextActivities
-from callerloop.db import Database
+from callerloop.core.db import Database
+from callerloop.messaging.opt_outs import record_opt_out
 from tests.factories import RecordingProvider, hand_over_long_ago, make_agency
 from workflows.activity_errors import SmsFailure
 from workflows.model import (

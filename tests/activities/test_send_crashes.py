@@ -32,9 +32,9 @@ from activities.texts import (
     OutcomeNotKnownYet,
     TextActivities,
 )
-from callerloop.db import Database, OutboxMessage
-from callerloop.settings import PROJECT_ROOT
-from callerloop.twilio_standin import TwilioStandIn
+from callerloop.core.db import Database, OutboxMessage
+from callerloop.core.settings import PROJECT_ROOT
+from devtools.twilio_standin import TwilioStandIn
 from tests.activities.crash_send import OUTCOME_NOT_KNOWN_YET, PROVIDER_TIMEOUT, SEND
 from tests.factories import hand_over_long_ago, make_agency
 

@@ -16,8 +16,8 @@ from activities.sms_providers.base import (
     TransientProviderError,
 )
 from activities.texts import OutcomeNotKnownYet, TextActivities
-from callerloop.db import Database, LinkToken, OutboxMessage
-from callerloop.links import hash_token
+from callerloop.core.db import Database, LinkToken, OutboxMessage
+from callerloop.messaging.links import hash_token
 from tests.factories import RecordingProvider, hand_over_long_ago, make_agency
 from workflows.activity_errors import PERMANENT_SMS_ERROR, SmsFailure
 from workflows.model import SendTextInput, SendTextResult, TextKind

@@ -28,7 +28,7 @@ import requests
 
 from activities.sms_providers.base import OutgoingText, PermanentProviderError
 from activities.sms_providers.twilio import TwilioProvider
-from callerloop.twilio_standin import TwilioStandIn, lookup_resource
+from devtools.twilio_standin import TwilioStandIn, lookup_resource
 from tests.requirements import prism_cli, twilio_spec
 from workflows.model import LineType
 

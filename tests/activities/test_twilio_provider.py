@@ -36,9 +36,9 @@ from activities.sms_providers.twilio import (
 )
 from activities.sms_providers.twilio_errors import ERROR_RULES, classify
 from activities.texts import TextActivities
-from callerloop.db import Database, OutboxMessage
-from callerloop.settings import Settings
-from callerloop.twilio_standin import TwilioStandIn
+from callerloop.core.db import Database, OutboxMessage
+from callerloop.core.settings import Settings
+from devtools.twilio_standin import TwilioStandIn
 from tests.factories import make_agency
 from workflows.activity_errors import SmsFailure
 from workflows.model import LineType, SendTextInput, TextKind

@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from bench.floor import read_steps
 from bench.floor_workflow import FloorInput, FloorWorkflow, text_task_queue
-from callerloop.settings import PROJECT_ROOT
+from callerloop.core.settings import PROJECT_ROOT
 from tests.conftest import TEST_ENCRYPTION_KEYS
 
 

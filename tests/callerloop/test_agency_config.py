@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from callerloop.agency_config import AgencyConfigError, load_agencies, load_agency_file
-from callerloop.settings import PROJECT_ROOT
+from callerloop.core.agency_config import AgencyConfigError, load_agencies, load_agency_file
+from callerloop.core.settings import PROJECT_ROOT
 from tests.factories import make_agency
 from workflows.model import TextKind
 

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from callerloop import dead_letters
-from callerloop.api_keys import (
+from callerloop.cad import dead_letters
+from callerloop.core.db import Database
+from callerloop.core.settings import get_settings
+from callerloop.staff.api_keys import (
     KEY_PREFIX,
     UnknownApiKey,
     agency_for_key,
@@ -19,8 +21,6 @@ from callerloop.api_keys import (
     list_keys,
     revoke_key,
 )
-from callerloop.db import Database
-from callerloop.settings import get_settings
 from starter.cli_ingest import deadletter_app, keys_app
 
 runner = CliRunner()

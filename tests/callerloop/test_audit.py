@@ -7,9 +7,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 from typer.testing import CliRunner
 
-from callerloop import audit
-from callerloop.db import Database
-from callerloop.settings import get_settings
+from callerloop.core import audit
+from callerloop.core.db import Database
+from callerloop.core.settings import get_settings
 from starter.cli import app
 from tests.factories import outbox_row
 

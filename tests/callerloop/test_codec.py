@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from temporalio.api.common.v1 import Payload
 
-from callerloop.codec import (
+from callerloop.core.codec import (
     ENCODING,
     EncryptionKeyError,
     PlaintextPayloadError,
@@ -83,6 +83,7 @@ async def test_payloads_from_before_encryption_are_read_only_when_the_migration_
         ("a:" + base64.b64encode(b"short").decode(), "key 'a' is 5 bytes, not 32"),
         ("bad id:" + KEY_A.partition(":")[2], "key id 'bad id'"),
     ],
+    ids=["empty", "no-key", "not-base64", "too-short", "bad-id"],  # no random key in an id
 )
 def test_bad_key_configuration_says_what_and_where(spec: str, message: str) -> None:
     with pytest.raises(EncryptionKeyError, match=re.escape(message)):

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlmodel import col, select
 
-from callerloop.db import Database, OutboxMessage
-from callerloop.delivery_status import (
+from callerloop.core.db import Database, OutboxMessage
+from callerloop.messaging.delivery_status import (
     STATUS_ORDER,
     apply_delivery_status,
     moves_forward,

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from activities.outbox import Outbox
-from callerloop.db import Database
-from callerloop.edge_stops import hold_at_edge
+from callerloop.cad.edge_stops import hold_at_edge
+from callerloop.core.db import Database
 from tests.factories import cad_event, make_agency, new_incident_id
 from workflows.call_for_service import workflow_id_for
 from workflows.model import CadEventType

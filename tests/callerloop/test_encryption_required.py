@@ -16,10 +16,10 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import Client
 from typer.testing import CliRunner
 
-from callerloop.codec import new_key_spec
-from callerloop.db import Database
-from callerloop.settings import Settings, get_settings
-from callerloop.temporal import (
+from callerloop.core.codec import new_key_spec
+from callerloop.core.db import Database
+from callerloop.core.settings import Settings, get_settings
+from callerloop.core.temporal import (
     FAIL_FAST,
     UnencryptedPayloadsRefused,
     _warn_unencrypted,
@@ -28,8 +28,8 @@ from callerloop.temporal import (
     required_payload_codec,
     with_local_stack_keys,
 )
+from devtools.devstack import StackPaths, with_local_secrets
 from starter.cli import app
-from starter.devstack import StackPaths, with_local_secrets
 from tests.factories import make_agency
 from web.app import create_app
 

@@ -16,17 +16,17 @@ from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from callerloop.agency_config import AgencyConfig
-from callerloop.db import Database
-from callerloop.health import (
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import Database
+from callerloop.core.health import (
     AddressError,
     HealthServer,
     check_readiness,
     parse_address,
     temporal_runtime,
 )
-from callerloop.settings import Settings
-from callerloop.temporal import FAIL_FAST, connect
+from callerloop.core.settings import Settings
+from callerloop.core.temporal import FAIL_FAST, connect
 from tests.conftest import TEST_ENCRYPTION_KEYS
 from tests.web.serving import free_port, serving
 from web.app import create_app
@@ -173,7 +173,7 @@ async def test_web_app_counts_webhook_errors(database: Database, agency: AgencyC
 async def test_the_image_healthcheck_finds_the_worker(
     health_url: tuple[HealthServer, str],
 ) -> None:
-    """`python -m callerloop.healthcheck` (the Dockerfile's HEALTHCHECK): healthy when the
+    """`python -m callerloop.core.healthcheck` (the Dockerfile's HEALTHCHECK): healthy when the
     worker answers even though no web app listens, unhealthy when nothing does."""
     _, url = health_url
     nothing = str(free_port())
@@ -184,7 +184,7 @@ async def test_the_image_healthcheck_finds_the_worker(
             "127.0.0.1", "0.0.0.0"
         ),
     }
-    check = [sys.executable, "-m", "callerloop.healthcheck"]
+    check = [sys.executable, "-m", "callerloop.core.healthcheck"]
     healthy = await asyncio.to_thread(
         subprocess.run, check, env=worker_env, capture_output=True, text=True, check=False
     )

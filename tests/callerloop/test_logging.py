@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from callerloop.logging import configure_logging, mask_phone_numbers
+from callerloop.core.logging import configure_logging, mask_phone_numbers
 
 
 @pytest.fixture(autouse=True)

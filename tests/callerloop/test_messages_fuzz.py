@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from callerloop.agency_config import TEMPLATE_FIELDS, AgencyConfigError
-from callerloop.messages import MessageContext, render_message
+from callerloop.core.agency_config import TEMPLATE_FIELDS, AgencyConfigError
+from callerloop.messaging.messages import MessageContext, render_message
 from tests.factories import make_agency
 
 placeholder = st.sampled_from(sorted(TEMPLATE_FIELDS)).map(lambda name: "{" + name + "}")

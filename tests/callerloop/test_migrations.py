@@ -14,8 +14,8 @@ from sqlalchemy import Column, Engine, MetaData, String, inspect, text
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import SQLModel
 
-from callerloop import schema
-from callerloop.db import AuditEntry, make_engine, utcnow
+from callerloop.core import schema
+from callerloop.core.db import AuditEntry, make_engine, utcnow
 from tests.postgres_server import PostgresServer
 
 

@@ -13,14 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from callerloop.agency_config import AgencyConfig, AgencyConfigError
-from callerloop.db import Database
+from callerloop.core.agency_config import AgencyConfig, AgencyConfigError
+from callerloop.core.db import Database
+from callerloop.core.settings import get_settings
 from callerloop.opendata import suppression
 from callerloop.opendata.gather import CellKey, Tally, gather
 from callerloop.opendata.package import responses_csv, scores_csv
 from callerloop.opendata.tables import build_tables
 from callerloop.opendata.validate import validate_package
-from callerloop.settings import get_settings
 from starter.cli import app
 from tests.callerloop.published_attack import attack, read_csv
 from tests.factories import (

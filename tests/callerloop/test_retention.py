@@ -10,9 +10,8 @@ from sqlmodel import col, select
 from typer.testing import CliRunner
 
 from activities.call_records import CallRecordActivities
-from activities.opt_outs import is_opted_out, record_opt_out
-from callerloop import dead_letters
-from callerloop.db import (
+from callerloop.cad import dead_letters
+from callerloop.core.db import (
     AutoReply,
     CallRecord,
     Database,
@@ -24,8 +23,9 @@ from callerloop.db import (
     SurveyComment,
     utcnow,
 )
-from callerloop.retention import run_retention
-from callerloop.settings import get_settings
+from callerloop.core.settings import get_settings
+from callerloop.messaging.opt_outs import is_opted_out, record_opt_out
+from callerloop.staff.retention import run_retention
 from starter.cli import app
 from tests.factories import call_record, issue_link, make_agency, outbox_row, survey_comment
 from workflows.model import PurgeInput

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callerloop.agency_config import load_agencies
-from callerloop.messages import MessageContext, render_message
-from callerloop.settings import PROJECT_ROOT
-from callerloop.sms_encoding import measure
+from callerloop.core.agency_config import load_agencies
+from callerloop.core.settings import PROJECT_ROOT
+from callerloop.messaging.messages import MessageContext, render_message
+from callerloop.messaging.sms_encoding import measure
 
 
 @pytest.mark.parametrize(

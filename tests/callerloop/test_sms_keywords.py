@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callerloop.sms_keywords import (
+from callerloop.messaging.sms_keywords import (
     FILLER_PHRASES,
     HELP_KEYWORDS,
     LEADING_OPT_OUT_WORDS,

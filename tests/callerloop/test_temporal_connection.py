@@ -11,9 +11,9 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.service import TLSConfig
 from temporalio.testing import WorkflowEnvironment
 
-from callerloop.settings import Settings
-from callerloop.temporal import connect
-from callerloop.temporal_connection import (
+from callerloop.core.settings import Settings
+from callerloop.core.temporal import connect
+from callerloop.core.temporal_connection import (
     TemporalConfigError,
     TemporalConnection,
     TlsFiles,
@@ -219,7 +219,7 @@ async def test_connects_to_a_dev_server_through_a_profile(
 
 
 async def test_an_unreachable_server_is_named_in_the_error(tmp_path: Path) -> None:
-    from callerloop.temporal import FAIL_FAST
+    from callerloop.core.temporal import FAIL_FAST
 
     with pytest.raises(RuntimeError, match=r"cannot connect to Temporal at 127\.0\.0\.1:1 "):
         await connect(
@@ -238,7 +238,7 @@ def test_the_local_stack_ignores_a_developers_temporal_cloud_variables(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """`make run` talks to its own dev server whatever TEMPORAL_* the shell exports."""
-    from starter.devstack import worker_environment
+    from devtools.devstack import worker_environment
 
     for name, value in {
         "TEMPORAL_ADDRESS": "callerloop.a1b2c.tmprl.cloud:7233",

@@ -10,8 +10,8 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from activities.sms_providers import make_provider
-from callerloop.settings import Settings
-from starter.devstack import StackError, check_demo_speed_with_twilio
+from callerloop.core.settings import Settings
+from devtools.devstack import StackError, check_demo_speed_with_twilio
 
 ACCOUNT_SID = "AC" + "0" * 32
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from chaos import facts
@@ -25,6 +26,8 @@ from chaos.invariants import (
     SAFETY_FACT,
 )
 from chaos.run import ChaosOptions, print_report, run_chaos
+
+pytestmark = pytest.mark.slow
 
 SEED = 1
 

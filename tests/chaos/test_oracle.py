@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from callerloop.agency_config import load_agencies
-from callerloop.settings import PROJECT_ROOT
+from callerloop.core.agency_config import load_agencies
+from callerloop.core.settings import PROJECT_ROOT
 from chaos.facts import FULL_RUN, Fact, Race, plan, reclassification
 from chaos.invariants import (
     CALLERS_STOP,

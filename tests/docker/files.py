@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import yaml
 
-from callerloop.settings import PROJECT_ROOT
+from callerloop.core.settings import PROJECT_ROOT
 
 DOCKER_DIR = PROJECT_ROOT / "docker"
 COMPOSE_FILE = DOCKER_DIR / "compose.yaml"

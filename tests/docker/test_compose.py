@@ -16,9 +16,9 @@ import pytest
 import typer
 from typer.core import TyperGroup
 
-from callerloop.settings import PROJECT_ROOT, Settings
+from callerloop.core.settings import PROJECT_ROOT, Settings
+from devtools.devstack import StackPaths, dev_server_command
 from starter.cli import app as cli_app
-from starter.devstack import StackPaths, dev_server_command
 from tests.docker.files import (
     COMPOSE_FILE,
     DOCKER_DIR,
@@ -72,7 +72,7 @@ def test_callerloop_variables_are_settings() -> None:
     used["compose interpolations"] = set(re.findall(r"\$\{(CALLERLOOP_\w+)", _compose_text()))
     for where, names in used.items():
         unknown = sorted(n for n in names if n.startswith("CALLERLOOP_") and n not in fields)
-        assert not unknown, f"{where}: not settings of callerloop.settings.Settings: {unknown}"
+        assert not unknown, f"{where}: not settings of callerloop.core.settings.Settings: {unknown}"
 
 
 def test_every_required_variable_is_in_the_env_example() -> None:

@@ -23,10 +23,10 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import select
 
-from callerloop.api_keys import create_key
-from callerloop.codec import new_key_spec
-from callerloop.db import Database, OutboxMessage
-from callerloop.settings import PROJECT_ROOT
+from callerloop.core.codec import new_key_spec
+from callerloop.core.db import Database, OutboxMessage
+from callerloop.core.settings import PROJECT_ROOT
+from callerloop.staff.api_keys import create_key
 from tests.conftest import start_dev_server
 from tests.docker.files import (
     callerloop_services,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from callerloop.settings import PROJECT_ROOT
+from callerloop.core.settings import PROJECT_ROOT
 from tests.docker.files import callerloop_services, dockerfile
 
 IMPORT_EVERYTHING = """
@@ -92,6 +92,9 @@ def test_the_image_environment_runs_without_dev_dependencies(tmp_path: Path) -> 
         [str(python), "-c", "import pytest"], capture_output=True, check=False
     )
     assert dev_only.returncode != 0, "the image environment has the dev dependencies"
+    # Test rigs stay out of the image: the dev tools and the time-skipping test server.
+    assert not (app / "devtools").exists()
+    assert not (app / ".venv" / "bin" / "temporal-test-server").exists()
     imported = subprocess.run(
         [str(python), "-c", IMPORT_EVERYTHING],
         cwd=tmp_path,

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callerloop.agency_config import AgencyConfig, AgencyConfigError
-from starter.cad_events import InvalidCadEvent, UnknownAgency, parse_cad_event, parse_cad_json
+from callerloop.cad.events import InvalidCadEvent, UnknownAgency, parse_cad_event, parse_cad_json
+from callerloop.core.agency_config import AgencyConfig, AgencyConfigError
 from tests.factories import make_agency
 from workflows.event_identity import event_fingerprint
 from workflows.model import CadEventType, CallSource, LineType

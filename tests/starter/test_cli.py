@@ -21,11 +21,12 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
-from callerloop.agency_config import load_agency_file
-from callerloop.db import Database, OutboxMessage
-from callerloop.settings import PROJECT_ROOT, get_settings
-from starter.cli import EXPORT_FIELDS, app, print_replay_summary, replay_exit_code, run_replay
-from starter.replay import ReplayReport, parse_cad_export
+from callerloop.cad.replay import ReplayReport, parse_cad_export
+from callerloop.cad.replaying import print_replay_summary, run_replay
+from callerloop.core.agency_config import load_agency_file
+from callerloop.core.db import Database, OutboxMessage
+from callerloop.core.settings import PROJECT_ROOT, get_settings
+from starter.cli import EXPORT_FIELDS, app, replay_exit_code
 from tests.conftest import TEST_ENCRYPTION_KEYS, start_harness
 from tests.factories import RecordingProvider, eligible_call
 from tests.harness import Harness

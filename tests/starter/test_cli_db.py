@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from typer.testing import CliRunner, Result
 
-from callerloop import schema
-from callerloop.settings import get_settings
+from callerloop.core import schema
+from callerloop.core.settings import get_settings
 from starter.cli import app
 
 

@@ -10,9 +10,9 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
-from callerloop.codec import codec_from_spec, parse_keys
-from callerloop.db import Database
-from callerloop.settings import get_settings
+from callerloop.core.codec import codec_from_spec, parse_keys
+from callerloop.core.db import Database
+from callerloop.core.settings import get_settings
 from starter.cli import app
 from tests.conftest import TEST_ENCRYPTION_KEYS, start_harness
 from tests.factories import (

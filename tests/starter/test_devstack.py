@@ -1,4 +1,4 @@
-"""`make run`'s machinery end to end, without the Makefile: `callerloop dev --no-follow`
+"""`make run`'s machinery end to end, without the Makefile: `python -m devtools --no-follow`
 starts the real Temporal dev server and a worker, replays a synthetic day (as on a clone
 without the CAD export) at 7200x, waits for its surveys and stops everything.
 
@@ -25,10 +25,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from callerloop.db import Database, OutboxMessage
-from callerloop.settings import PROJECT_ROOT
-from starter.devstack import port_in_use, survey_outstanding
+from callerloop.core.db import Database, OutboxMessage
+from callerloop.core.settings import PROJECT_ROOT
+from devtools.devstack import port_in_use, survey_outstanding
 from workflows.model import CallState, CallStatus, SentText, TextingState, TextKind
+
+pytestmark = pytest.mark.slow
 
 # A day whose synthetic calls all close within ~1.3 days of CAD time: ~16 s at 7200x.
 DAY = "2025-11-10"
@@ -107,7 +109,7 @@ def test_dev_stack_replays_a_day_texts_callers_and_leaves_nothing_behind(
         "CALLERLOOP_SMS_PROVIDER": sms_provider,
         "CALLERLOOP_TWILIO_ACCOUNT_SID": "",
     }
-    command = [sys.executable, "-m", "starter.cli", "dev", "--no-follow"]
+    command = [sys.executable, "-m", "devtools", "--no-follow"]
     command += ["--max-seconds", str(BUDGET_SECONDS), "--day", DAY]
     output = tmp_path / "dev.out"
     with output.open("w") as out:

@@ -4,7 +4,7 @@ The commands are read from README.md and the pages of the docs site (every page 
 mkdocs.yml's nav, which `mkdocs build --strict` holds to every page in docs/): each
 `uv run callerloop …` line of their `sh` blocks (continuation lines joined), so a command
 added to the README or a page without a check here fails this test. One stack
-(`callerloop dev`, as `make run` starts it) serves them all; each runs as its own
+(`python -m devtools`, as `make run` starts it) serves them all; each runs as its own
 process, with the environment a second terminal beside `make run` has. The stack's ports
 and data folder are the test's own, so its CALLERLOOP_* variables say where they are;
 nothing says where the keys are: the commands find the stack's (in its data folder) as
@@ -36,11 +36,13 @@ import pytest
 import yaml
 from sqlmodel import col, select
 
-from callerloop.agency_config import load_agencies
-from callerloop.db import Database, OutboxMessage
-from callerloop.settings import PROJECT_ROOT
-from starter.replay import column_names
+from callerloop.cad.replay import column_names
+from callerloop.core.agency_config import load_agencies
+from callerloop.core.db import Database, OutboxMessage
+from callerloop.core.settings import PROJECT_ROOT
 from tests.starter.test_devstack import answers, free_port
+
+pytestmark = pytest.mark.slow
 
 README = PROJECT_ROOT / "README.md"
 MKDOCS = PROJECT_ROOT / "mkdocs.yml"  # its nav lists the manual's pages, in docs/
@@ -102,7 +104,7 @@ class ReadmeCommand:
         return f"{self.page}:{self.line}: callerloop {shlex.join(self.args)}{redirect}"
 
 
-SINGLE_COMMANDS = {"worker", "web", "dev"}
+SINGLE_COMMANDS = {"worker", "web"}
 
 
 def readme_commands(pages: Sequence[Page]) -> list[ReadmeCommand]:
@@ -239,7 +241,7 @@ def write_export(path: Path, calls: Sequence[tuple[str, str, str, str]]) -> None
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """`callerloop dev` (what `make run` runs), replaying a one-call day, then following."""
+    """`python -m devtools` (what `make run` runs), replaying a one-call day, then following."""
     tmp_path = tmp_path_factory.mktemp("readme")
     ports = {name: free_port() for name in ("temporal", "ui", "web")}
     env = stack_environment(tmp_path, ports)
@@ -249,7 +251,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     output = tmp_path / "dev.out"
     with output.open("w") as out:
         dev = subprocess.Popen(
-            [str(CALLERLOOP), "dev", "--max-seconds", "600"],
+            [sys.executable, "-m", "devtools", "--max-seconds", "600"],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=out,
@@ -317,9 +319,8 @@ class Plan:
 
 
 PLANS: dict[str, Plan] = {
-    "worker": Plan(0, None, "the stack's own worker: `callerloop dev` runs it"),
-    "web": Plan(0, None, "the stack's own web app: `callerloop dev` runs it"),
-    "dev": Plan(0, None, "the stack itself: this test starts it"),
+    "worker": Plan(0, None, "the stack's own worker: the dev stack runs it"),
+    "web": Plan(0, None, "the stack's own web app: the dev stack runs it"),
     "keys add": Plan(1, keeps_the_key),
     "cad send": Plan(2, prints(README_CALL)),  # the README's own event, locally or posted
     "agencies check": Plan(2, prints("example")),

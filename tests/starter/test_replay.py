@@ -17,9 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from callerloop.agency_config import AgencyConfig, load_agency_file
-from callerloop.settings import PROJECT_ROOT, SHARED_CAD_EXPORT
-from starter.replay import (
+from callerloop.cad.replay import (
     ParsedExport,
     Quirk,
     ReplayCall,
@@ -30,7 +28,9 @@ from starter.replay import (
     replay,
     timeline,
 )
-from starter.synthetic_day import synthetic_day, to_csv_lines
+from callerloop.cad.synthetic_day import synthetic_day, to_csv_lines
+from callerloop.core.agency_config import AgencyConfig, load_agency_file
+from callerloop.core.settings import PROJECT_ROOT, SHARED_CAD_EXPORT
 from workflows.model import CadEvent, CadEventType, CallSource, LineType
 
 T = CadEventType
@@ -352,9 +352,9 @@ def test_phones_and_languages_depend_only_on_seed_and_incident(agency: AgencyCon
 
 def test_phones_do_not_depend_on_the_process_hash_seed() -> None:
     script = (
-        "from callerloop.agency_config import load_agency_file\n"
-        "from callerloop.settings import PROJECT_ROOT\n"
-        "from starter.replay import parse_cad_export\n"
+        "from callerloop.core.agency_config import load_agency_file\n"
+        "from callerloop.core.settings import PROJECT_ROOT\n"
+        "from callerloop.cad.replay import parse_cad_export\n"
         "import sys\n"
         "agency = load_agency_file(PROJECT_ROOT / 'agencies' / 'example.toml')\n"
         "export = parse_cad_export(sys.stdin.read().splitlines(), agency)\n"

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callerloop.agency_config import load_agency_file
-from callerloop.settings import PROJECT_ROOT
-from starter.cad_events import normalise_event
-from starter.replay import column_names, parse_cad_export
+from callerloop.cad.events import normalise_event
+from callerloop.cad.replay import column_names, parse_cad_export
+from callerloop.core.agency_config import load_agency_file
+from callerloop.core.settings import PROJECT_ROOT
 
 AGENCY = load_agency_file(PROJECT_ROOT / "agencies" / "example.toml")
 COLUMNS = column_names(AGENCY)

@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from callerloop.agency_config import AgencyConfig, load_agency_file
-from callerloop.settings import PROJECT_ROOT
-from starter.replay import ParsedExport, ReplayCall, parse_cad_export
-from starter.synthetic_day import (
+from callerloop.cad.replay import ParsedExport, ReplayCall, parse_cad_export
+from callerloop.cad.synthetic_day import (
     CITIZEN_DISPATCH_MEDIAN_MINUTES,
     DAILY_CALLS_MEAN,
     PRIORITY_SHARES,
@@ -24,6 +22,8 @@ from starter.synthetic_day import (
     to_csv_lines,
     write_csv,
 )
+from callerloop.core.agency_config import AgencyConfig, load_agency_file
+from callerloop.core.settings import PROJECT_ROOT
 from workflows.model import CadEventType, CallSource
 
 DAY = date(2025, 9, 3)

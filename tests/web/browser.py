@@ -6,7 +6,7 @@ from typing import Any
 
 from playwright.async_api import Page
 
-from callerloop.settings import PROJECT_ROOT
+from callerloop.core.settings import PROJECT_ROOT
 
 SCREENSHOTS = PROJECT_ROOT / ".data" / "screenshots"
 

@@ -9,9 +9,10 @@ from typing import Any
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from callerloop.agency_config import AgencyConfig
-from callerloop.db import Database
-from callerloop.settings import Settings
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import Database
+from callerloop.core.settings import Settings
+from devtools.web_app import with_phone_simulator
 from tests.harness import Harness
 from web.app import create_app
 from web.page_security import GuessLimiter
@@ -37,6 +38,7 @@ def pages_app(
         no_temporal,
         guess_limiter=guess_limiter,
         login_limiter=login_limiter,
+        extensions=(with_phone_simulator,),  # as the dev stack serves it
     )
 
 

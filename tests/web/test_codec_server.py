@@ -9,9 +9,9 @@ from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import Client
 
-from callerloop.codec import codec_from_spec, new_key_spec
-from callerloop.db import Database
-from callerloop.settings import Settings
+from callerloop.core.codec import codec_from_spec, new_key_spec
+from callerloop.core.db import Database
+from callerloop.core.settings import Settings
 from tests.factories import make_agency
 from web.app import create_app
 

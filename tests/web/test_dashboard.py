@@ -13,12 +13,13 @@ import pytest
 from argon2 import PasswordHasher, Type, extract_parameters
 from typer.testing import CliRunner
 
-from callerloop import audit, staff_users
-from callerloop.agency_config import AgencyConfig
-from callerloop.db import Database
+from callerloop.core import audit
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import Database
+from callerloop.core.settings import get_settings
 from callerloop.opendata.package import export_files
-from callerloop.settings import get_settings
-from callerloop.staff_users import add_user, disable_user
+from callerloop.staff import users as staff_users
+from callerloop.staff.users import add_user, disable_user
 from starter.cli import app as cli_app
 from tests.factories import (
     call_record,
@@ -329,7 +330,7 @@ def test_users_add_from_the_command_line(
     assert again.exit_code == 2 and "already exists" in again.output
     assert bad_name.exit_code == 2 and "username 'Sgt Lee'" in bad_name.output
     assert listed.output.startswith("sgt.lee\t") and "active" in listed.output
-    from callerloop.db import StaffUser
+    from callerloop.core.db import StaffUser
 
     with database.session() as session:
         user = session.get(StaffUser, "sgt.lee")

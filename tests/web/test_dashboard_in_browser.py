@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
-from callerloop.db import Database
-from callerloop.staff_users import add_user
+from callerloop.core.db import Database
+from callerloop.staff.users import add_user
 from tests.factories import make_agency, program_history
 from tests.web.browser import SCREENSHOTS, serious_violations
 from tests.web.pages import pages_app

@@ -13,16 +13,16 @@ from pydantic import SecretStr
 from sqlmodel import func, select
 from temporalio.testing import WorkflowEnvironment
 
-from callerloop import dead_letters
-from callerloop.agency_config import AgencyConfig
-from callerloop.api_keys import create_key
-from callerloop.db import CallRecord, Database, OutboxMessage
-from starter.http_client import event_json
+from callerloop.cad import dead_letters
+from callerloop.cad.delivery import EVENTS_PATH
+from callerloop.cad.http_client import event_json
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import CallRecord, Database, OutboxMessage
+from callerloop.staff.api_keys import create_key
 from tests.conftest import start_harness
 from tests.factories import RecordingProvider, eligible_call, make_agency, new_incident_id
 from tests.harness import Harness
 from tests.web.pages import link_in_text, pages_app
-from web.cad_ingest import EVENTS_PATH
 
 BASE = "https://callerloop.test"
 # What an attacker (or a careless CAD integration) might put in any text field.

@@ -23,16 +23,17 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
-from callerloop import dead_letters
-from callerloop.agency_config import AgencyConfig, load_agency_file
-from callerloop.api_keys import create_key
-from callerloop.db import Database, OutboxMessage
-from callerloop.settings import PROJECT_ROOT, Settings, get_settings
-from callerloop.temporal import FAIL_FAST, connect
+from callerloop.cad import dead_letters
+from callerloop.cad.delivery import EVENTS_PATH
+from callerloop.cad.http_client import event_json
+from callerloop.cad.replay import ReplayCall, parse_cad_export
+from callerloop.cad.replaying import run_replay
+from callerloop.core.agency_config import AgencyConfig, load_agency_file
+from callerloop.core.db import Database, OutboxMessage
+from callerloop.core.settings import PROJECT_ROOT, Settings, get_settings
+from callerloop.core.temporal import FAIL_FAST, connect
+from callerloop.staff.api_keys import create_key
 from starter.cli import app as cli_app
-from starter.cli import run_replay
-from starter.http_client import event_json
-from starter.replay import ReplayCall, parse_cad_export
 from tests.conftest import (
     TEST_CONVERTER,
     TEST_ENCRYPTION_KEYS,
@@ -44,9 +45,10 @@ from tests.harness import Harness
 from tests.requirements import real_cad_export
 from tests.web.serving import free_port, serving
 from web.app import create_app
-from web.cad_ingest import EVENTS_PATH
 from workflows.call_for_service import workflow_id_for
 from workflows.model import CadEvent, CadEventType
+
+pytestmark = pytest.mark.slow
 
 # The lifecycle at 3600 times real time: the 24-hour survey comes 24 s after the close.
 TIME_SCALE = 3600.0

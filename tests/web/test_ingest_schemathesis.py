@@ -32,11 +32,11 @@ from schemathesis.specs.openapi.checks import (
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from callerloop.agency_config import load_agency_file
-from callerloop.api_keys import create_key
-from callerloop.db import Database, DeadLetter
-from callerloop.settings import PROJECT_ROOT, Settings
-from callerloop.temporal import FAIL_FAST
+from callerloop.core.agency_config import load_agency_file
+from callerloop.core.db import Database, DeadLetter
+from callerloop.core.settings import PROJECT_ROOT, Settings
+from callerloop.core.temporal import FAIL_FAST
+from callerloop.staff.api_keys import create_key
 from tests.conftest import TEST_CONVERTER, start_dev_server
 from tests.factories import make_agency
 from tests.web.serving import serving

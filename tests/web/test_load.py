@@ -23,21 +23,23 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from twilio.request_validator import RequestValidator
 
-from callerloop.agency_config import AgencyConfig, load_agency_file
-from callerloop.api_keys import create_key
-from callerloop.db import Database, DeadLetter, HandledInbound
-from callerloop.settings import PROJECT_ROOT, Settings
-from starter.devstack import busiest_day
-from starter.http_client import event_json
-from starter.replay import parse_cad_export, timeline
+from callerloop.cad.delivery import EVENTS_PATH
+from callerloop.cad.http_client import event_json
+from callerloop.cad.replay import parse_cad_export, timeline
+from callerloop.core.agency_config import AgencyConfig, load_agency_file
+from callerloop.core.db import Database, DeadLetter, HandledInbound
+from callerloop.core.settings import PROJECT_ROOT, Settings
+from callerloop.staff.api_keys import create_key
+from devtools.devstack import busiest_day
 from tests.conftest import TEST_CONVERTER, start_harness
 from tests.factories import RecordingProvider
 from tests.harness import Harness
 from tests.requirements import real_cad_export
 from tests.web.serving import serving
 from web.app import create_app
-from web.cad_ingest import EVENTS_PATH
 from workflows.model import CadEvent, CallState
+
+pytestmark = pytest.mark.slow
 
 LOAD_SECONDS = 20.0
 LOAD_FACTOR = 10

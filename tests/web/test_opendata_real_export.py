@@ -19,17 +19,17 @@ from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
-from callerloop.agency_config import AgencyConfig, load_agency_file
-from callerloop.db import Database, OutboxMessage, SurveyComment, SurveyResponse
+from callerloop.cad.replay import ReplayCall, first_calls, parse_cad_export
+from callerloop.cad.replaying import run_replay
+from callerloop.core.agency_config import AgencyConfig, load_agency_file
+from callerloop.core.db import Database, OutboxMessage, SurveyComment, SurveyResponse
+from callerloop.core.settings import PROJECT_ROOT, get_settings
 from callerloop.opendata.validate import validate_package
-from callerloop.settings import PROJECT_ROOT, get_settings
 from starter.cli import app as cli_app
-from starter.cli import run_replay
-from starter.replay import ReplayCall, first_calls, parse_cad_export
 from tests.callerloop.published_attack import attack, read_csv
 from tests.conftest import start_harness
 from tests.factories import RecordingProvider
-from tests.harness import Harness
+from tests.harness import Harness, skip_time
 from tests.requirements import real_cad_export
 from tests.web.pages import LINK, pages_app
 from workflows.model import TextKind
@@ -80,7 +80,7 @@ async def replayed(
     ):
         for call in replayed_calls:
             harness.handles[call.incident_id] = harness.handle(call.incident_id, agency.id)
-        await env.sleep(timedelta(hours=40))  # the survey delay, past quiet hours
+        await skip_time(env, timedelta(hours=40))  # the survey delay, past quiet hours
         for call in replayed_calls:
             await harness.settle(call.incident_id, agency=agency.id)
         yield harness

@@ -21,9 +21,9 @@ from playwright.async_api import (
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
-from callerloop.agency_config import AgencyConfig
-from callerloop.db import Database, SurveyComment, SurveyResponse
-from callerloop.settings import PROJECT_ROOT
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import Database, SurveyComment, SurveyResponse
+from callerloop.core.settings import PROJECT_ROOT
 from tests.conftest import start_harness
 from tests.factories import (
     RecordingProvider,
@@ -32,7 +32,7 @@ from tests.factories import (
     make_agency,
     new_incident_id,
 )
-from tests.harness import Harness
+from tests.harness import Harness, skip_time
 from tests.web.browser import SCREENSHOTS, serious_violations
 from tests.web.pages import link_in_text, pages_app
 from tests.web.serving import free_port, serving
@@ -120,7 +120,7 @@ async def test_a_resident_follows_the_call_and_answers_the_survey(
     await page.goto(f"{status_link}?lang=en")
     await expect(page.locator(".status")).to_have_text("Officer assigned")
     await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=50))
-    await harness.env.sleep(timedelta(hours=25))
+    await skip_time(harness.env, timedelta(hours=25))
     await harness.settle(incident, lambda s: s.sent(TextKind.SURVEY))
     survey_link = link_in_text(harness, incident, "survey")
 
@@ -215,7 +215,7 @@ async def test_pages_fit_a_narrow_screen_with_large_text(
     incident = new_incident_id()
     await harness.send(eligible_call(incident))
     await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=30))
-    await harness.env.sleep(timedelta(hours=25))
+    await skip_time(harness.env, timedelta(hours=25))
     await harness.settle(incident, lambda s: s.sent(TextKind.SURVEY))
     links = {
         "status": link_in_text(harness, incident, "confirmation"),

@@ -15,10 +15,10 @@ from temporalio.testing import ActivityEnvironment
 from activities.sms_providers.base import OutgoingText, ProviderReceipt
 from activities.sms_providers.twilio import TwilioProvider
 from activities.texts import TextActivities
-from callerloop.db import Database, OutboxMessage
-from callerloop.delivery_status import apply_delivery_status
-from callerloop.settings import Settings
-from callerloop.twilio_standin import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioStandIn
+from callerloop.core.db import Database, OutboxMessage
+from callerloop.core.settings import Settings
+from callerloop.messaging.delivery_status import apply_delivery_status
+from devtools.twilio_standin import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioStandIn
 from tests.activities.test_send_text import send_input
 from tests.factories import make_agency
 from tests.web.serving import free_port, serving

@@ -15,8 +15,8 @@ from sqlmodel import select
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.texts import TextActivities
-from callerloop.agency_config import AgencyConfig
-from callerloop.db import (
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import (
     AnsweredSurvey,
     CallRecord,
     Database,
@@ -36,7 +36,7 @@ from tests.factories import (
     make_agency,
     new_incident_id,
 )
-from tests.harness import Harness
+from tests.harness import Harness, skip_time
 from tests.web.pages import link_in_text, pages_app
 from web.page_security import GuessLimiter
 from workflows.model import CadEventType, TextKind
@@ -90,7 +90,7 @@ async def surveyed_call(harness: Harness, **fields: object) -> str:
     await harness.send(
         cad_event(incident, CadEventType.CLEARED, minutes=40, disposition="REPORT TAKEN SMITH")
     )
-    await harness.env.sleep(timedelta(hours=25))
+    await skip_time(harness.env, timedelta(hours=25))
     await harness.settle(incident, lambda s: s.sent(TextKind.SURVEY))
     return incident
 
@@ -155,7 +155,7 @@ async def test_status_words_follow_the_call(
             return f"{match.group(1)}: {match.group(2)}"
 
         assert await status() == "received: Received"
-        await harness.env.sleep(timedelta(minutes=70))
+        await skip_time(harness.env, timedelta(minutes=70))
         await harness.settle(incident, lambda s: s.sent(TextKind.DELAYED))
         assert await status() == "delayed: Delayed"
         await harness.send(cad_event(incident, CadEventType.ASSIGNED, minutes=75))

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import func, select
 
-from callerloop.db import Database, SurveyResponse, utcnow
-from callerloop.links import SURVEY
+from callerloop.core.db import Database, SurveyResponse, utcnow
+from callerloop.messaging.links import SURVEY
 from tests.factories import call_record, issue_link, make_agency, new_incident_id
 from tests.web.pages import pages_app
 

@@ -19,10 +19,10 @@ from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from callerloop.codec import codec_from_spec, data_converter
-from callerloop.db import Database
-from callerloop.settings import PROJECT_ROOT, Settings
-from starter.devstack import StackPaths, dev_server_command
+from callerloop.core.codec import codec_from_spec, data_converter
+from callerloop.core.db import Database
+from callerloop.core.settings import PROJECT_ROOT, Settings
+from devtools.devstack import StackPaths, dev_server_command
 from tests.conftest import TEST_ENCRYPTION_KEYS, start_harness
 from tests.factories import RecordingProvider, eligible_call, make_agency
 from tests.requirements import CHROMIUM_ARGS, chromium_executable

@@ -26,9 +26,9 @@ from typing import Any
 import httpx
 from sqlalchemy import event
 
-from callerloop.agency_config import AgencyConfig
-from callerloop.db import Database, utcnow
-from callerloop.links import hash_token
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import Database, utcnow
+from callerloop.messaging.links import hash_token
 from tests.factories import cad_event, eligible_call, issue_link, new_incident_id
 from tests.harness import Harness
 from tests.web.pages import link_in_text, pages_app

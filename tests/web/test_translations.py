@@ -13,7 +13,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from callerloop.agency_config import BUILT_IN_QUESTIONS, SUPPORTED_LANGUAGES
+from callerloop.core.agency_config import BUILT_IN_QUESTIONS, SUPPORTED_LANGUAGES
 from web.i18n import LANGUAGE_NAMES, WEB_DIR, PageRenderer, catalog_path
 from web.survey import QUESTION_TEXTS
 

@@ -16,11 +16,12 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from twilio.request_validator import RequestValidator
 
-from activities import opt_outs
-from callerloop import inbound as inbound_module
-from callerloop.agency_config import AgencyConfig
-from callerloop.db import AutoReply, CallRecord, Database, OptOut, OutboxMessage, utcnow
-from callerloop.inbound import (
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import AutoReply, CallRecord, Database, OptOut, OutboxMessage, utcnow
+from callerloop.core.settings import Settings
+from callerloop.messaging import inbound as inbound_module
+from callerloop.messaging import opt_outs
+from callerloop.messaging.inbound import (
     NOT_MONITORED_REPLIES,
     OPT_IN_CONFIRMATIONS,
     OPT_OUT_CONFIRMATIONS,
@@ -29,8 +30,7 @@ from callerloop.inbound import (
     handle_inbound,
     was_handled,
 )
-from callerloop.settings import Settings
-from callerloop.sms_encoding import measure
+from callerloop.messaging.sms_encoding import measure
 from tests.factories import cad_event, eligible_call, new_incident_id, outbox_row
 from tests.harness import Harness
 from web.app import create_app

@@ -18,8 +18,8 @@ from pydantic import SecretStr
 from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
-from callerloop.db import Database, OutboxMessage
-from callerloop.delivery_status import STATUS_ORDER
+from callerloop.core.db import Database, OutboxMessage
+from callerloop.messaging.delivery_status import STATUS_ORDER
 from tests.factories import make_agency, outbox_row
 from tests.web.pages import pages_app
 

@@ -1,6 +1,6 @@
 """The workflow's loop without Temporal, for property tests and whole-export checks: the
-same `apply_event`, signal facts (`call_state.opt_in`, …), `refresh_decision` and `plan`
-the workflow runs, on a virtual clock. (What the real worker does under timing and
+same `apply_event`, signal facts (`call_state.opt_in`, …) and `lifecycle.next_step` the
+workflow runs, on a virtual clock. (What the real worker does under timing and
 faults is judged by tests/workflows/test_outcome_oracle.py.)"""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from tests.workflows.scenarios import Action, Event, Signal, Wait
 from workflows import call_state
 from workflows.call_state import apply_event
-from workflows.lifecycle import plan, refresh_decision
+from workflows.lifecycle import next_step
 from workflows.model import CallState, SentText, TextKind
 from workflows.policy import AgencyPolicy
 
@@ -31,20 +31,18 @@ class Simulation:
     sends: list[tuple[int, TextKind]] = field(default_factory=list)
     survey_waits: list[timedelta] = field(default_factory=list)  # closure to survey
 
-    def run_until(self, until: datetime, step: int) -> None:
+    def run_until(self, until: datetime, step_number: int) -> None:
         while not self.finished:
-            refresh_decision(self.call, self.policy)
-            next_step = plan(self.call, self.policy, self.now)
-            self.call.skipped.extend(next_step.skip)
-            if next_step.finished:
+            step = next_step(self.call, self.policy, self.now)  # the workflow's own step
+            if step.finished:
                 self.finished = True
-            elif next_step.send is not None:
-                self.call.texts.append(SentText(kind=next_step.send, status="sent", at=self.now))
-                self.sends.append((step, next_step.send))
-                if next_step.send == TextKind.SURVEY and self.call.closed_at is not None:
+            elif step.send is not None:
+                self.call.texts.append(SentText(kind=step.send, status="sent", at=self.now))
+                self.sends.append((step_number, step.send))
+                if step.send == TextKind.SURVEY and self.call.closed_at is not None:
                     self.survey_waits.append(self.now - self.call.closed_at)
-            elif next_step.wake_at is not None and next_step.wake_at <= until:
-                self.now = max(self.now, next_step.wake_at)
+            elif step.wake_at is not None and step.wake_at <= until:
+                self.now = max(self.now, step.wake_at)
             else:
                 self.now = max(self.now, until)
                 return

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import col, select
 
-from callerloop.db import CallEventRecord
+from callerloop.core.db import CallEventRecord
 from tests.factories import RecordingProvider, cad_event, eligible_call, new_incident_id
 from tests.harness import Harness
 from workflows.call_for_service import workflow_id_for

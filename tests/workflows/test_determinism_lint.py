@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from callerloop.settings import PROJECT_ROOT
+from callerloop.core.settings import PROJECT_ROOT
 
 RUFF = Path(sys.executable).parent / "ruff"
 

@@ -10,8 +10,8 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from callerloop.db import Database
-from callerloop.temporal import installed_binary
+from callerloop.core.db import Database
+from callerloop.core.temporal import installed_binary
 from tests.conftest import TEST_CONVERTER, start_harness
 from tests.factories import (
     RecordingProvider,

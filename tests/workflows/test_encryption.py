@@ -14,10 +14,10 @@ from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from callerloop.codec import EncryptionKeyError, codec_from_spec, data_converter, new_key_spec
-from callerloop.db import Database
-from callerloop.settings import Settings
-from starter.cad_client import CadClient
+from callerloop.cad.client import CadClient
+from callerloop.core.codec import EncryptionKeyError, codec_from_spec, data_converter, new_key_spec
+from callerloop.core.db import Database
+from callerloop.core.settings import Settings
 from tests.factories import RecordingProvider, cad_event, eligible_call, make_agency
 from tests.harness import Harness
 from worker import all_running, build_workers

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from callerloop.agency_config import AgencyConfig
-from callerloop.db import Database
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import Database
 from tests.conftest import start_harness
 from tests.factories import (
     RecordingProvider,

@@ -29,7 +29,7 @@ from activities.sms_providers.base import (
     PermanentProviderError,
     TransientProviderError,
 )
-from callerloop.db import Database
+from callerloop.core.db import Database
 from tests.conftest import start_harness
 from tests.factories import RecordingProvider, cad_event, eligible_call, make_agency
 from tests.harness import Harness

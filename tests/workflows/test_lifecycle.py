@@ -13,12 +13,12 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from activities.sms_providers.local import LocalProvider
-from callerloop.agency_config import AgencyConfig
-from callerloop.db import CallEventRecord, CallRecord, Database, EligibilityDecisionRecord
-from callerloop.settings import Settings
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import CallEventRecord, CallRecord, Database, EligibilityDecisionRecord
+from callerloop.core.settings import Settings
 from tests.conftest import start_harness
 from tests.factories import RecordingProvider, cad_event, eligible_call, new_incident_id
-from tests.harness import Harness
+from tests.harness import Harness, skip_time
 from worker import build_workers
 from workflows.model import CadEventType, TextingState, TextKind
 
@@ -72,11 +72,11 @@ async def test_survey_waits_for_the_survey_delay(harness: Harness) -> None:
     await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=5))
     assert harness.kinds(incident) == ["confirmation", "cleared"]
 
-    await harness.env.sleep(timedelta(hours=23))
+    await skip_time(harness.env, timedelta(hours=23))
     state = await harness.settle(incident)
     assert not state.sent(TextKind.SURVEY)
 
-    await harness.env.sleep(timedelta(hours=2))
+    await skip_time(harness.env, timedelta(hours=2))
     state = await harness.settle(incident, lambda s: s.sent(TextKind.SURVEY))
     survey_at = next(t.at for t in state.texts if t.kind == TextKind.SURVEY)
     assert state.closed_at is not None

@@ -11,9 +11,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from callerloop import audit
-from callerloop.db import Database
-from callerloop.delivery_status import apply_delivery_status
+from callerloop.core import audit
+from callerloop.core.db import Database
+from callerloop.messaging.delivery_status import apply_delivery_status
 from tests.conftest import start_harness
 from tests.factories import (
     RecordingProvider,

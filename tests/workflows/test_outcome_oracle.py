@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import sys
 import threading
 import time
 import uuid
@@ -58,10 +59,11 @@ from activities.sms_providers.base import (
     ProviderReceipt,
     TransientProviderError,
 )
-from callerloop.db import Database
-from callerloop.settings import Settings
+from callerloop.core.db import Database
+from callerloop.core.settings import Settings
 from tests.conftest import TEST_ENCRYPTION_KEYS
 from tests.factories import T0, cad_event, make_agency
+from tests.harness import skip_time
 from worker import all_running, build_workers, workflow_runner
 from workflows.activity_errors import SmsFailure
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
@@ -77,6 +79,8 @@ from workflows.model import (
     ResendConfirmationRequest,
     SuppressRequest,
 )
+
+pytestmark = pytest.mark.slow
 
 ORACLE_EXAMPLES = (
     5_000
@@ -466,7 +470,7 @@ async def drive(
             with stack.provider._lock:
                 stack.provider.faults.setdefault(workflow_id, []).extend(action.answers)
         elif isinstance(action, Jump):
-            await let_time_pass(env, timedelta(minutes=action.minutes))
+            await skip_time(env, timedelta(minutes=action.minutes))
         else:
             await stack.restart_senders()
         return safety
@@ -481,7 +485,7 @@ async def drive(
         if safety:
             await asyncio.sleep(FACT_TAKES_EFFECT_WITHIN)
         if step.settle:
-            await let_time_pass(env, timedelta(seconds=30))
+            await skip_time(env, timedelta(seconds=30))
 
     # Rule 6: the call ends (time skips to its end) and every update is answered.
     outcome = await asyncio.wait_for(handle.result(), 120)
@@ -497,20 +501,6 @@ async def drive(
         if isinstance(result, BaseException) and not _answered(result):
             raise AssertionError(f"an update was not answered: {result!r}")
     return run, stack.provider.for_call(workflow_id)
-
-
-async def let_time_pass(env: WorkflowEnvironment, duration: timedelta) -> None:
-    """Skip `duration` of workflow time. The server holds its clock while an activity
-    task is out, and a task handed to a stopped SMS worker's last poll is out until its
-    attempt times out (30 s, real time here): the skip request gives up after 30 s, so
-    ask again until the clock has moved."""
-    while True:
-        try:
-            await env.sleep(duration)
-            return
-        except RPCError as error:
-            if error.status != RPCStatusCode.CANCELLED:  # the request's own time ran out
-                raise
 
 
 async def _resend(handle: WorkflowHandle[Any, Any], run: Run, asked: float) -> None:
@@ -734,6 +724,9 @@ def test_the_provider_never_receives_a_text_the_rules_forbid(
 ) -> None:
     created, steps = schedule
     note(f"schedule: {schedule!r}")
+    started = time.monotonic()
     run, calls = event_loop_for_sync_tests.run_until_complete(drive(oracle_stack, created, steps))
+    if (took := time.monotonic() - started) > 5:
+        print(f"a slow schedule ({took:.0f} s): {schedule!r}", file=sys.stderr)
     problems = judge(run, calls)
     assert not problems, "\n".join(problems)

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from callerloop.agency_config import AgencyConfig
-from callerloop.db import Database
+from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.db import Database
 from tests.conftest import recording_name, start_harness
 from tests.factories import (
     RecordingProvider,
@@ -19,7 +19,7 @@ from tests.factories import (
     make_agency,
     new_incident_id,
 )
-from tests.harness import Harness
+from tests.harness import Harness, skip_time
 from workflows.model import CadEventType, TextKind
 
 ZONE = ZoneInfo("America/Los_Angeles")
@@ -67,11 +67,11 @@ async def test_survey_due_in_quiet_hours_waits_for_their_end(quiet_harness: Harn
     harness, incident = quiet_harness, new_incident_id()
     await harness.send(eligible_call(incident))
     await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=9))
-    await harness.env.sleep(timedelta(hours=26))
+    await skip_time(harness.env, timedelta(hours=26))
     state = await harness.settle(incident)
     assert not state.sent(TextKind.SURVEY), "sent inside quiet hours"
 
-    await harness.env.sleep(timedelta(hours=2))
+    await skip_time(harness.env, timedelta(hours=2))
     state = await harness.settle(incident, lambda s: s.sent(TextKind.SURVEY))
     survey_at = next(t.at for t in state.texts if t.kind == TextKind.SURVEY)
     assert state.closed_at is not None
@@ -90,7 +90,7 @@ async def test_a_window_shorter_than_the_quiet_hours_still_gets_its_survey(
     harness, incident = quiet_harness, new_incident_id()
     await harness.send(eligible_call(incident))
     await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=9))
-    await harness.env.sleep(timedelta(hours=28))
+    await skip_time(harness.env, timedelta(hours=28))
     state = await harness.settle(incident, lambda s: s.sent(TextKind.SURVEY))
     assert not state.purged, "the call ended as soon as its survey went"
     await harness.finish(incident)

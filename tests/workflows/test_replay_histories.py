@@ -26,8 +26,13 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from callerloop.codec import ENCODING as ENCRYPTED
-from callerloop.codec import PlaintextPayloadError, codec_from_spec, data_converter, new_key_spec
+from callerloop.core.codec import ENCODING as ENCRYPTED
+from callerloop.core.codec import (
+    PlaintextPayloadError,
+    codec_from_spec,
+    data_converter,
+    new_key_spec,
+)
 from tests.harness import HISTORIES
 from tests.workflows.changed_without_patch import ChangedWithoutPatch
 from worker import workflow_runner

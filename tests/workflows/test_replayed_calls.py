@@ -9,10 +9,10 @@ import re
 from collections import Counter
 from datetime import date
 
-from callerloop.agency_config import AgencyConfig, load_agency_file
-from callerloop.settings import PROJECT_ROOT
-from starter.replay import ParsedExport, ReplayCall, parse_cad_export
-from starter.synthetic_day import synthetic_day, to_csv_lines
+from callerloop.cad.replay import ParsedExport, ReplayCall, parse_cad_export
+from callerloop.cad.synthetic_day import synthetic_day, to_csv_lines
+from callerloop.core.agency_config import AgencyConfig, load_agency_file
+from callerloop.core.settings import PROJECT_ROOT
 from tests.requirements import real_cad_export
 from tests.workflows.scenarios import Event, Wait
 from tests.workflows.simulation import Simulation

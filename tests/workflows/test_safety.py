@@ -8,7 +8,7 @@ from temporalio import activity
 
 import worker
 from activities.call_records import CallRecordActivities
-from activities.opt_outs import record_opt_out
+from callerloop.messaging.opt_outs import record_opt_out
 from tests.factories import RecordingProvider, cad_event, eligible_call, new_incident_id
 from tests.harness import Harness
 from workflows.call_for_service import CallForServiceWorkflow

@@ -15,12 +15,12 @@ from sqlmodel import select
 from temporalio.client import WorkflowUpdateFailedError
 
 from activities import pacing
-from activities.opt_outs import record_opt_out
 from activities.sms_providers.base import OutgoingText, TransientProviderError
-from callerloop.db import SendRevocation
-from callerloop.edge_stops import hold_at_edge
+from callerloop.cad.edge_stops import hold_at_edge
+from callerloop.core.db import SendRevocation
+from callerloop.messaging.opt_outs import record_opt_out
 from tests.factories import RecordingProvider, cad_event, eligible_call, new_incident_id
-from tests.harness import Harness
+from tests.harness import Harness, eventually, skip_time
 from tests.workflows.held_activities import HeldOutboxReport
 from workflows.call_for_service import CallForServiceWorkflow
 from workflows.model import (
@@ -37,14 +37,6 @@ PHONE = "+17035550142"
 
 def throttled(text: OutgoingText) -> None:
     raise TransientProviderError("20429", "Too Many Requests")
-
-
-async def eventually(predicate: Callable[[], bool], what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + 10.0
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def start_call(harness: Harness, incident: str, **fields: object) -> None:
@@ -106,7 +98,7 @@ async def test_a_text_in_retry_never_reaches_the_provider_after_a_safety_stop(
 
     pending = await SAFETY_FACTS[fact](harness, incident)
     # Days pass: any retry still scheduled would have run by now.
-    await harness.env.sleep(timedelta(days=2))
+    await skip_time(harness.env, timedelta(days=2))
     await harness.settle(incident)
     if isinstance(pending, asyncio.Task):
         await asyncio.wait_for(pending, 30)
@@ -158,7 +150,7 @@ async def test_an_attempt_that_never_hears_of_its_cancellation_is_refused_at_the
 
     await eventually(revoked, "the call to withdraw its send")
     release.set()  # the attempt goes on as if no cancellation had reached it
-    await harness.env.sleep(timedelta(hours=1))
+    await skip_time(harness.env, timedelta(hours=1))
     await harness.settle(incident)
 
     assert provider.calls == 0
@@ -181,7 +173,7 @@ async def test_a_text_already_at_the_provider_when_the_call_turns_sensitive_is_k
     await cad_update(call_type="DOMESTIC DISTURBANCE")(harness, incident)
     await asyncio.sleep(0.2)
     answer.set()  # the provider accepts what it was handed before the stop
-    await harness.env.sleep(timedelta(days=2))
+    await skip_time(harness.env, timedelta(days=2))
     await harness.settle(incident)
 
     assert provider.calls == 1 and provider.kinds() == ["confirmation"]
@@ -202,16 +194,16 @@ async def test_start_lets_through_only_texts_for_what_happens_after_it(
     record_opt_out(harness.db, "testville", PHONE, "STOP", opted_out=True)
     incident = new_incident_id()
     await harness.send(eligible_call(incident, priority=3))  # delay notice due after 1 h
-    await harness.env.sleep(timedelta(hours=2))
+    await skip_time(harness.env, timedelta(hours=2))
     await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=130))
-    await harness.env.sleep(timedelta(hours=26))  # the survey's time has come and gone
+    await skip_time(harness.env, timedelta(hours=26))  # the survey's time has come and gone
 
     # START, as the inbound webhook handles it: the registry first, then every open call.
     record_opt_out(harness.db, "testville", PHONE, "START", opted_out=False)
     await harness.handle(incident).signal(
         CallForServiceWorkflow.opt_in, OptInSignal(keyword="START")
     )
-    await harness.env.sleep(timedelta(hours=1))
+    await skip_time(harness.env, timedelta(hours=1))
     await harness.settle(incident)
     assert provider.accepted == [], "START let texts held back while opted out through"
 
@@ -276,7 +268,7 @@ async def test_a_stop_in_the_registry_stops_a_text_in_retry_before_the_call_hear
     await start_call(harness, incident)
     await eventually(lambda: provider.calls >= 1, "the first, throttled attempt")
     record_opt_out(harness.db, "testville", PHONE, "STOP", opted_out=True)  # no signal
-    await harness.env.sleep(timedelta(hours=1))
+    await skip_time(harness.env, timedelta(hours=1))
     assert provider.accepted == []
     assert [row.status for row in harness.outbox(incident)] == ["withheld"]
 
@@ -290,7 +282,7 @@ async def test_a_safety_fact_at_the_cad_edge_stops_a_text_in_retry_before_the_ca
     await eventually(lambda: provider.calls >= 1, "the first, throttled attempt")
     sensitive = cad_event(incident, CadEventType.UPDATED, minutes=1, call_type="SEXUAL ASSAULT")
     hold_at_edge(harness.db, harness.agencies, sensitive)
-    await harness.env.sleep(timedelta(hours=1))  # the event itself is never signalled
+    await skip_time(harness.env, timedelta(hours=1))  # the event itself is never signalled
     assert provider.accepted == []
     assert [row.status for row in harness.outbox(incident)] == ["withheld"]
 
@@ -303,7 +295,7 @@ async def test_a_close_at_the_cad_edge_stops_an_earlier_stages_text_before_the_c
     await start_call(harness, incident)
     await eventually(lambda: provider.calls >= 1, "the first, throttled attempt")
     hold_at_edge(harness.db, harness.agencies, cad_event(incident, CadEventType.CLEARED, minutes=9))
-    await harness.env.sleep(timedelta(hours=1))  # the close itself is never signalled
+    await skip_time(harness.env, timedelta(hours=1))  # the close itself is never signalled
     assert provider.accepted == [], "a confirmation after the call was over"
     # A reopen, newer by CAD's clock, lifts it: the unit's text goes.
     hold_at_edge(

@@ -18,8 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.sms_providers.base import OutgoingText, ProviderReceipt
 from activities.sms_providers.twilio import TwilioProvider
-from callerloop.db import Database
-from callerloop.twilio_standin import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioStandIn
+from callerloop.core.db import Database
+from devtools.twilio_standin import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioStandIn
 from tests.conftest import start_harness
 from tests.factories import eligible_call, make_agency, new_incident_id
 from tests.harness import Harness

@@ -1,0 +1,1 @@
+"""What staff manage: users, API keys, retention."""

@@ -185,10 +185,10 @@ def next_step(
     window_after_deferral: bool = True,
     stages_in_order: bool = True,
 ) -> Plan:
-    """The workflow's main loop step, pure: decide again from the call's facts, plan, and
-    note the texts the plan skips. The workflow runs it between its I/O (records, lookups,
-    sends); tests/workflows/simulation.py runs it on a virtual clock."""
-    refresh_decision(call, policy)
+    """The workflow's main loop step, pure, once the call's decision is current
+    (`refresh_decision`): plan, and note the texts the plan skips. The workflow runs it
+    between its I/O (records, lookups, sends); tests/workflows/simulation.py runs it on a
+    virtual clock."""
     step = plan(
         call,
         policy,

@@ -1,7 +1,7 @@
 """The workflow's loop without Temporal, for property tests and whole-export checks: the
-same `apply_event`, signal facts (`call_state.opt_in`, …) and `lifecycle.next_step` the
-workflow runs, on a virtual clock. (What the real worker does under timing and
-faults is judged by tests/workflows/test_outcome_oracle.py.)"""
+same `apply_event`, signal facts (`call_state.opt_in`, …), `refresh_decision` and
+`lifecycle.next_step` the workflow runs, on a virtual clock. (What the real worker does
+under timing and faults is judged by tests/workflows/test_outcome_oracle.py.)"""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from tests.workflows.scenarios import Action, Event, Signal, Wait
 from workflows import call_state
 from workflows.call_state import apply_event
-from workflows.lifecycle import next_step
+from workflows.lifecycle import next_step, refresh_decision
 from workflows.model import CallState, SentText, TextKind
 from workflows.policy import AgencyPolicy
 
@@ -33,7 +33,8 @@ class Simulation:
 
     def run_until(self, until: datetime, step_number: int) -> None:
         while not self.finished:
-            step = next_step(self.call, self.policy, self.now)  # the workflow's own step
+            refresh_decision(self.call, self.policy)  # as the workflow's loop does
+            step = next_step(self.call, self.policy, self.now)
             if step.finished:
                 self.finished = True
             elif step.send is not None:

@@ -48,6 +48,16 @@ async def start_call(harness: Harness, incident: str, **fields: object) -> None:
 
 # --- each safety fact, arriving while the first text waits out a throttled retry ----------
 
+
+async def call_in_retry(harness: Harness, provider: RecordingProvider) -> str:
+    """A new call whose confirmation was throttled once and now waits in backoff."""
+    provider.failures.append(throttled)
+    incident = new_incident_id()
+    await start_call(harness, incident)
+    await eventually(lambda: provider.calls >= 1, "the first, throttled attempt")
+    return incident
+
+
 Stop = Callable[[Harness, str], Awaitable[object]]
 
 
@@ -263,10 +273,7 @@ async def test_a_stop_in_the_registry_stops_a_text_in_retry_before_the_call_hear
 ) -> None:
     """The inbound webhook writes the registry at once and signals the call after: the
     hand-off reads the registry, so the STOP holds while the signal is still on its way."""
-    provider.failures.append(throttled)
-    incident = new_incident_id()
-    await start_call(harness, incident)
-    await eventually(lambda: provider.calls >= 1, "the first, throttled attempt")
+    incident = await call_in_retry(harness, provider)
     record_opt_out(harness.db, "testville", PHONE, "STOP", opted_out=True)  # no signal
     await skip_time(harness.env, timedelta(hours=1))
     assert provider.accepted == []
@@ -276,10 +283,7 @@ async def test_a_stop_in_the_registry_stops_a_text_in_retry_before_the_call_hear
 async def test_a_safety_fact_at_the_cad_edge_stops_a_text_in_retry_before_the_call_hears_of_it(
     harness: Harness, provider: RecordingProvider
 ) -> None:
-    provider.failures.append(throttled)
-    incident = new_incident_id()
-    await start_call(harness, incident)
-    await eventually(lambda: provider.calls >= 1, "the first, throttled attempt")
+    incident = await call_in_retry(harness, provider)
     sensitive = cad_event(incident, CadEventType.UPDATED, minutes=1, call_type="SEXUAL ASSAULT")
     hold_at_edge(harness.db, harness.agencies, sensitive)
     await skip_time(harness.env, timedelta(hours=1))  # the event itself is never signalled
@@ -290,10 +294,7 @@ async def test_a_safety_fact_at_the_cad_edge_stops_a_text_in_retry_before_the_ca
 async def test_a_close_at_the_cad_edge_stops_an_earlier_stages_text_before_the_call_hears_of_it(
     harness: Harness, provider: RecordingProvider
 ) -> None:
-    provider.failures.append(throttled)
-    incident = new_incident_id()
-    await start_call(harness, incident)
-    await eventually(lambda: provider.calls >= 1, "the first, throttled attempt")
+    incident = await call_in_retry(harness, provider)
     hold_at_edge(harness.db, harness.agencies, cad_event(incident, CadEventType.CLEARED, minutes=9))
     await skip_time(harness.env, timedelta(hours=1))  # the close itself is never signalled
     assert provider.accepted == [], "a confirmation after the call was over"

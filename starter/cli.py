@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import sys
@@ -225,6 +226,29 @@ def web_command(
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level=settings.log_level.lower(),
     )
+
+
+@app.command(
+    "dev",
+    hidden=True,
+    # Every option, --help too, is the dev stack's.
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "help_option_names": [],
+    },
+)
+def dev_command(context: typer.Context) -> None:
+    """Deprecated: `make run` (python -m devtools) starts the local stack now."""
+    print(
+        "`callerloop dev` is deprecated: the local stack is `make run` "
+        "(uv run python -m devtools); running that",
+        file=sys.stderr,
+    )
+    # Not imported: the dev tools are not part of the product (nor of its wheel).
+    if importlib.util.find_spec("devtools") is None:
+        fail("the local stack needs the repository's devtools/: run `make run` in a clone", 1)
+    os.execv(sys.executable, [sys.executable, "-m", "devtools", *context.args])
 
 
 # --- cad send ---------------------------------------------------------------------------

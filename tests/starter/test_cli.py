@@ -368,3 +368,20 @@ def test_replay_summary_lists_bad_rows_and_failures() -> None:
     assert re.search(r"bad rows\s+│\s+1 │", text)
     assert f"{ASSIGNED_CALL} created: call/example/… has finished" in text
     assert "line 5, column Priority_Number: 'x' is not an integer" in text
+
+
+def test_the_old_dev_command_says_where_it_went_and_runs_the_dev_stack() -> None:
+    """`callerloop dev` (before the dev tools left the product) still works, deprecated."""
+    callerloop = Path(sys.executable).parent / "callerloop"
+    shown = subprocess.run(
+        [str(callerloop), "dev", "--help"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "`callerloop dev` is deprecated" in shown.stderr
+    assert "python -m devtools" in shown.stderr
+    assert "--keep" in shown.stdout and "--max-seconds" in shown.stdout  # the dev stack's own

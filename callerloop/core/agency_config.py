@@ -28,7 +28,7 @@ TEMPLATE_FIELDS = frozenset(
     {"agency_name", "case_number", "status_url", "survey_url", "non_emergency_phone"}
 )
 # Placeholders a template of this kind cannot do without.
-REQUIRED_FIELDS: dict[TextKind, frozenset[str]] = {
+REQUIRED_FIELDS: dict[str, frozenset[str]] = {
     TextKind.CONFIRMATION: frozenset({"case_number"}),
     TextKind.SURVEY: frozenset({"survey_url"}),
 }
@@ -263,6 +263,15 @@ class Templates(_Strict):
     cleared: str
     survey: str
     help: str = ""
+    # The replies to a resident's texts (callerloop/messaging/inbound.py).
+    opt_out: str
+    opt_in: str
+    not_monitored: str
+
+
+# The replies, and what each must tell the resident.
+REPLY_KINDS = ("opt_out", "opt_in", "not_monitored")
+REPLY_MUST_SAY = {"opt_out": "START", "opt_in": "STOP"}
 
 
 class PriorityScale(_Strict):
@@ -406,6 +415,12 @@ class AgencyConfig(_Strict):
                     f"templates.{language}.confirmation must tell the caller to reply STOP"
                     " to opt out"
                 )
+            for reply in REPLY_KINDS:
+                where = f"templates.{language}.{reply}"
+                check_template(getattr(templates, reply), reply, where)
+                keyword = REPLY_MUST_SAY.get(reply)
+                if keyword and keyword not in getattr(templates, reply).upper():
+                    raise ValueError(f"{where} must tell the resident to reply {keyword}")
         for question in self.survey.questions:
             missing = [lang for lang in self.agency.languages if lang not in question.text]
             if question.text and missing:
@@ -467,7 +482,7 @@ class AgencyConfig(_Strict):
         )
 
 
-def check_template(template: str, kind: TextKind, where: str) -> None:
+def check_template(template: str, kind: str, where: str) -> None:
     """Only bare placeholders like {case_number}: a conversion or format spec ({x!r},
     {x:d}) could fail or change a text at send time, long after the file was loaded."""
     try:

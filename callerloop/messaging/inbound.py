@@ -38,31 +38,6 @@ CallSignal = OptOutSignal | OptInSignal
 # Delivers a signal to one call's workflow, by workflow id.
 SignalCall = Callable[[str, CallSignal], Awaitable[None]]
 
-# Placeholders: {agency_name} {non_emergency_phone}.
-OPT_OUT_CONFIRMATIONS: Mapping[str, str] = {
-    "en": "{agency_name}: you will get no more texts from this number. Reply START to get "
-    "them again. Emergencies: call 911.",
-    "es": "{agency_name}: no le enviaremos otros mensajes. Responda START para recibirlos de "
-    "nuevo. Emergencias: llame al 911.",
-    "fr": "{agency_name} : vous ne recevrez plus de messages de ce numéro. Répondez START "
-    "pour les recevoir à nouveau. Urgences : composez le 911.",
-}
-OPT_IN_CONFIRMATIONS: Mapping[str, str] = {
-    "en": "{agency_name}: you will get texts about your calls again. Reply STOP to opt out.",
-    "es": "{agency_name}: le enviaremos de nuevo mensajes sobre sus llamadas. Responda STOP "
-    "para no recibirlos.",
-    "fr": "{agency_name} : vous recevrez de nouveau des messages sur vos appels. Répondez STOP "
-    "pour ne plus les recevoir.",
-}
-NOT_MONITORED_REPLIES: Mapping[str, str] = {
-    "en": "{agency_name}: this number is not monitored. In an emergency call 911. Otherwise "
-    "call {non_emergency_phone}.",
-    "es": "{agency_name}: nadie lee los mensajes a este teléfono. En una emergencia llame al "
-    "911. Si no, llame al {non_emergency_phone}.",
-    "fr": "{agency_name} : ce numéro n'est pas surveillé. En cas d'urgence, composez le 911. "
-    "Sinon, appelez le {non_emergency_phone}.",
-}
-
 # The provider's own keyword handling (Twilio's `OptOutType` with Advanced Opt-Out): it
 # has acted on the number and sent its reply, so callerloop records and stays silent.
 PROVIDER_KEYWORD_TYPES: Mapping[str, InboundIntent] = {
@@ -179,7 +154,7 @@ async def _opt_out(
     signal = OptOutSignal(phone=phone, keyword=keyword.keyword, received_at=utcnow())
     await signal_open_calls(calls, signal, signal_call)
     # The FCC allows one confirmation: a repeated STOP gets silence.
-    return None if already else _fill(OPT_OUT_CONFIRMATIONS[language], agency)
+    return None if already else _reply(agency, "opt_out", language)
 
 
 async def _opt_in(
@@ -193,13 +168,13 @@ async def _opt_in(
 ) -> str:
     await asyncio.to_thread(record_opt_out, db, agency.id, phone, keyword.keyword, False)
     await signal_open_calls(calls, OptInSignal(phone=phone, keyword=keyword.keyword), signal_call)
-    return _fill(OPT_IN_CONFIRMATIONS[language], agency)
+    return _reply(agency, "opt_in", language)
 
 
 def _help_text(agency: AgencyConfig, calls: Sequence[OpenCall], language: str) -> str:
     case_number = next((c.case_number for c in calls if c.case_number), "")
     text = render_message(agency, "help", language, MessageContext(case_number=case_number))
-    return text or _fill(NOT_MONITORED_REPLIES[language], agency)
+    return text or _reply(agency, "not_monitored", language)
 
 
 def _not_monitored(
@@ -213,7 +188,7 @@ def _not_monitored(
         if calls
         else claim_no_call_reply(db, agency.id, phone)
     )
-    return _fill(NOT_MONITORED_REPLIES[language], agency) if first_for_a_call else None
+    return _reply(agency, "not_monitored", language) if first_for_a_call else None
 
 
 async def signal_open_calls(
@@ -300,7 +275,6 @@ def reply_language(
     return next((lang for lang in candidates if lang in offered), agency.agency.default_language)
 
 
-def _fill(template: str, agency: AgencyConfig) -> str:
-    return template.format(
-        agency_name=agency.agency.name, non_emergency_phone=agency.agency.non_emergency_phone
-    )
+def _reply(agency: AgencyConfig, kind: str, language: str) -> str:
+    """A reply from the agency's templates (callerloop's defaults unless it overrides them)."""
+    return render_message(agency, kind, language, MessageContext(case_number=""))

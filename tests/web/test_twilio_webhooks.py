@@ -16,22 +16,19 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from twilio.request_validator import RequestValidator
 
-from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.agency_config import AgencyConfig, AgencyConfigError, default_templates
 from callerloop.core.db import AutoReply, CallRecord, Database, OptOut, OutboxMessage, utcnow
 from callerloop.core.settings import Settings
 from callerloop.messaging import inbound as inbound_module
 from callerloop.messaging import opt_outs
 from callerloop.messaging.inbound import (
-    NOT_MONITORED_REPLIES,
-    OPT_IN_CONFIRMATIONS,
-    OPT_OUT_CONFIRMATIONS,
     CallSignal,
     SignalDeliveryFailed,
     handle_inbound,
     was_handled,
 )
 from callerloop.messaging.sms_encoding import measure
-from tests.factories import cad_event, eligible_call, new_incident_id, outbox_row
+from tests.factories import cad_event, eligible_call, make_agency, new_incident_id, outbox_row
 from tests.harness import Harness
 from web.app import create_app
 from workflows.model import CadEventType, OptOutSignal, TextingState
@@ -523,6 +520,25 @@ async def test_every_open_call_is_tried_and_a_failure_is_raised(
     assert opted_out(database)
 
 
+async def test_an_agency_words_its_own_replies(database: Database) -> None:
+    """The replies are templates: an agency overrides them as it does its texts."""
+    own = "{agency_name}: no more texts. Text START to get them back. Emergencies: 911."
+    agency = make_agency(templates={"en": {"opt_out": own}})
+
+    async def signal_call(workflow_id: str, signal: CallSignal) -> None:
+        pass
+
+    reply = await handle_inbound(database, agency, CALLER, "STOP", signal_call)
+    assert reply.text == own.format(agency_name=agency.agency.name)
+
+
+def test_a_reply_that_leaves_out_its_keyword_is_refused_at_load() -> None:
+    with pytest.raises(AgencyConfigError, match=r"templates\.en\.opt_out must tell .* START"):
+        make_agency(templates={"en": {"opt_out": "{agency_name}: no more texts."}})
+    with pytest.raises(AgencyConfigError, match=r"templates\.en\.opt_in: unknown placeholder"):
+        make_agency(templates={"en": {"opt_in": "Texts again {case}. Reply STOP to stop."}})
+
+
 async def test_the_reply_is_in_the_latest_calls_language(
     database: Database, agency: AgencyConfig
 ) -> None:
@@ -535,12 +551,10 @@ async def test_the_reply_is_in_the_latest_calls_language(
     assert reply.text is not None and "ne recevrez plus" in reply.text
 
 
-@pytest.mark.parametrize(
-    "texts", [OPT_OUT_CONFIRMATIONS, OPT_IN_CONFIRMATIONS, NOT_MONITORED_REPLIES]
-)
-def test_callerloops_own_replies_fit_one_gsm7_segment(texts: Mapping[str, str]) -> None:
+@pytest.mark.parametrize("kind", ["opt_out", "opt_in", "not_monitored"])
+def test_callerloops_own_replies_fit_one_gsm7_segment(kind: str) -> None:
     for language in ("en", "es", "fr"):
-        body = texts[language].format(
+        body = default_templates()[language][kind].format(
             agency_name="Example City Police", non_emergency_phone="703-555-0100"
         )
         size = measure(body)

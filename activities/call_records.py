@@ -12,6 +12,7 @@ from sqlmodel import col, delete, update
 from temporalio import activity
 
 from callerloop.core import metrics
+from callerloop.core.column_types import UTCDateTime
 from callerloop.core.db import (
     AuditEntry,
     AutoReply,
@@ -20,7 +21,6 @@ from callerloop.core.db import (
     Database,
     EligibilityDecisionRecord,
     OutboxMessage,
-    UTCDateTime,
     insert_or_skip,
     utcnow,
 )

@@ -18,13 +18,13 @@ from typing import Any
 
 from sqlalchemy import Engine, String, bindparam, case, exists, func, null, or_, select, update
 
+from callerloop.core.column_types import UTCDateTime
 from callerloop.core.db import (
     CadClosure,
     CallEventRecord,
     OptOut,
     OutboxMessage,
     SendRevocation,
-    UTCDateTime,
     insert_or_skip,
 )
 from callerloop.messaging.links import NewLink, store_link

@@ -53,3 +53,12 @@ def test_a_workflow_that_imports_the_database_breaks_the_contract(tmp_path: Path
     broken = lint_imports(tmp_path)
     assert broken.returncode != 0
     assert "workflows.lifecycle -> sqlmodel" in broken.stdout, broken.stdout
+
+
+def test_an_import_cycle_within_a_floor_breaks_the_contract(tmp_path: Path) -> None:
+    copy_of_the_house(tmp_path)
+    column_types = tmp_path / "callerloop" / "core" / "column_types.py"
+    column_types.write_text(column_types.read_text() + "\nimport callerloop.core.db  # back\n")
+    broken = lint_imports(tmp_path)
+    assert broken.returncode != 0
+    assert "No cycles are allowed in callerloop.core" in broken.stdout, broken.stdout

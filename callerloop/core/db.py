@@ -17,33 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DDL, DateTime, Engine, TypeDecorator, UniqueConstraint, event
+from sqlalchemy import DDL, Engine, UniqueConstraint, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.url import make_url
 from sqlmodel import Column, Field, Session, SQLModel, create_engine
 
+from callerloop.core.column_types import UTCDateTime
 from callerloop.core.settings import Settings
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Stores UTC, returns timezone-aware UTC datetimes on every backend (SQLite drops zones)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: callerloop stores aware UTC times only")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
 
 # Every constraint has a name (migrations drop and alter constraints by name; SQLite's batch
 # mode needs them too). Indexes keep SQLAlchemy's default naming.

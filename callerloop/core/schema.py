@@ -27,7 +27,7 @@ from sqlalchemy.sql.type_api import TypeEngine
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
-from callerloop.core.db import UTCDateTime
+from callerloop.core.column_types import UTCDateTime
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSIONS = MIGRATIONS / "versions"

@@ -11,7 +11,8 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, insert
 from sqlmodel import Session, col, update
 
-from callerloop.core.db import LinkToken, UTCDateTime, utcnow
+from callerloop.core.column_types import UTCDateTime
+from callerloop.core.db import LinkToken, utcnow
 
 TOKEN_BYTES = 16  # 128 bits
 STATUS, SURVEY = "status", "survey"

@@ -61,7 +61,9 @@ class Harness:
         incident = events[-1].incident_id
         expected = self.sent_events[incident]
         return await self.settle(
-            incident, lambda s: s.events_applied + s.events_ignored >= expected
+            incident,
+            lambda s: s.events_applied + s.events_ignored >= expected,
+            agency=events[-1].agency,
         )
 
     async def state(self, incident_id: str, agency: str = "testville") -> CallState:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.agency_config import EXPORT_COLUMNS, AgencyConfig
 from workflows.cad_limits import MAX_LENGTHS, occurred_at_problem, priority_problem, text_problem
 from workflows.model import CadEvent, CadEventType, CallSource, LineType
 from workflows.policy import CALLER_SOURCES
@@ -47,20 +47,7 @@ __all__ = [
 ]
 
 # The export's columns by what they mean; `[replay.columns]` gives each one's name.
-LOGICAL_COLUMNS = (
-    "incident_id",
-    "call_type",
-    "priority",
-    "source",
-    "created",
-    "dispatched",
-    "enroute",
-    "on_scene",
-    "first_closed",
-    "final_closed",
-    "reopened",
-    "disposition",
-)
+LOGICAL_COLUMNS = EXPORT_COLUMNS
 REQUIRED_COLUMNS = LOGICAL_COLUMNS[:5]
 # Status steps in the order a call goes through them.
 _STATUS_COLUMNS: tuple[tuple[str, CadEventType], ...] = (
@@ -72,7 +59,7 @@ _RESPONSE_STEPS = frozenset(kind for _, kind in _STATUS_COLUMNS)
 _TIME_COLUMNS = ("created", "first_closed", "final_closed", *(c for c, _ in _STATUS_COLUMNS))
 _MISSING = frozenset({"", "NULL"})
 # Columns whose text becomes the CadEvent field of the same name, bounded like it.
-_TEXT_COLUMNS = ("incident_id", "call_type", "disposition")
+_TEXT_COLUMNS = ("incident_id", "call_type", "final_call_type", "disposition")
 # A value longer than this is not repeated in its row's error.
 _SHOWN_LENGTH = 80
 _REOPENED = frozenset({"1", "TRUE", "YES", "Y"})
@@ -85,6 +72,7 @@ class Quirk(StrEnum):
     INSTANT_STEPS = "calls dispatched the instant they were created (officer-initiated)"
     STEP_BEFORE_CREATION = "calls with a step timed before creation (replayed at creation)"
     STEPS_OUT_OF_ORDER = "calls with a step timed before the previous one (moved after it)"
+    RECLASSIFIED = "calls whose final type or priority differs (applied at creation)"
     REOPENED = "reopened calls (reopen and final close replayed)"
     DUPLICATE_INCIDENT = "rows repeating an earlier row's incident id (skipped)"
     MISSING_INCIDENT = "rows without an incident id (skipped)"
@@ -128,6 +116,7 @@ class _Context:
     columns: Mapping[str, str]
     zone: ZoneInfo
     cancelled: tuple[re.Pattern[str], ...]
+    time_formats: tuple[str, ...]
     phones: tuple[str, ...]
     languages: tuple[str, ...]
     language_weights: tuple[float, ...]
@@ -172,6 +161,7 @@ def parse_cad_export(
         columns=columns,
         zone=zone,
         cancelled=tuple(re.compile(p) for p in agency.replay.cancelled_dispositions),
+        time_formats=tuple(agency.replay.time_formats),
         phones=_fictional_phones(agency),
         languages=languages,
         language_weights=weights,
@@ -305,9 +295,11 @@ class _Row:
         if raw is None:
             return None
         try:
-            moment = _zoned(datetime.fromisoformat(raw), self.context.zone)
+            moment = _zoned(_parse_time(raw, self.context.time_formats), self.context.zone)
         except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved to the zone
-            self.fail(key, raw, "is not a time like 2025-08-24 00:07:06.000")
+            formats = self.context.time_formats
+            expected = f"an ISO 8601 time nor one of [replay] time_formats {list(formats)}"
+            self.fail(key, _shown(raw), f"is not {expected}" if formats else _NOT_ISO)
             return None
         problem = occurred_at_problem(moment, self.context.now)
         if problem is not None:
@@ -315,8 +307,10 @@ class _Row:
             return None
         return moment
 
-    def priority(self) -> int | None:
-        raw = self.text("priority")
+    def priority(self, key: str = "priority") -> int | None:
+        """The priority as the agency's rank: a code through `[cad.priorities]`, else a
+        number on the scale."""
+        raw = self.text(key)
         if raw is None:
             return None  # not prioritised yet: allowed, eligibility decides
         cad = self.context.agency.cad
@@ -326,11 +320,12 @@ class _Row:
         try:
             priority = int(raw)
         except ValueError:
-            self.fail("priority", _shown(raw), "is not an integer")
+            codes = f" nor a code in [cad.priorities] {sorted(cad.priorities)}"
+            self.fail(key, _shown(raw), "is not an integer" + (codes if cad.priorities else ""))
             return None
         problem = priority_problem(priority, cad.priority_scale.bounds)
         if problem is not None:
-            self.fail("priority", _shown(raw), f"is {problem}")
+            self.fail(key, _shown(raw), f"is {problem}")
             return None
         return priority
 
@@ -338,8 +333,25 @@ class _Row:
         """Each text that becomes an event field is within that field's bounds."""
         for key in _TEXT_COLUMNS:
             value = self.text(key)
-            if value is not None and (problem := text_problem(value, MAX_LENGTHS[key])):
+            bound = MAX_LENGTHS[key.removeprefix("final_")]
+            if value is not None and (problem := text_problem(value, bound)):
                 self.fail(key, _shown(value), problem)
+
+
+_NOT_ISO = "is not a time like 2025-08-24 00:07:06.000 (set [replay] time_formats for others)"
+
+
+def _parse_time(raw: str, formats: Sequence[str]) -> datetime:
+    """ISO 8601 first (with or without seconds or zone), then the agency's formats."""
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        for time_format in formats:
+            try:
+                return datetime.strptime(raw, time_format)
+            except ValueError:
+                continue
+        raise
 
 
 def _shown(value: str) -> str | None:
@@ -376,6 +388,8 @@ def _parse_row(row: _Row, context: _Context, unmapped: Counter[str]) -> ReplayCa
     incident_id = row.text("incident_id")
     call_type = row.text("call_type")
     priority = row.priority()
+    final_call_type = row.text("final_call_type")
+    final_priority = row.priority("final_priority")
     times = {key: row.time(key) for key in _TIME_COLUMNS}
     created = times["created"]
     if created is not None and not _in_window(created, context):
@@ -392,7 +406,8 @@ def _parse_row(row: _Row, context: _Context, unmapped: Counter[str]) -> ReplayCa
         return None
     identity = _Identity(incident_id, call_type, created)
     created_event = _created_event(row, identity, priority, unmapped)
-    events = [created_event, *_status_events(row, identity, times)]
+    reclassified = _reclassification(row, created_event, final_call_type, final_priority)
+    events = [created_event, *reclassified, *_status_events(row, identity, times)]
     return ReplayCall(incident_id=incident_id, created_at=created, events=events)
 
 
@@ -435,6 +450,30 @@ def _created_event(
         event.caller_line_type = LineType.MOBILE
         event.caller_language = rng.choices(context.languages, context.language_weights)[0]
     return event
+
+
+def _reclassification(
+    row: _Row, created: CadEvent, final_call_type: str | None, final_priority: int | None
+) -> list[CadEvent]:
+    """The final type and priority, where the export keeps them and they differ, as an
+    `updated` event at the creation instant: the export does not say when the call was
+    reclassified, so it counts from the start, and a call sensitive at any point is."""
+    call_type = final_call_type if final_call_type not in (None, created.call_type) else None
+    priority = final_priority if final_priority not in (None, created.priority) else None
+    if call_type is None and priority is None:
+        return []
+    row.quirks.add(Quirk.RECLASSIFIED)
+    return [
+        CadEvent(
+            agency=created.agency,
+            incident_id=created.incident_id,
+            event_type=CadEventType.UPDATED,
+            occurred_at=created.occurred_at,
+            event_id=f"{created.incident_id}:{CadEventType.UPDATED}:1",
+            call_type=call_type,
+            priority=priority,
+        )
+    ]
 
 
 def _status_events(

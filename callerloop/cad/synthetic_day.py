@@ -1,8 +1,9 @@
 """A synthetic day of CAD calls for service, shaped like a real dispatch centre's.
 
-The rows use the agency's own export column names and CAD words, so `parse_cad_export`
-reads them exactly as it reads a real export; use them to demo or load-test callerloop
-without real data.
+The rows take the shape of the agency's own export (`[replay]`: its column names, its
+first time format, its words for sources and its codes for priorities, and a final type and
+priority where it keeps them), so `parse_cad_export` reads them exactly as it reads a real
+export; use them to demo or load-test callerloop without real data.
 
 Every figure below was derived from a 98-day real CAD export (14,589 police calls from
 2025-08-24 to 2025-11-29, described in ../shared/data/README.md): counts, shares and
@@ -273,6 +274,11 @@ REOPENED_SHARE = {True: 8 / 2_801, False: 344 / 11_788}  # by "instant"
 # Calls never reopened whose final close time is NULL; the others close again ~0.1 s later.
 NO_FINAL_CLOSE_SHARE = 1_264 / 14_237
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # as the export writes them, trimmed to milliseconds
+# Calls whose type or priority changed after creation, for an export that keeps both. The
+# real export keeps only the final type, so this share is an assumption, not a figure.
+RECLASSIFIED_SHARE = 0.05
+# Columns written only for an agency whose `[replay.columns]` names them.
+_OPTIONAL_COLUMNS = frozenset({"final_call_type", "final_priority"})
 
 _CALL_TYPE_WEIGHTS = tuple(profile.calls for profile in CALL_TYPES)
 _K = TypeVar("_K")
@@ -298,13 +304,48 @@ def synthetic_day(
         raise ValueError(f"calls must be >= 0, got {count}")
     rng = random.Random(f"{seed}:{day.isoformat()}")
     created = sorted(_created_time(rng, day) for _ in range(count))
-    columns = column_names(agency)
-    words = _source_words(agency)
+    shape = _Shape.of(agency)
     prefix = f"SYN-{day:%y}-{day.timetuple().tm_yday:03d}"
     return [
-        _export_row(_synthetic_call(rng, f"{prefix}{n:03d}", at, words), columns)
+        _export_row(_synthetic_call(rng, f"{prefix}{n:03d}", at, shape), shape)
         for n, at in enumerate(created, start=1)
     ]
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """How the agency's export writes a call."""
+
+    columns: Mapping[str, str]  # the logical columns it has, by their names in the export
+    source_words: Mapping[CallSource, str]
+    priority_codes: Mapping[int, str]  # rank -> the CAD's code, where it uses codes
+    time_format: str
+    reclassifies: bool  # it keeps the final type and priority beside the initial ones
+
+    @classmethod
+    def of(cls, agency: AgencyConfig) -> _Shape:
+        names, mapped = column_names(agency), agency.replay.columns
+        # An agency that names its columns has those; else every column but the optional
+        # ones, each under its own name.
+        kept = [k for k in LOGICAL_COLUMNS if k in mapped or not (mapped or k in _OPTIONAL_COLUMNS)]
+        codes: dict[int, str] = {}
+        for code, rank in agency.cad.priorities.items():
+            codes.setdefault(rank, code)
+        return cls(
+            columns={key: names[key] for key in kept},
+            source_words=_source_words(agency),
+            priority_codes=codes,
+            time_format=(agency.replay.time_formats or [TIME_FORMAT])[0],
+            reclassifies=bool(_OPTIONAL_COLUMNS & set(agency.replay.columns)),
+        )
+
+    def priority(self, rank: int) -> str:
+        return self.priority_codes.get(rank, str(rank))
+
+    def time(self, moment: datetime) -> str:
+        if self.time_format == TIME_FORMAT:
+            return moment.strftime(TIME_FORMAT)[:-3]  # milliseconds, as the real export
+        return moment.strftime(self.time_format)
 
 
 def to_csv_lines(rows: Sequence[Mapping[str, str]]) -> list[str]:
@@ -338,6 +379,8 @@ class _Call:
     call_type: str
     priority: int
     source: str  # the agency's CAD word for it
+    final_call_type: str
+    final_priority: int
     created: datetime
     times: _Times
     final_closed: datetime | None
@@ -346,7 +389,7 @@ class _Call:
 
 
 def _synthetic_call(
-    rng: random.Random, incident_id: str, created: datetime, words: Mapping[CallSource, str]
+    rng: random.Random, incident_id: str, created: datetime, shape: _Shape
 ) -> _Call:
     profile = rng.choices(CALL_TYPES, _CALL_TYPE_WEIGHTS)[0]
     priority = _pick(rng, profile.priorities)
@@ -359,11 +402,19 @@ def _synthetic_call(
     else:
         times = _attended_times(rng, created, priority, source, cancelled)
     reopened = rng.random() < REOPENED_SHARE[instant]
+    final = profile, priority
+    if shape.reclassifies and rng.random() < RECLASSIFIED_SHARE:
+        # Reclassified as another type seen from the same source, with one of its priorities.
+        kin = [p for p in CALL_TYPES if source in p.sources and p is not profile] or [profile]
+        retyped = rng.choices(kin, [p.calls for p in kin])[0]
+        final = retyped, _pick(rng, retyped.priorities)
     return _Call(
         incident_id=incident_id,
         call_type=profile.name,
         priority=priority,
-        source=words.get(source, source.value),
+        source=shape.source_words.get(source, source.value),
+        final_call_type=final[0].name,
+        final_priority=final[1],
         created=created,
         times=times,
         final_closed=_final_close(rng, times.first_closed, reopened),
@@ -429,20 +480,29 @@ def _minutes(rng: random.Random, quantiles: Quantiles) -> timedelta:
 
 
 def _source_words(agency: AgencyConfig) -> dict[CallSource, str]:
-    """The agency's first CAD word for each source; an unnamed source keeps callerloop's
-    word (and replays as unknown)."""
+    """The agency's first CAD word for each source. A source it has no word for takes the
+    word of its kind (a caller's, or an officer's) where the CAD names fewer sources, as a
+    `SelfInitiated` Y/N flag does; else it keeps callerloop's word (and replays as unknown)."""
     words: dict[CallSource, str] = {}
     for word, source in agency.cad.sources.items():
         words.setdefault(source, word)
+    caller_word = next((words[kin] for kin in (PHONE, E911, TEXT) if kin in words), None)
+    officer_word = words.get(OFFICER)
+    for source in CallSource:
+        kin_word = caller_word if source in (PHONE, E911, TEXT) else officer_word
+        if source not in words and kin_word is not None:
+            words[source] = kin_word
     return words
 
 
-def _export_row(call: _Call, columns: Mapping[str, str]) -> dict[str, str]:
+def _export_row(call: _Call, shape: _Shape) -> dict[str, str]:
     times = call.times
     values: dict[str, str | datetime | None] = {
         "incident_id": call.incident_id,
         "call_type": call.call_type,
-        "priority": str(call.priority),
+        "priority": shape.priority(call.priority),
+        "final_call_type": call.final_call_type,
+        "final_priority": shape.priority(call.final_priority),
         "source": call.source,
         "created": call.created,
         "dispatched": times.dispatched,
@@ -453,12 +513,12 @@ def _export_row(call: _Call, columns: Mapping[str, str]) -> dict[str, str]:
         "reopened": "1" if call.reopened else "0",
         "disposition": call.disposition,
     }
-    return {columns[key]: _cell(values[key]) for key in LOGICAL_COLUMNS}
+    return {name: _cell(values[key], shape) for key, name in shape.columns.items()}
 
 
-def _cell(value: str | datetime | None) -> str:
+def _cell(value: str | datetime | None, shape: _Shape) -> str:
     if value is None:
         return "NULL"
     if isinstance(value, datetime):
-        return value.strftime(TIME_FORMAT)[:-3]
+        return shape.time(value)
     return value

@@ -10,13 +10,21 @@ from __future__ import annotations
 import re
 import string
 import tomllib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from workflows.cad_limits import INT64_MAX, INT64_MIN
 from workflows.model import CallSource, TextKind
@@ -55,11 +63,7 @@ class AgencyIdentity(_Strict):
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from error
-        return value
+        return _valid_zone(value)
 
     @field_validator("languages")
     @classmethod
@@ -76,6 +80,14 @@ class AgencyIdentity(_Strict):
         if not (self.sender_number or self.messaging_service_sid):
             raise ValueError("set sender_number or messaging_service_sid: texts need a sender")
         return self
+
+
+def _valid_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from error
+    return value
 
 
 def _valid_pattern(value: str) -> str:
@@ -312,11 +324,58 @@ class CadVocabulary(_Strict):
         return self
 
 
+# The columns of a CAD export by what they mean; `[replay.columns]` names each one.
+# `call_type` and `priority` are the call's values at creation; an export that also keeps
+# the final ones names them in `final_call_type` and `final_priority`.
+EXPORT_COLUMNS = (
+    "incident_id",
+    "call_type",
+    "priority",
+    "source",
+    "created",
+    "dispatched",
+    "enroute",
+    "on_scene",
+    "first_closed",
+    "final_closed",
+    "reopened",
+    "disposition",
+    "final_call_type",
+    "final_priority",
+)
+# A time format must name these fields: a time without its day or minute is not one.
+_TIME_FORMAT_NEEDS = {"year": "%Y", "month": "%m or %b", "day": "%d", "hour": "%H or %I"}
+_FORMAT_PROBE = datetime(2025, 11, 29, 23, 58, 57, 123000)
+
+
+def _valid_time_format(value: str) -> str:
+    """A strptime format that reads back the times it writes, to the minute."""
+    try:
+        written = _FORMAT_PROBE.strftime(value)
+        read = datetime.strptime(written, value)
+    except ValueError as error:
+        raise ValueError(f"{value!r} is not a time format strptime can read: {error}") from None
+    missing = [
+        f"{field} ({directive})"
+        for field, directive in _TIME_FORMAT_NEEDS.items()
+        if getattr(read, field) != getattr(_FORMAT_PROBE, field)
+    ]
+    if read.minute != _FORMAT_PROBE.minute:
+        missing.append("minute (%M)")
+    if missing:
+        raise ValueError(f"{value!r} does not read back the {', '.join(missing)} of a time")
+    return value
+
+
 class ReplayConfig(_Strict):
-    """Mapping of a CAD CSV export's columns (see `callerloop cad replay`)."""
+    """How to read this agency's CAD export (see `callerloop cad replay`): the name of each
+    column, the time formats and zone, and the made-up callers' numbers and languages."""
 
     columns: dict[str, str] = {}
     time_zone: str | None = None
+    # strptime formats for the export's times, tried in order after ISO 8601 (which is
+    # always read, with or without seconds or a zone); e.g. "%m/%d/%Y %H:%M" for 8/24/2025 0:07.
+    time_formats: list[Annotated[str, AfterValidator(_valid_time_format)]] = []
     area_codes: list[Annotated[str, Field(pattern=r"^[2-9][0-9]{2}$")]] = ["202"]
     language_mix: dict[str, float] = {"en": 1.0}
     cancelled_dispositions: list[Pattern] = []
@@ -325,6 +384,22 @@ class ReplayConfig(_Strict):
     @classmethod
     def _compiles(cls, value: list[str]) -> list[str]:
         return [_valid_pattern(v) for v in value]
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(EXPORT_COLUMNS))
+        if unknown:
+            raise ValueError(f"unknown column(s) {unknown}; the columns are {list(EXPORT_COLUMNS)}")
+        empty = sorted(key for key, name in value.items() if not name.strip())
+        if empty:
+            raise ValueError(f"column(s) {empty} have an empty name")
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else _valid_zone(value)
 
     @field_validator("language_mix")
     @classmethod

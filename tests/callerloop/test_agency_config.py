@@ -16,7 +16,7 @@ EXAMPLE = (PROJECT_ROOT / "agencies" / "example.toml").read_text()
 
 def test_shipped_agencies_load_with_complete_templates() -> None:
     agencies = load_agencies(PROJECT_ROOT / "agencies")
-    assert set(agencies) == {"example", "ottawa", "santa-monica"}
+    assert set(agencies) == {"example", "example-county", "ottawa", "santa-monica"}
     assert agencies["ottawa"].agency.languages == ["en", "fr"]
     assert agencies["ottawa"].eligibility.priorities == [3, 4]
     assert agencies["santa-monica"].agency.languages == ["en", "es"]

@@ -129,9 +129,8 @@ def test_cad_replay_refuses_an_unknown_agency_listing_the_configured_ones() -> N
     )
 
     assert result.exit_code == 2
-    assert "unknown agency 'gotham'; configured agencies: example, ottawa, santa-monica" in (
-        result.stderr
-    )
+    configured = "example, example-county, ottawa, santa-monica"
+    assert f"unknown agency 'gotham'; configured agencies: {configured}" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -165,7 +164,7 @@ def test_agencies_check_lists_every_agency() -> None:
     result = invoke("agencies", "check")
 
     assert result.exit_code == 0, result.output
-    for agency_id in ("example", "ottawa", "santa-monica"):
+    for agency_id in ("example", "example-county", "ottawa", "santa-monica"):
         assert re.search(rf"│ {agency_id}\s+│", result.stdout), result.stdout
     assert "Example City Police" in result.stdout
 

@@ -297,7 +297,7 @@ def test_a_row_out_of_bounds_is_refused_naming_row_and_column(agency: AgencyConf
         "line 6, column Incident_Start_Time: '1999-12-31 18:59:59.000' is before 2000-01-01: "
         "not a time a CAD event can have",
         "line 8, column Incident_Start_Time: '0001-01-01 00:00:00+05:00' is not a time like "
-        "2025-08-24 00:07:06.000",
+        "2025-08-24 00:07:06.000 (set [replay] time_formats for others)",
         "line 9, column Disposition: longer than 200 characters (203)",
     ]
 

@@ -121,6 +121,7 @@ class CallForServiceWorkflow:
         # Decided in the first workflow task: the call has every patch (see the ids above).
         self._has_every_patch = False
         self._safe: bool | None = None  # versions.SAFE_SENDS, decided at its first use
+        self._every_fact: bool | None = None  # versions.EVERY_FACT_KEPT, likewise
         self._send_in_flight: TextKind | None = None
         self._finishing = False  # the lifecycle is over: purging, then done
 
@@ -128,8 +129,14 @@ class CallForServiceWorkflow:
         """Whether this call runs under versions.SAFE_SENDS. Asked first by the start signal's
         handler, in the call's first workflow task, so a call decides it once."""
         if self._safe is None:
-            self._safe = workflow.patched(versions.SAFE_SENDS.id)
+            self._safe = self._keeps_every_fact() or workflow.patched(versions.SAFE_SENDS.id)
         return self._safe
+
+    def _keeps_every_fact(self) -> bool:
+        """Whether this call runs under versions.EVERY_FACT_KEPT (which implies SAFE_SENDS)."""
+        if self._every_fact is None:
+            self._every_fact = workflow.patched(versions.EVERY_FACT_KEPT.id)
+        return self._every_fact
 
     # --- signals and queries: facts in, state out; no I/O here ---------------------
 
@@ -144,7 +151,13 @@ class CallForServiceWorkflow:
         safe = self._safe_sends()
         if safe:
             event = with_event_id(event)
-        result = apply_event(self._state, event, workflow.now(), safe_rules=safe)
+        result = apply_event(
+            self._state,
+            event,
+            workflow.now(),
+            safe_rules=safe,
+            keep_superseded=self._keeps_every_fact(),
+        )
         self._unrecorded_events.append(
             EventRecord(
                 event_id=event.event_id,

@@ -122,12 +122,19 @@ def _newer(state: CallState, name: str, at: datetime) -> bool:
 
 
 def apply_event(
-    state: CallState, event: CadEvent, now: datetime, *, safe_rules: bool = True
+    state: CallState,
+    event: CadEvent,
+    now: datetime,
+    *,
+    safe_rules: bool = True,
+    keep_superseded: bool = True,
 ) -> ApplyResult:
     """Apply one CAD event to the call. `now` is the workflow clock, used for the times
     callerloop itself measures (receipt, unit assignment, closure). `safe_rules` (calls
     started under `versions.SAFE_SENDS`): an event without an id gets its content's, the ids kept
-    are bounded, and a closed call's status moves only by a reopen."""
+    are bounded, and a closed call's status moves only by a reopen. `keep_superseded` (calls
+    started under `versions.EVERY_FACT_KEPT`): a safety fact this event changes is kept in
+    `superseded_facts`, since the call may not have decided on it yet."""
     if safe_rules:
         event = with_event_id(event)
     if event.event_id in state.applied_event_ids:
@@ -140,6 +147,7 @@ def apply_event(
     changed: list[str] = []
     refused: list[str] = []
     late: dict[str, Any] = {}
+    superseded: dict[str, Any] = {}
 
     for name in _DATA_FIELDS:
         value = getattr(event, name)
@@ -151,6 +159,9 @@ def apply_event(
         if name == "caller_line_type" and value == LineType.UNKNOWN:
             continue  # "unknown" is no news: it must not undo what a lookup found
         if _newer(state, name, at):
+            previous = getattr(state, name)
+            if keep_superseded and name in LATE_FACT_FIELDS and previous is not None:
+                superseded[name] = previous
             setattr(state, name, value)
             _set_field_time(state, name, at)
             changed.append(name)
@@ -162,6 +173,12 @@ def apply_event(
         # and a call that was sensitive (escalated, flagged) at any time is never texted.
         state.late_facts.append(LateFacts(**late))
         changed.append("late facts")
+    kept = LateFacts(**superseded)
+    # Bounded like the late facts: past the bound a call has changed its facts fifty times,
+    # and each change still counts while it is current.
+    room = len(state.superseded_facts) < REMEMBERED_LATE_FACTS
+    if superseded and room and kept not in state.superseded_facts:
+        state.superseded_facts.append(kept)
 
     if event.event_type == CadEventType.DELAYED and not state.delay_reported:
         state.delay_reported = True

@@ -269,6 +269,9 @@ class CallState:
     applied_event_ids: list[str] = field(default_factory=list)
     field_times: list[AppliedField] = field(default_factory=list)
     late_facts: list[LateFacts] = field(default_factory=list)
+    # Safety facts CAD held and then changed (versions.EVERY_FACT_KEPT): read like the late
+    # ones, so a correction that arrives before the call could decide on them stops nothing.
+    superseded_facts: list[LateFacts] = field(default_factory=list)
     purged: bool = False
     idle: bool = False  # waiting for an event or a deadline, nothing in flight
     operator_actions: list[OperatorAction] = field(default_factory=list)

@@ -170,10 +170,14 @@ def event_safety_stop(event: CadEvent, policy: AgencyPolicy) -> Decision | None:
 
 def _late_safety_stop(call: CallState, policy: AgencyPolicy) -> Decision | None:
     """A safety stop an older, late-delivered event called for: CAD said it once."""
-    for late in call.late_facts:
-        said = {name: value for name, value in vars(late).items() if value is not None}
-        if (stop := _safety_stop(replace(call, **said), policy)) is not None:
-            return replace(stop, detail=f"{stop.detail} (a late CAD event)".strip())
+    for facts, why in (
+        (call.late_facts, "a late CAD event"),
+        (call.superseded_facts, "since changed"),
+    ):
+        for late in facts:
+            said = {name: value for name, value in vars(late).items() if value is not None}
+            if (stop := _safety_stop(replace(call, **said), policy)) is not None:
+                return replace(stop, detail=f"{stop.detail} ({why})".strip())
     return None
 
 

@@ -50,6 +50,13 @@ SAFE_SENDS = Patch(
     "cancelled), no stage text goes stale, a closed call stays closed until CAD reopens "
     "it, an event without an id gets its content's, and the event ids kept are bounded.",
 )
+EVERY_FACT_KEPT = Patch(
+    "every-fact-kept",
+    date(2026, 12, 3),
+    "A safety fact CAD changes (a type, priority, source or flag) is kept as a superseded "
+    "fact the safety rules read, so a call sensitive at any moment is never texted even when "
+    "the correction lands in the same workflow task (an export row's initial and final type).",
+)
 
 # Oldest first: each implies every one before it.
 PATCHES = (
@@ -58,4 +65,5 @@ PATCHES = (
     PURGE_LOCALLY,
     SURVEY_WINDOW_AFTER_DEFERRAL,
     SAFE_SENDS,
+    EVERY_FACT_KEPT,
 )

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from callerloop.cad.client import CadClient
 from callerloop.core.agency_config import AgencyConfig
 from callerloop.core.db import Database
 from tests.conftest import start_harness
@@ -111,3 +112,27 @@ async def test_text_cap_limits_texts_per_call(capped_harness: Harness) -> None:
     outcome = await harness.finish(incident)
     assert harness.kinds(incident) == ["confirmation", "delayed"]
     assert outcome.texts == [TextKind.CONFIRMATION, TextKind.DELAYED]
+
+
+async def test_a_sensitive_type_corrected_before_the_call_could_decide_still_never_texts(
+    env: WorkflowEnvironment, database: Database, agency: AgencyConfig
+) -> None:
+    """CAD said DOMESTIC DISTURBANCE, then NOISE COMPLAINT at the same instant (an export
+    row's initial and final type), and both reached the call before its first workflow
+    task: the call was sensitive once, so it is never texted."""
+    incident, queue = new_incident_id(), f"test-{new_incident_id()}"
+    provider = RecordingProvider()
+    reclassified = [
+        eligible_call(incident, call_type="DOMESTIC DISTURBANCE"),
+        cad_event(incident, CadEventType.UPDATED, call_type="NOISE COMPLAINT"),
+    ]
+    cad = CadClient(env.client, queue)
+    delivered = [await cad.send(event) for event in reclassified]  # no worker polls yet
+    async for harness in start_harness(
+        env, database, {agency.id: agency}, provider, task_queue=queue
+    ):
+        harness.handles[incident] = delivered[0].handle
+        state = await harness.settle(incident, lambda s: s.events_applied == 2)
+        assert state.call_type == "NOISE COMPLAINT"  # the final type is the current one
+        await harness.finish(incident)
+    assert provider.accepted == []

@@ -21,7 +21,14 @@ from temporalio.client import Client
 
 from callerloop.cad.client import CadClient
 from callerloop.cad.http_client import EVENTS_PATH, IngestRefused, event_json
-from callerloop.cad.replay import ReplayCall, ReplayReport, parse_cad_export, replay, timeline
+from callerloop.cad.replay import (
+    ParsedExport,
+    ReplayCall,
+    ReplayReport,
+    parse_cad_export,
+    replay,
+    timeline,
+)
 from callerloop.cad.synthetic_day import synthetic_day, to_csv_lines
 from callerloop.core.agency_config import AgencyConfig
 from callerloop.core.db import Database, OutboxMessage
@@ -74,6 +81,18 @@ def busiest_day_calls(agency: AgencyConfig, limit: int | None = None) -> Calls:
 
 def all_calls(agency: AgencyConfig, days: int | None = None) -> Calls:
     """The whole real export (or its first `days` days); else 98 synthetic days."""
+    export, description, real = whole_export(agency, days)
+    calls = export.calls
+    if real and days is not None:
+        first_day = min(call.created_at for call in calls).date()
+        calls = [c for c in calls if (c.created_at.date() - first_day).days < days]
+        description = f"the first {days} days of the real export ({len(calls)} calls)"
+    return Calls(description, calls, real)
+
+
+def whole_export(agency: AgencyConfig, days: int | None = None) -> tuple[ParsedExport, str, bool]:
+    """The real export parsed, else `days` (98) synthetic days: the export, what it is,
+    and whether it is real."""
     path = export_path()
     if path is None:
         first = date(2025, 8, 24)
@@ -85,16 +104,10 @@ def all_calls(agency: AgencyConfig, days: int | None = None) -> Calls:
             )
             lines.extend(day_lines if not lines else day_lines[1:])
         export = parse_cad_export(lines, agency, seed=DEMO_SEED)
-        return Calls(f"{count} synthetic days (seed {DEMO_SEED})", export.calls, False)
+        return export, f"{count} synthetic days (seed {DEMO_SEED})", False
     with path.open(encoding="utf-8-sig", newline="") as handle:
         export = parse_cad_export(handle, agency, seed=DEMO_SEED)
-    calls = export.calls
-    description = f"the whole real export ({len(calls)} calls)"
-    if days is not None:
-        first_day = min(call.created_at for call in calls).date()
-        calls = [c for c in calls if (c.created_at.date() - first_day).days < days]
-        description = f"the first {days} days of the real export ({len(calls)} calls)"
-    return Calls(description, calls, True)
+    return export, f"the whole real export ({len(export.calls)} calls)", True
 
 
 def trim_tail(events: list[CadEvent], hours: float) -> tuple[list[CadEvent], int]:

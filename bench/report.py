@@ -212,6 +212,8 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str]) -> str
         lines += _scale_markdown(scenarios["scale"], plots)
     if "pacing" in scenarios:
         lines += _pacing_markdown(scenarios["pacing"], plots)
+    if "dryrun" in scenarios:
+        lines += _dry_run_markdown(scenarios["dryrun"])
     for name, error in results.get("errors", {}).items():
         lines += [f"**{name} failed**: `{error}`", ""]
     return "\n".join(lines) + "\n"
@@ -366,5 +368,19 @@ def _pacing_markdown(pacing: Mapping[str, Any], plots: Mapping[str, str]) -> lis
         f"messages/s**.",
         "",
         f"![pacing]({plots['pacing']})",
+        "",
+    ]
+
+
+def _dry_run_markdown(dry_run: Mapping[str, Any]) -> list[str]:
+    headline = dry_run["headline"]
+    return [
+        "## 5. Go-live dry run",
+        "",
+        f"`callerloop cad dryrun` over {dry_run['source']}: **{dry_run['total_seconds']} s** "
+        f"(target {dry_run['target_seconds']:g} s): read {dry_run['read_seconds']} s, policy "
+        f"and lifecycle {dry_run['run_seconds']} s, report {dry_run['write_seconds']} s. "
+        f"{headline['texted calls']} of {headline['calls']} calls would be texted, "
+        f"{headline['texts per day']} texts a day.",
         "",
     ]

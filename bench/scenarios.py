@@ -23,6 +23,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from activities.texts import sender_rate
 from bench import floor
+from bench.dry_run import measure_dry_run
 from bench.floor_workflow import FLOOR_TASK_QUEUE, FloorInput, FloorWorkflow, text_task_queue
 from bench.history import breakdowns, summarize_breakdowns
 from bench.load import (
@@ -770,9 +771,15 @@ async def pacing(options: Options) -> dict[str, Any]:
     }
 
 
+async def dry_run_scenario(options: Options) -> dict[str, Any]:
+    out = options.work_dir / "dryrun"
+    return measure_dry_run(options.agency, quick=options.quick, out=out, console=options.console)
+
+
 SCENARIOS: dict[str, Callable[[Options], Awaitable[dict[str, Any]]]] = {
     "latency": latency,
     "throughput": throughput,
     "scale": scale,
     "pacing": pacing,
+    "dryrun": dry_run_scenario,
 }

@@ -5,6 +5,8 @@
     callerloop cad send FILE|-                send CAD events (JSON) to their calls' workflows
     callerloop cad replay FILE --agency A --speed N
                                               replay a CAD CSV export (or a synthetic day)
+    callerloop cad dryrun FILE --agency A --out DIR
+                                              what the agency's policy would text, before go-live
     callerloop messages export --format jsonl the outbox, one JSON object per text
     callerloop agencies check                 validate every agency file
 
@@ -66,6 +68,8 @@ from callerloop.core.temporal import (
     required_payload_codec,
     with_local_stack_keys,
 )
+from callerloop.golive.dry_run import DEFAULT_PRICE_PER_SEGMENT, dry_run
+from callerloop.golive.report import write_report
 from starter.cli_db import db_app
 from starter.cli_ingest import deadletter_app, keys_app
 from starter.cli_operator import audit_app, calls_app, encryption_app, retention_app
@@ -487,6 +491,61 @@ def cad_replay(
             replay_journal.close()
     print_replay_summary(console, export, report)
     raise typer.Exit(replay_exit_code(report))
+
+
+@cad_app.command("dryrun")
+def cad_dryrun(
+    agency_name: Annotated[str, typer.Option("--agency", help="Agency id (agencies/<id>.toml).")],
+    out: Annotated[Path, typer.Option(help="Directory for report.html and the CSV tables.")],
+    file: Annotated[
+        Path | None, typer.Argument(help="CAD CSV export; omit with --synthetic-day.")
+    ] = None,
+    synthetic: Annotated[
+        datetime | None,
+        typer.Option(
+            "--synthetic-day", formats=["%Y-%m-%d"], help="Dry-run a generated day (no FILE)."
+        ),
+    ] = None,
+    price: Annotated[
+        float, typer.Option("--price-per-segment", min=0, help="What one SMS segment costs.")
+    ] = DEFAULT_PRICE_PER_SEGMENT,
+    currency: Annotated[str, typer.Option(help="The price's currency, as shown.")] = "USD",
+    seed: Annotated[int, typer.Option(help="Seeds the fictional phones and languages.")] = 7,
+) -> None:
+    """Run the agency's policy and the call lifecycle over an export, with no Temporal and
+    no phones: what would be texted, what would not and why, what to review, and the cost."""
+    settings = get_settings()
+    agency = pick_agency(load_agencies_or_exit(settings.agencies_dir), agency_name)
+    if (file is None) == (synthetic is None):
+        raise typer.BadParameter(
+            "give either a CSV FILE or --synthetic-day, not both or neither",
+            param_hint="FILE / --synthetic-day",
+        )
+    export = read_export(
+        file,
+        synthetic.date() if synthetic else None,
+        agency,
+        seed=seed,
+        since=None,
+        until=None,
+        language_mix=None,
+    )
+    run = dry_run(
+        export,
+        agency,
+        public_base_url=settings.public_base_url,
+        price_per_segment=price,
+        currency=currency,
+    )
+    report = write_report(run, out)
+    table = Table(title=f"Dry run of {agency.id}: {file or 'synthetic day'}", show_header=False)
+    table.add_column("")
+    table.add_column("", justify="right")
+    for name, value in run.headline.items():
+        table.add_row(name, str(value))
+    console = Console()
+    console.print(table)
+    typer.echo(f"Report: {report}")  # unwrapped, whatever the path's length
 
 
 async def replay_to_temporal(

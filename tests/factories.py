@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 from typing import Any
 
 from sqlalchemy import Connection
@@ -14,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from activities.sms_providers.base import OutgoingText, ProviderReceipt
 from activities.texts import HANDING_OVER, IN_FLIGHT_WITHOUT_RECORDS_SECONDS
+from callerloop.cad.replay import ParsedExport, parse_cad_export
 from callerloop.core.agency_config import AgencyConfig, parse_agency_config
 from callerloop.core.db import (
     CallRecord,
@@ -396,3 +399,40 @@ def issue_link(
     )
     store_link(executor, link)
     return link.url
+
+
+# --- CAD exports ----------------------------------------------------------------------
+
+
+def county_row(incident: str, **cells: str) -> dict[str, str]:
+    """One row of agencies/example-county.toml's export, by its column names: a noise
+    complaint a resident called in, dispatched, attended and closed; cells override."""
+    row = {
+        "IncidentNumber": incident,
+        "InitialCallType": "NOISE COMPLAINT",
+        "FinalCallType": "NOISE COMPLAINT",
+        "InitialPriority": "2D",
+        "FinalPriority": "2D",
+        "SelfInitiated": "N",
+        "CallReceived": "8/24/2025 0:07",
+        "FirstDispatched": "8/24/2025 0:31",
+        "FirstArrived": "8/24/2025 0:45",
+        "Closed": "8/24/2025 1:10",
+        "Disposition": "RE-Report",
+    }
+    row.update(cells)
+    return row
+
+
+def export_lines(rows: Iterable[Mapping[str, str]]) -> list[str]:
+    """Rows as the lines of a CSV export, header first (the first row's keys)."""
+    rows = list(rows)
+    buffer = StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().splitlines(keepends=True)
+
+
+def parse_rows(agency: AgencyConfig, rows: Iterable[Mapping[str, str]]) -> ParsedExport:
+    return parse_cad_export(export_lines(rows), agency)

@@ -34,6 +34,7 @@ from callerloop.core.temporal import FAIL_FAST, connect, payload_codec, required
 from web.cad_ingest import RateLimit, cad_ingest_router
 from web.codec_server import codec_app
 from web.dashboard import dashboard_router
+from web.dry_run_page import dry_run_router
 from web.error_metrics import WebhookErrorMetrics
 from web.i18n import STATIC_DIR, PageRenderer
 from web.opendata import opendata_router
@@ -87,6 +88,7 @@ def create_app(
     auth = StaffAuth(db, forms, staff_renderer, client_limiter=login_limiter)
     app.include_router(auth.router())
     app.include_router(dashboard_router(db, agencies, auth, staff_renderer))
+    app.include_router(dry_run_router(db, agencies, auth, staff_renderer, settings.public_base_url))
     app.include_router(opendata_router(db, agencies, settings.public_base_url))
     for extend in extensions:
         extend(app, settings, db, renderer)

@@ -187,7 +187,7 @@ def next_step(
 ) -> Plan:
     """The workflow's main loop step, pure, once the call's decision is current
     (`refresh_decision`): plan, and note the texts the plan skips. The workflow runs it
-    between its I/O (records, lookups, sends); tests/workflows/simulation.py runs it on a
+    between its I/O (records, lookups, sends); `workflows.offline` runs it on a
     virtual clock."""
     step = plan(
         call,

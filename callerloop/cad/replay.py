@@ -417,9 +417,14 @@ def _in_window(created: datetime, context: _Context) -> bool:
     return context.until is None or created < context.until
 
 
+_OWN_SOURCE_WORDS = {source.value: source for source in CallSource}
+
+
 def _source(row: _Row, unmapped: Counter[str]) -> CallSource:
+    """The CAD's word through `[cad.sources]`; callerloop's own words ("phone", "911")
+    need no mapping. Any other word is an unknown source, counted for the report."""
     raw = row.text("source") or ""
-    source = row.context.agency.cad.sources.get(raw)
+    source = row.context.agency.cad.sources.get(raw) or _OWN_SOURCE_WORDS.get(raw)
     if source is None:
         unmapped[raw] += 1
         return CallSource.UNKNOWN

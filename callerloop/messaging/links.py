@@ -50,7 +50,6 @@ def new_link(
 ) -> NewLink:
     """A fresh token for one call and one purpose, not yet stored (`store_link`)."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    path = "s" if purpose == STATUS else "survey"
     row = {
         "token_hash": hash_token(token),
         "workflow_id": workflow_id,
@@ -58,7 +57,13 @@ def new_link(
         "created_at": utcnow(),
         "expires_at": expires_at,
     }
-    return NewLink(url=f"{base_url.rstrip('/')}/{path}/{token}", row=row)
+    return NewLink(url=link_url(base_url, purpose, token), row=row)
+
+
+def link_url(base_url: str, purpose: str, token: str) -> str:
+    """The link a text carries: the status page or the survey, by its token."""
+    path = "s" if purpose == STATUS else "survey"
+    return f"{base_url.rstrip('/')}/{path}/{token}"
 
 
 def store_link(executor: Connection | Session, link: NewLink) -> None:

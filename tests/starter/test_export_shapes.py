@@ -5,10 +5,8 @@ bad configurations that must fail at load, naming the file, the key and what is 
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping
 from datetime import date, datetime
-from io import StringIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,7 +16,7 @@ from callerloop.cad.replay import ParsedExport, Quirk, ReplayCall, parse_cad_exp
 from callerloop.cad.synthetic_day import synthetic_day, to_csv_lines
 from callerloop.core.agency_config import AgencyConfig, AgencyConfigError, load_agency_file
 from callerloop.core.settings import PROJECT_ROOT
-from tests.factories import RecordingProvider
+from tests.factories import RecordingProvider, county_row, parse_rows
 from tests.harness import Harness
 from workflows.call_for_service import workflow_id_for
 from workflows.model import CadEventType, CallSource
@@ -29,31 +27,8 @@ CHICAGO = ZoneInfo("America/Chicago")
 T = CadEventType
 
 
-def county_row(incident: str, **cells: str) -> dict[str, str]:
-    """One row of the county's export, by its own column names; cells override."""
-    row = {
-        "IncidentNumber": incident,
-        "InitialCallType": "NOISE COMPLAINT",
-        "FinalCallType": "NOISE COMPLAINT",
-        "InitialPriority": "2D",
-        "FinalPriority": "2D",
-        "SelfInitiated": "N",
-        "CallReceived": "8/24/2025 0:07",
-        "FirstDispatched": "8/24/2025 0:31",
-        "FirstArrived": "8/24/2025 0:45",
-        "Closed": "8/24/2025 1:10",
-        "Disposition": "RE-Report",
-    }
-    row.update(cells)
-    return row
-
-
 def county_export(*rows: Mapping[str, str]) -> ParsedExport:
-    buffer = StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return parse_cad_export(buffer.getvalue().splitlines(keepends=True), COUNTY)
+    return parse_rows(COUNTY, rows)
 
 
 def only_call(export: ParsedExport) -> ReplayCall:

@@ -311,6 +311,13 @@ def makes_a_key(_: RunningStack, done: subprocess.CompletedProcess[str]) -> None
     assert re.fullmatch(r"2026-11:[A-Za-z0-9+/]{43}=\n", done.stdout), done.stdout
 
 
+def writes_the_dry_run(stack: RunningStack, done: subprocess.CompletedProcess[str]) -> None:
+    [report] = re.findall(r"Report: (\S+report\.html)", done.stdout)
+    path = stack.cwd / report if not Path(report).is_absolute() else Path(report)
+    assert "Go-live dry run" in path.read_text(encoding="utf-8")
+    assert "texted calls" in done.stdout
+
+
 @dataclass(frozen=True)
 class Plan:
     stage: int  # stages run in order; the commands of one stage run side by side
@@ -328,6 +335,7 @@ PLANS: dict[str, Plan] = {
     "db upgrade": Plan(2, prints("already at")),
     "users add": Plan(2, prints("added")),
     "cad replay": Plan(3, prints("events sent")),
+    "cad dryrun": Plan(3, writes_the_dry_run),
     "calls show": Plan(3, shows_the_call),
     "messages export": Plan(3, exports_the_outbox),
     "opendata export": Plan(3, lambda _, done: None),

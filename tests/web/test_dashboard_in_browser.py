@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterator
+from datetime import date
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
+from callerloop.cad.synthetic_day import synthetic_day, to_csv_lines
 from callerloop.core.db import Database
 from callerloop.staff.users import add_user
 from tests.factories import make_agency, program_history
@@ -170,3 +173,34 @@ async def test_the_dashboard_reads_on_a_phone(
     await page.goto(f"{site}/dashboard/comments")
     assert await overflow(page) <= 0
     await check_and_photograph(page, axe_script, "dashboard-comments-phone")
+
+
+async def test_a_supervisor_uploads_an_export_and_reads_the_dry_run(
+    site: str, laptop: BrowserContext, axe_script: str, tmp_path: Path
+) -> None:
+    export = tmp_path / "cad-export.csv"
+    export.write_text("".join(to_csv_lines(synthetic_day(make_agency(), date(2025, 9, 3)))))
+    page = await laptop.new_page()
+    await page.goto(f"{site}/dashboard/dryrun")
+    assert await sign_in(page) == 303
+    await expect(page).to_have_url(f"{site}/dashboard/dryrun")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Go-live dry run")
+    await page.get_by_label("Agency").select_option("testville")
+    await page.get_by_label("CAD export (CSV)").set_input_files(export)
+    await page.get_by_label("Price per SMS segment").fill("0.01")
+    await page.get_by_role("button", name="Run").click()
+
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Go-live dry run: Testville PD")
+    headline = page.locator("table.headline")
+    await expect(headline.get_by_role("row", name=re.compile(r"^calls 149$"))).to_be_visible()
+    texted = await headline.get_by_role("row", name=re.compile("^texted calls")).inner_text()
+    assert 0 < int(texted.split()[-1]) < 149
+    await expect(page.get_by_role("heading", name="Why calls would not be texted")).to_be_visible()
+    await expect(page.get_by_role("cell", name="officer_initiated").first).to_be_visible()
+    await check_and_photograph(page, axe_script, "dashboard-dry-run")
+
+    await page.get_by_label("CAD export (CSV)").set_input_files(
+        {"name": "wrong.csv", "mimeType": "text/csv", "buffer": b"Incident,Type\n1,NOISE\n"}
+    )
+    await page.get_by_role("button", name="Run").click()
+    await expect(page.get_by_role("alert")).to_contain_text("lacks required column(s)")

@@ -29,7 +29,7 @@ def simulate(actions: list[Action]) -> tuple[Simulation, list[bool], list[bool]]
         unsafe.append(makes_unsafe(action) or (bool(unsafe) and unsafe[-1]))
         stop = opts_out(action)
         opted_out.append(stop if stop is not None else bool(opted_out) and opted_out[-1])
-    simulation.run_until(simulation.now + timedelta(days=60), len(actions))
+    simulation.play_until(simulation.now + timedelta(days=60), len(actions))
     return simulation, unsafe, opted_out
 
 
@@ -64,7 +64,7 @@ def test_a_smaller_cap_is_respected(actions: list[Action], cap: int) -> None:
     simulation = Simulation(make_agency(texts={"max_per_call": cap}).to_policy())
     for step, action in enumerate(actions):
         simulation.act(action, step)
-    simulation.run_until(simulation.now + timedelta(days=60), len(actions))
+    simulation.play_until(simulation.now + timedelta(days=60), len(actions))
     assert len(simulation.sends) <= cap
 
 

@@ -36,7 +36,7 @@ def simulate(call: ReplayCall) -> Simulation:
             simulation.act(Wait(gap), step)
         simulation.act(Event(event), step)
         previous = event.occurred_at
-    simulation.run_until(simulation.now.replace(year=simulation.now.year + 1), len(call.events))
+    simulation.play_until(simulation.now.replace(year=simulation.now.year + 1), len(call.events))
     return simulation
 
 

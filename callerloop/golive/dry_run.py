@@ -205,9 +205,7 @@ def _by_count(counts: Counter[_K]) -> list[tuple[_K, int]]:
 def _exclusions(calls: Iterable[CallResult]) -> Table:
     """Each rule (and its detail: the pattern, the priority) that kept calls from texting."""
     counted = Counter((call.rule, call.detail) for call in calls if not call.texted)
-    rows: list[tuple[object, ...]] = [
-        (rule, detail, n) for (rule, detail), n in _by_count(counted)
-    ]
+    rows: list[tuple[object, ...]] = [(rule, detail, n) for (rule, detail), n in _by_count(counted)]
     return Table("exclusions", "Why calls would not be texted", ("rule", "detail", "calls"), rows)
 
 

@@ -44,6 +44,11 @@ def row_for(run: DryRun, name: str, key: object) -> dict[str, object]:
     raise AssertionError(f"no {key!r} in {name}: {found.rows}")
 
 
+def number(cell: object) -> float:
+    assert isinstance(cell, int | float), cell
+    return cell
+
+
 # Daytime calls (quiet hours are 21:00 to 08:00 in the county).
 DAY = {
     "CallReceived": "9/3/2025 10:00",
@@ -150,12 +155,11 @@ def test_segments_and_cost_follow_the_templates_as_they_render() -> None:
     assert call.segments[0] == measure(confirmation).segments
     volume = {(row[0], row[1]): row for row in table(run, "volume").rows}
     confirmations = [row for (kind, _), row in volume.items() if kind == "confirmation"]
-    segments = sum(int(row[4]) for row in confirmations)  # type: ignore[call-overload]
-    assert sum(int(row[2]) for row in confirmations) == 2  # type: ignore[call-overload]
+    segments = sum(number(row[4]) for row in confirmations)
+    assert sum(number(row[2]) for row in confirmations) == 2
     per_month = segments / 1 * AVERAGE_MONTH_DAYS  # both calls on one day
-    assert sum(float(row[6]) for row in confirmations) == pytest.approx(  # type: ignore[arg-type]
-        per_month * 0.02, abs=0.02
-    )
+    cost = sum(number(row[6]) for row in confirmations)
+    assert cost == pytest.approx(per_month * 0.02, abs=0.02)
     assert run.headline["texts"] == 8
 
 

@@ -6,7 +6,7 @@
 # `make migration MESSAGE="what changed"` writes the next database migration after a
 # model change in callerloop/core/db.py (review it before committing).
 
-.PHONY: setup run test lint bench chaos migration clean
+.PHONY: setup run test lint bench chaos oracle-deep migration clean
 
 # Never let uv download a Python: use one already on the machine (>= 3.11).
 export UV_PYTHON_DOWNLOADS := never
@@ -38,6 +38,15 @@ lint: setup
 TEST_WORKERS ?= 2
 test: lint
 	$(RUN) pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=15 $(PYTEST_ARGS)
+
+# The outcome oracle's long run: 5,000 schedules in ten batches of 500, each batch on a
+# fresh time-skipping server (one server wears out over thousands). ORACLE_SEEDS to vary.
+ORACLE_SEEDS ?= 1 2 3 4 5 6 7 8 9 10
+oracle-deep: setup
+	for seed in $(ORACLE_SEEDS); do \
+		ORACLE_N=500 $(RUN) pytest tests/workflows/test_outcome_oracle.py -q -p no:randomly \
+			-p no:cacheprovider -o timeout=3600 --hypothesis-seed=$$seed || exit 1; \
+	done
 
 bench: setup
 	$(RUN) python -m bench $(BENCH_ARGS)

@@ -69,12 +69,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 # `pytest --hypothesis-profile=explore`: new examples only, no shrinking (a failing
-# example of the outcome oracle costs seconds each time it is shrunk); `deep` is the long
-# run of the outcome oracle (see tests/workflows/test_outcome_oracle.py).
+# example of the outcome oracle costs seconds each time it is shrunk).
 hypothesis_settings.register_profile(
     "explore", phases=[Phase.explicit, Phase.generate], print_blob=True
 )
-hypothesis_settings.register_profile("deep", print_blob=True)
 if os.environ.get("HYPOTHESIS_PROFILE"):
     hypothesis_settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 

@@ -37,7 +37,7 @@ import yaml
 from sqlmodel import col, select
 
 from callerloop.cad.replay import column_names
-from callerloop.core.agency_config import load_agencies
+from callerloop.core.agency_config import EXPORT_COLUMNS, load_agencies
 from callerloop.core.db import Database, OutboxMessage
 from callerloop.core.settings import PROJECT_ROOT
 from tests.starter.test_devstack import answers, free_port
@@ -224,7 +224,9 @@ def stack_environment(tmp_path: Path, ports: dict[str, int]) -> dict[str, str]:
 def write_export(path: Path, calls: Sequence[tuple[str, str, str, str]]) -> None:
     """A CAD export in the example agency's columns: (incident, call type, priority,
     source) created on 2025-09-12, each closed within a minute of CAD time."""
-    columns = column_names(load_agencies(PROJECT_ROOT / "agencies")["example"])
+    names = column_names(load_agencies(PROJECT_ROOT / "agencies")["example"])
+    optional = ("final_call_type", "final_priority")  # example.toml keeps no such columns
+    columns = {key: names[key] for key in EXPORT_COLUMNS if key not in optional}
     lines = [",".join(columns.values())]
     for n, (incident, call_type, priority, source) in enumerate(calls):
         at = f"2025-09-12 10:00:{10 * n:02d}.000"

@@ -391,6 +391,15 @@ def open_csv(file: Path) -> Iterator[TextIO]:
         fail(f"{file}: cannot read: {error.strerror}", 2)
 
 
+def one_export_source(file: Path | None, synthetic: datetime | None) -> None:
+    """A command that reads an export takes a FILE or --synthetic-day, exactly one."""
+    if (file is None) == (synthetic is None):
+        raise typer.BadParameter(
+            "give either a CSV FILE or --synthetic-day, not both or neither",
+            param_hint="FILE / --synthetic-day",
+        )
+
+
 def read_export(
     file: Path | None,
     synthetic: date | None,
@@ -459,11 +468,7 @@ def cad_replay(
     settings = get_settings()
     agency = pick_agency(load_agencies_or_exit(settings.agencies_dir), agency_name)
     language_mix = parse_language_mix(languages)
-    if (file is None) == (synthetic is None):
-        raise typer.BadParameter(
-            "give either a CSV FILE or --synthetic-day, not both or neither",
-            param_hint="FILE / --synthetic-day",
-        )
+    one_export_source(file, synthetic)
     if url is not None and not key:
         fail("--url needs an API key: --key or CALLERLOOP_API_KEY", 2)
     export = read_export(
@@ -516,11 +521,7 @@ def cad_dryrun(
     no phones: what would be texted, what would not and why, what to review, and the cost."""
     settings = get_settings()
     agency = pick_agency(load_agencies_or_exit(settings.agencies_dir), agency_name)
-    if (file is None) == (synthetic is None):
-        raise typer.BadParameter(
-            "give either a CSV FILE or --synthetic-day, not both or neither",
-            param_hint="FILE / --synthetic-day",
-        )
+    one_export_source(file, synthetic)
     export = read_export(
         file,
         synthetic.date() if synthetic else None,

@@ -34,6 +34,7 @@ from callerloop.core.logging import configure_logging
 from callerloop.core.settings import Settings, get_settings
 from callerloop.core.temporal import TemporalConfigError, connect, required_payload_codec
 from callerloop.core.temporal_connection import resolve_connection
+from callerloop.core.workflow_code import share_workflow_code
 from workflows.call_for_service import CallForServiceWorkflow
 
 log = structlog.get_logger("callerloop.worker")
@@ -111,13 +112,16 @@ def build_workers(
 # so the payload converter builds its type adapters once per process instead of once per
 # call. Replaying the 77 recorded histories took ~65 ms each with it re-imported, ~30 ms
 # shared, ~17 ms unsandboxed (2026-12-02, two cores). Add a third-party library here only
-# if workflow code needs it and it keeps no state a run could change.
+# if workflow code needs it and it keeps no state a run could change. The re-imported
+# modules share their compiled bytecode across runs (callerloop.core.workflow_code): the
+# modules themselves stay each run's own.
 SANDBOX_PASSTHROUGH: tuple[str, ...] = ("workflows.model",)
 
 
 def workflow_runner() -> WorkflowRunner:
     """The one runner of the call workflow: production workers, every test's workers and
     the replay of recorded histories (tests/workflows/test_replay_histories.py) use it."""
+    share_workflow_code()
     restrictions = dataclasses.replace(
         SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH),
         # The SDK restricts three class methods of ZoneInfo, which wraps every ZoneInfo the

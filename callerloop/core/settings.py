@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         default="", description="Server name to check in the server's certificate."
     )
     task_queue: str = "callerloop"
+    cad_poll_urls: dict[str, SecretStr] = Field(
+        default={},
+        description="SQLAlchemy URL of each agency's CAD reporting database, by agency id, "
+        'as JSON (e.g. {"example": "mssql+pyodbc://…"}): the [cad.poll] of its agency file '
+        "reads it. A secret: never in the agency file.",
+    )
     sms_provider: Literal["local", "twilio"] = "local"
     public_base_url: str = Field(
         default="http://localhost:8000",
@@ -137,11 +143,11 @@ class Settings(BaseSettings):
         "(e.g. 0.0.0.0:9464); empty: none.",
     )
     workflow_cache_size: int = Field(
-        default=800,
+        default=400,
         ge=1,
         description="Calls the worker keeps in memory between their events. Each costs "
-        "about 125 KB of worker memory (make bench); a call evicted from the cache replays "
-        "its history when its next event or timer comes.",
+        "about 270 KB of worker memory in the sandbox (make bench); a call evicted from the "
+        "cache replays its history when its next event or timer comes.",
     )
     readiness_timeout: float = Field(
         default=2.0, gt=0, description="Seconds /readyz waits for Temporal and the database."

@@ -17,9 +17,11 @@ from datetime import timedelta
 
 import structlog
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.cad_polling import CadPollActivities
 from activities.call_records import CallRecordActivities
 from activities.line_types import LineTypeActivities
 from activities.opt_outs import OptOutActivities
@@ -27,6 +29,7 @@ from activities.policy_loader import PolicyActivities
 from activities.sms_providers import make_provider
 from activities.sms_providers.base import SmsProvider
 from activities.texts import TextActivities, sender_rate
+from callerloop.cad.client import CadClient
 from callerloop.core.agency_config import AgencyConfig, load_agencies
 from callerloop.core.db import Database, database_for
 from callerloop.core.health import HealthServer, temporal_runtime
@@ -35,7 +38,9 @@ from callerloop.core.settings import Settings, get_settings
 from callerloop.core.temporal import TemporalConfigError, connect, required_payload_codec
 from callerloop.core.temporal_connection import resolve_connection
 from callerloop.core.workflow_code import share_workflow_code
+from workflows.cad_poller import CadPollerWorkflow, poller_workflow_id
 from workflows.call_for_service import CallForServiceWorkflow
+from workflows.model import DATABASE_SOURCE, FOLDER_SOURCE, PollerInput
 
 log = structlog.get_logger("callerloop.worker")
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
@@ -65,14 +70,14 @@ def build_workers(
     records = CallRecordActivities(db)
     line_types = LineTypeActivities(db, provider, settings.line_type_cache_days)
     texts = TextActivities(db, agencies, provider, settings.public_base_url, settings.time_scale)
+    polls = CadPollActivities(settings, db, agencies, CadClient(client, settings.task_queue))
     main = Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[CallForServiceWorkflow],
+        workflows=[CallForServiceWorkflow, CadPollerWorkflow],
         workflow_runner=workflow_runner(),
-        # The SDK's default (1,000) made 300 MB with calls waiting for their survey.
-        # 500 replayed 28 days of real calls as fast, but at 8 calls/s (100 s each) the
-        # throughput bench's calls outgrew it and each evicted one was replayed (make bench).
+        # Each cached call costs ~270 KB in the sandbox: 400 keep the worker under 300 MB
+        # with 10,000 calls waiting for their survey (make bench, docs/performance.md).
         max_cached_workflows=settings.workflow_cache_size,
         activities=[
             policies.load_agency_policy,
@@ -83,6 +88,7 @@ def build_workers(
             line_types.lookup_line_type,
             texts.outbox_report,  # local: an operator's resend checks the receipts first
             texts.revoke_sends,  # local: withdraws a call's sends before cancelling them
+            polls.poll_cad,
         ],
         activity_executor=executor,
         max_concurrent_activities=max_concurrent_activities,
@@ -135,6 +141,38 @@ def workflow_runner() -> WorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
+async def start_pollers(
+    client: Client, settings: Settings, agencies: Mapping[str, AgencyConfig]
+) -> list[str]:
+    """Starts a CAD poller for every agency file with `[cad.poll]` or `[cad.folder]` (one
+    workflow each; one already running is left as it is). Returns what is polled, as
+    "<agency>" for a database and "<agency> folder" for a folder."""
+    polled = []
+    for agency in sorted(agencies.values(), key=lambda a: a.id):
+        sources = []
+        if agency.cad.poll is not None:
+            if agency.id in settings.cad_poll_urls:
+                sources.append(DATABASE_SOURCE)
+            else:
+                log.warning(
+                    "[cad.poll] configured but no CALLERLOOP_CAD_POLL_URLS entry: not polling",
+                    agency=agency.id,
+                )
+        if agency.cad.folder is not None:
+            sources.append(FOLDER_SOURCE)
+        for source in sources:
+            await client.start_workflow(
+                CadPollerWorkflow.run,
+                PollerInput(agency.id, source=source),
+                id=poller_workflow_id(agency.id, source),
+                task_queue=settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                static_summary=f"{agency.id} · CAD {source} poller",
+            )
+            polled.append(agency.id if source == DATABASE_SOURCE else f"{agency.id} folder")
+    return polled
+
+
 @asynccontextmanager
 async def all_running(workers: Sequence[Worker]) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
@@ -170,6 +208,9 @@ async def run_worker(settings: Settings) -> None:
             encryption_key=codec.primary if codec else None,
         )
         async with all_running(workers):
+            polled = await start_pollers(client, settings, agencies)
+            if polled:
+                log.info("polling CAD databases", agencies=polled)
             await stop.wait()
             log.info("worker stopping: letting activities in flight finish")
     await health.close()

@@ -73,6 +73,7 @@ from callerloop.golive.report import write_report
 from starter.cli_db import db_app
 from starter.cli_ingest import deadletter_app, keys_app
 from starter.cli_operator import audit_app, calls_app, encryption_app, retention_app
+from starter.cli_poll import poll_app
 from starter.cli_staff import opendata_app, users_app
 from workflows.model import CadEvent
 
@@ -119,10 +120,14 @@ app = CallerloopApp(
     no_args_is_help=True,
     add_completion=False,
 )
-cad_app = typer.Typer(help="Send CAD events to callerloop.", no_args_is_help=True)
+cad_app = typer.Typer(
+    help="Send CAD events to callerloop, replay an export, poll the CAD's database.",
+    no_args_is_help=True,
+)
 messages_app = typer.Typer(help="The texts callerloop sent (the outbox).", no_args_is_help=True)
 agencies_app = typer.Typer(help="Agency configuration files.", no_args_is_help=True)
 app.add_typer(cad_app, name="cad")
+cad_app.add_typer(poll_app, name="poll")
 app.add_typer(messages_app, name="messages")
 app.add_typer(agencies_app, name="agencies")
 

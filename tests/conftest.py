@@ -290,6 +290,7 @@ async def start_harness(
     public_base_url: str = "https://callerloop.test",
     workflow_cache_size: int | None = None,
     record_as: str | None = None,
+    cad_poll_urls: dict[str, str] | None = None,
 ) -> AsyncIterator[Harness]:
     """A worker on its own task queue; `record_as` (see `recording_name`) keeps the
     histories of the test's calls in tests/histories/."""
@@ -299,6 +300,7 @@ async def start_harness(
         time_scale=time_scale,
         public_base_url=public_base_url,
         encryption_keys=SecretStr(TEST_ENCRYPTION_KEYS),
+        cad_poll_urls={agency: SecretStr(url) for agency, url in (cad_poll_urls or {}).items()},
     )
     if workflow_cache_size is not None:  # else the deployment's default
         settings.workflow_cache_size = workflow_cache_size

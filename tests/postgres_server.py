@@ -107,6 +107,19 @@ class PostgresServer:
         )
 
     def stop(self) -> None:
+        self._shut_down()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def go_down(self) -> None:
+        """Stops the server, keeping its data: every client's connection is cut, and new
+        ones are refused until `come_back` (a database outage, as clients see one)."""
+        self._shut_down()
+
+    def come_back(self, timeout: float = 60) -> None:
+        self.process = _launch(self.folder)
+        _wait_until_up(self, timeout)
+
+    def _shut_down(self) -> None:
         if self._admin is not None:
             self._admin.close()
         if self.process.poll() is None:
@@ -116,7 +129,6 @@ class PostgresServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _stop_with_us() -> None:
@@ -162,7 +174,6 @@ def start_server(timeout: float = 60) -> PostgresServer:
     group = pwd.getpwnam(user).pw_gid if user else None
     extra_groups: list[int] | None = [] if user else None  # drop root's groups too
     data = folder / "data"
-    log = folder / "server.log"
     initdb = subprocess.run(
         [
             str(binaries / "initdb"),
@@ -189,12 +200,22 @@ def start_server(timeout: float = 60) -> PostgresServer:
     if initdb.returncode != 0:
         shutil.rmtree(folder, ignore_errors=True)
         raise PostgresUnavailable(f"initdb failed: {initdb.stderr.strip()[-800:]}")
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
+    server = PostgresServer(folder, _launch(folder))
+    _wait_until_up(server, timeout)
+    return server
+
+
+def _launch(folder: Path) -> subprocess.Popen[bytes]:
+    binaries = find_binaries()
+    user = _server_user()
+    group = pwd.getpwnam(user).pw_gid if user else None
+    extra_groups: list[int] | None = [] if user else None  # drop root's groups too
+    with (folder / "server.log").open("ab") as log_file:
+        return subprocess.Popen(
             [
                 str(binaries / "postgres"),
                 "-D",
-                str(data),
+                str(folder / "data"),
                 "-k",
                 str(folder),
                 "-p",
@@ -211,14 +232,17 @@ def start_server(timeout: float = 60) -> PostgresServer:
             group=group,
             extra_groups=extra_groups,
         )
-    server = PostgresServer(folder, process)
+
+
+def _wait_until_up(server: PostgresServer, timeout: float) -> None:
+    log = server.folder / "server.log"
     deadline = time.monotonic() + timeout
     while True:
         try:
             server.admin()
-            return server
+            return
         except psycopg.OperationalError as error:
-            if process.poll() is not None or time.monotonic() > deadline:
+            if server.process.poll() is not None or time.monotonic() > deadline:
                 output = log.read_text(errors="replace")[-800:] if log.exists() else ""
                 server.stop()
                 raise PostgresUnavailable(f"PostgreSQL did not start: {error}\n{output}") from None

@@ -1,4 +1,5 @@
-"""The activities the call workflow runs, by the names the worker registers them under.
+"""The activities the workflows run (the call's, the CAD poller's), by the names the
+worker registers them under.
 
 The workflow refers to its activities by name with their result types, so the modules
 that do I/O (sqlmodel, twilio) never enter its sandbox; each activity's `@activity.defn`
@@ -16,3 +17,4 @@ LOOKUP_LINE_TYPE = "lookup_line_type"
 SEND_TEXT = "send_text"
 OUTBOX_REPORT = "outbox_report"
 REVOKE_SENDS = "revoke_sends"
+POLL_CAD = "poll_cad"

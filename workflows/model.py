@@ -504,3 +504,76 @@ class RecordCallInput:
 @dataclass
 class PurgeInput:
     workflow_id: str
+
+
+# --- the CAD poller ([cad.poll]) --------------------------------------------------------
+
+
+# What a CAD poller reads: the CAD's reporting database ([cad.poll]) or a watched export
+# folder ([cad.folder]).
+DATABASE_SOURCE, FOLDER_SOURCE = "database", "folder"
+
+
+@dataclass
+class PollInput:
+    """One poll of an agency's CAD database (from the watermark on) or export folder."""
+
+    agency: str
+    watermark: str | None  # the watermark column's value as text; None: never polled
+    started: bool  # False before the first poll (a source starting "now" reads no row)
+    calls_from: datetime | None = None  # calls created before are not told ("now")
+    source: str = DATABASE_SOURCE
+
+
+@dataclass
+class PollResult:
+    watermark: str | None
+    rows: int
+    changed: int
+    events: int
+    for_finished_calls: int
+    dead_letters: int
+    interval_seconds: float  # until the next poll ([cad.poll] or [cad.folder] interval)
+    files: int = 0
+    rejected_files: int = 0
+    newest_change: datetime | None = None
+    calls_from: datetime | None = None  # set by the first poll of a source starting "now"
+    # Empty when the poll went through; else why it did not (the database unreachable,
+    # a query that failed): the next poll tries again after the interval.
+    error: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PollerStatus:
+    """What `callerloop cad poll status` and the Temporal UI show of one poller."""
+
+    agency: str
+    source: str = DATABASE_SOURCE
+    # The watermark column's value (a database), or the name of the last file read.
+    watermark: str | None = None
+    started: bool = False
+    calls_from: datetime | None = None  # calls created before are never told ("now")
+    polls: int = 0
+    rows: int = 0
+    changed: int = 0
+    events: int = 0
+    for_finished_calls: int = 0
+    dead_letters: int = 0
+    files: int = 0  # a folder's files read
+    rejected_files: int = 0  # a folder's files moved aside, unreadable
+    last_poll_at: datetime | None = None
+    newest_change: datetime | None = None
+    lag_seconds: float | None = None  # from the newest change read to the poll that read it
+    last_error: str = ""
+    failing_since: datetime | None = None
+    failed_polls: int = 0
+    notes: list[str] = field(default_factory=list)  # the latest few
+
+
+@dataclass
+class PollerInput:
+    agency: str
+    status: PollerStatus | None = None  # carried over continue-as-new
+    source: str = DATABASE_SOURCE
+    polls_per_run: int = 500  # polls before continuing as new (bounded history)

@@ -135,6 +135,11 @@ def eido_parser(agencies: Mapping[str, AgencyConfig]) -> BodyParser:
     return parse
 
 
+# The dead letters of the CAD poller and the watched folder: rows, not request bodies.
+POLLED_ROW = "cad-poll"
+FOLDER_ROW = "cad-folder"
+
+
 def body_delivery(
     agencies: Mapping[str, AgencyConfig],
     signal_with_start: SignalWithStart,
@@ -146,6 +151,11 @@ def body_delivery(
     parse = eido_parser(agencies) if endpoint == EIDO_PATH else events_parser(agencies)
 
     async def deliver(body: str) -> Delivery:
+        if endpoint in (POLLED_ROW, FOLDER_ROW):
+            raise InvalidCadEvent(
+                "a row the CAD poller could not read: correct it in the CAD, and the poller "
+                "reads it again when it changes (discard this dead letter then)"
+            )
         return await deliver_events(parse(body, agency), signal_with_start)
 
     return deliver

@@ -15,34 +15,45 @@ import asyncio
 import csv
 import math
 import random
-import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
+from callerloop.cad.export_rows import (
+    CallRow,
+    ExportRow,
+    Quirk,
+    RowError,
+    RowReading,
+    column_names,
+    read_call,
+    row_reading,
+    zoned,
+)
 from callerloop.core.agency_config import EXPORT_COLUMNS, AgencyConfig
-from workflows.cad_limits import MAX_LENGTHS, occurred_at_problem, priority_problem, text_problem
-from workflows.model import CadEvent, CadEventType, CallSource, LineType
+from workflows.model import CadEvent, CadEventType, LineType
 from workflows.policy import CALLER_SOURCES
 
 __all__ = [
     "LOGICAL_COLUMNS",
     "REQUIRED_COLUMNS",
+    "Caller",
     "ParsedExport",
     "Quirk",
     "ReplayCall",
     "ReplayJournal",
     "ReplayReport",
     "RowError",
+    "call_events",
     "column_names",
     "first_calls",
     "parse_cad_export",
     "replay",
+    "row_caller",
     "timeline",
 ]
 
@@ -56,39 +67,6 @@ _STATUS_COLUMNS: tuple[tuple[str, CadEventType], ...] = (
     ("on_scene", CadEventType.ON_SCENE),
 )
 _RESPONSE_STEPS = frozenset(kind for _, kind in _STATUS_COLUMNS)
-_TIME_COLUMNS = ("created", "first_closed", "final_closed", *(c for c, _ in _STATUS_COLUMNS))
-_MISSING = frozenset({"", "NULL"})
-# Columns whose text becomes the CadEvent field of the same name, bounded like it.
-_TEXT_COLUMNS = ("incident_id", "call_type", "final_call_type", "disposition")
-# A value longer than this is not repeated in its row's error.
-_SHOWN_LENGTH = 80
-_REOPENED = frozenset({"1", "TRUE", "YES", "Y"})
-
-
-class Quirk(StrEnum):
-    """What real exports do that a clean feed would not; counted in the end-of-run report."""
-
-    NULL_VALUES = "rows with NULL for a missing value"
-    INSTANT_STEPS = "calls dispatched the instant they were created (officer-initiated)"
-    STEP_BEFORE_CREATION = "calls with a step timed before creation (replayed at creation)"
-    STEPS_OUT_OF_ORDER = "calls with a step timed before the previous one (moved after it)"
-    RECLASSIFIED = "calls whose final type or priority differs (applied at creation)"
-    REOPENED = "reopened calls (reopen and final close replayed)"
-    DUPLICATE_INCIDENT = "rows repeating an earlier row's incident id (skipped)"
-    MISSING_INCIDENT = "rows without an incident id (skipped)"
-
-
-@dataclass
-class RowError:
-    line: int  # 1-based line in the file; the header is line 1
-    column: str | None
-    value: str | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"line {self.line}" + (f", column {self.column}" if self.column else "")
-        what = f"{self.value!r} {self.message}" if self.value is not None else self.message
-        return f"{where}: {what}"
 
 
 @dataclass
@@ -109,26 +87,15 @@ class ParsedExport:
 
 
 @dataclass(frozen=True)
-class _Context:
-    """What every row needs, worked out once per export."""
+class _Context(RowReading):
+    """What every row of a replay needs, worked out once per export."""
 
-    agency: AgencyConfig
-    columns: Mapping[str, str]
-    zone: ZoneInfo
-    cancelled: tuple[re.Pattern[str], ...]
-    time_formats: tuple[str, ...]
     phones: tuple[str, ...]
     languages: tuple[str, ...]
     language_weights: tuple[float, ...]
     seed: int
     since: datetime | None
     until: datetime | None
-    now: datetime  # the wall clock, for the latest time an event may have
-
-
-def column_names(agency: AgencyConfig) -> dict[str, str]:
-    """Each logical column's name in the export; an unmapped one is named as itself."""
-    return {key: agency.replay.columns.get(key, key) for key in LOGICAL_COLUMNS}
 
 
 def parse_cad_export(
@@ -152,30 +119,25 @@ def parse_cad_export(
         raise ValueError(f"line 1: the CSV header cannot be read: {error}") from None
     header = _clean_header(fieldnames)
     reader.fieldnames = header
-    columns = column_names(agency)
-    _check_header(header, columns)
-    zone = ZoneInfo(agency.replay.time_zone or agency.agency.time_zone)
+    reading = row_reading(agency)
+    _check_header(header, reading.columns)
+    zone = reading.zone
     languages, weights = _language_weights(agency, language_mix)
     context = _Context(
-        agency=agency,
-        columns=columns,
-        zone=zone,
-        cancelled=tuple(re.compile(p) for p in agency.replay.cancelled_dispositions),
-        time_formats=tuple(agency.replay.time_formats),
+        **vars(reading),
         phones=_fictional_phones(agency),
         languages=languages,
         language_weights=weights,
         seed=seed,
         since=_in_zone(since, zone),
         until=_in_zone(until, zone),
-        now=datetime.now(UTC),
     )
     export = ParsedExport(calls=[], errors=[], rows_read=0)
     first_line: dict[str, int] = {}
     unmapped: Counter[str] = Counter()
     for record in _records(reader):
         export.rows_read += 1
-        row = _Row(record, reader.line_num, len(header), context)
+        row = ExportRow(record, reader.line_num, len(header), context)
         call = _parse_row(row, context, unmapped)
         if call is None:
             export.errors.extend(row.errors)
@@ -233,12 +195,7 @@ def _check_header(header: list[str], columns: Mapping[str, str]) -> None:
 
 
 def _in_zone(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
-    return None if moment is None else _zoned(moment, zone)
-
-
-def _zoned(moment: datetime, zone: ZoneInfo) -> datetime:
-    """A naive time is the zone's; an aware one is moved to it."""
-    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
+    return None if moment is None else zoned(moment, zone)
 
 
 def _language_weights(
@@ -262,153 +219,20 @@ def _fictional_phones(agency: AgencyConfig) -> tuple[str, ...]:
 # --- rows -----------------------------------------------------------------------------
 
 
-class _Row:
-    """One CSV record, read by logical column; problems are collected in `errors`."""
-
-    def __init__(
-        self, record: Mapping[str | None, object], line: int, width: int, context: _Context
-    ) -> None:
-        self.record = record
-        self.line = line
-        self.context = context
-        self.errors: list[RowError] = []
-        self.quirks: set[Quirk] = set()
-        if any(isinstance(v, str) and v.strip().upper() == "NULL" for v in record.values()):
-            self.quirks.add(Quirk.NULL_VALUES)
-        if None in record or any(value is None for value in record.values()):
-            fields = width + len(_extra_fields(record)) - _missing_fields(record)
-            self.fail(None, None, f"row has {fields} fields but the header has {width}")
-
-    def fail(self, key: str | None, value: str | None, message: str) -> None:
-        column = self.context.columns[key] if key else None
-        self.errors.append(RowError(self.line, column, value, message))
-
-    def text(self, key: str) -> str | None:
-        """The stripped value, or None when the column is absent, empty or NULL."""
-        value = self.record.get(self.context.columns[key])
-        if not isinstance(value, str) or value.strip().upper() in _MISSING:
-            return None
-        return value.strip()
-
-    def time(self, key: str) -> datetime | None:
-        raw = self.text(key)
-        if raw is None:
-            return None
-        try:
-            moment = _zoned(_parse_time(raw, self.context.time_formats), self.context.zone)
-        except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved to the zone
-            formats = self.context.time_formats
-            expected = f"an ISO 8601 time nor one of [replay] time_formats {list(formats)}"
-            self.fail(key, _shown(raw), f"is not {expected}" if formats else _NOT_ISO)
-            return None
-        problem = occurred_at_problem(moment, self.context.now)
-        if problem is not None:
-            self.fail(key, raw, f"is {problem}")
-            return None
-        return moment
-
-    def priority(self, key: str = "priority") -> int | None:
-        """The priority as the agency's rank: a code through `[cad.priorities]`, else a
-        number on the scale."""
-        raw = self.text(key)
-        if raw is None:
-            return None  # not prioritised yet: allowed, eligibility decides
-        cad = self.context.agency.cad
-        mapped = cad.priorities.get(raw)
-        if mapped is not None:
-            return mapped  # on the scale: checked when the agency file was loaded
-        try:
-            priority = int(raw)
-        except ValueError:
-            codes = f" nor a code in [cad.priorities] {sorted(cad.priorities)}"
-            self.fail(key, _shown(raw), "is not an integer" + (codes if cad.priorities else ""))
-            return None
-        problem = priority_problem(priority, cad.priority_scale.bounds)
-        if problem is not None:
-            self.fail(key, _shown(raw), f"is {problem}")
-            return None
-        return priority
-
-    def check_texts(self) -> None:
-        """Each text that becomes an event field is within that field's bounds."""
-        for key in _TEXT_COLUMNS:
-            value = self.text(key)
-            bound = MAX_LENGTHS[key.removeprefix("final_")]
-            if value is not None and (problem := text_problem(value, bound)):
-                self.fail(key, _shown(value), problem)
-
-
-_NOT_ISO = "is not a time like 2025-08-24 00:07:06.000 (set [replay] time_formats for others)"
-
-
-def _parse_time(raw: str, formats: Sequence[str]) -> datetime:
-    """ISO 8601 first (with or without seconds or zone), then the agency's formats."""
-    try:
-        return datetime.fromisoformat(raw)
-    except ValueError:
-        for time_format in formats:
-            try:
-                return datetime.strptime(raw, time_format)
-            except ValueError:
-                continue
-        raise
-
-
-def _shown(value: str) -> str | None:
-    """The value as a row's error repeats it, or None when too long to repeat."""
-    return value if len(value) <= _SHOWN_LENGTH else None
-
-
-def _extra_fields(record: Mapping[str | None, object]) -> list[object]:
-    extra = record.get(None)
-    return extra if isinstance(extra, list) else []
-
-
-def _missing_fields(record: Mapping[str | None, object]) -> int:
-    return sum(1 for key, value in record.items() if key is not None and value is None)
-
-
-def _duplicate(row: _Row, incident_id: str, first: int) -> RowError:
+def _duplicate(row: ExportRow, incident_id: str, first: int) -> RowError:
     column = row.context.columns["incident_id"]
     return RowError(row.line, column, incident_id, f"repeats the incident of line {first}")
 
 
-@dataclass(frozen=True)
-class _Identity:
-    """What a row must have to be a call."""
-
-    incident_id: str
-    call_type: str
-    created: datetime
-
-
-def _parse_row(row: _Row, context: _Context, unmapped: Counter[str]) -> ReplayCall | None:
+def _parse_row(row: ExportRow, context: _Context, unmapped: Counter[str]) -> ReplayCall | None:
     """The row's call, or None when the row is bad (see `row.errors`) or outside the window."""
-    row.check_texts()
-    incident_id = row.text("incident_id")
-    call_type = row.text("call_type")
-    priority = row.priority()
-    final_call_type = row.text("final_call_type")
-    final_priority = row.priority("final_priority")
-    times = {key: row.time(key) for key in _TIME_COLUMNS}
-    created = times["created"]
-    if created is not None and not _in_window(created, context):
-        row.errors.clear()  # outside the requested window: not this replay's business
+    call = read_call(row, lambda created: _in_window(created, context))
+    if call is None:
         return None
-    if incident_id is None:
-        row.fail("incident_id", None, "incident id is missing")
-        row.quirks.add(Quirk.MISSING_INCIDENT)
-    if call_type is None:
-        row.fail("call_type", None, "call type is missing")
-    if created is None and not any(e.column == context.columns["created"] for e in row.errors):
-        row.fail("created", None, "creation time is missing")
-    if row.errors or incident_id is None or call_type is None or created is None:
-        return None
-    identity = _Identity(incident_id, call_type, created)
-    created_event = _created_event(row, identity, priority, unmapped)
-    reclassified = _reclassification(row, created_event, final_call_type, final_priority)
-    events = [created_event, *reclassified, *_status_events(row, identity, times)]
-    return ReplayCall(incident_id=incident_id, created_at=created, events=events)
+    if not call.source_mapped:
+        unmapped[call.source_word] += 1
+    events = call_events(call, context, row.quirks, _caller(call, context))
+    return ReplayCall(incident_id=call.incident_id, created_at=call.created, events=events)
 
 
 def _in_window(created: datetime, context: _Context) -> bool:
@@ -417,57 +241,73 @@ def _in_window(created: datetime, context: _Context) -> bool:
     return context.until is None or created < context.until
 
 
-_OWN_SOURCE_WORDS = {source.value: source for source in CallSource}
+@dataclass(frozen=True)
+class Caller:
+    phone: str
+    language: str
+    line_type: LineType | None = None  # None: looked up before the first text
 
 
-def _source(row: _Row, unmapped: Counter[str]) -> CallSource:
-    """The CAD's word through `[cad.sources]`; callerloop's own words ("phone", "911")
-    need no mapping. Any other word is an unknown source, counted for the report."""
-    raw = row.text("source") or ""
-    source = row.context.agency.cad.sources.get(raw) or _OWN_SOURCE_WORDS.get(raw)
-    if source is None:
-        unmapped[raw] += 1
-        return CallSource.UNKNOWN
-    return source
+def row_caller(call: CallRow, reading: RowReading) -> Caller | None:
+    """The caller the row names (`caller_phone`, `caller_language`), if it names one."""
+    if call.caller_phone is None:
+        return None
+    language = call.caller_language or reading.agency.agency.default_language
+    return Caller(call.caller_phone, language.lower())
 
 
-def _created_event(
-    row: _Row, identity: _Identity, priority: int | None, unmapped: Counter[str]
-) -> CadEvent:
-    context = row.context
-    incident_id = identity.incident_id
-    source = _source(row, unmapped)
+def _caller(call: CallRow, context: _Context) -> Caller | None:
+    """The row's caller, else a made-up mobile caller for a caller-originated call (an
+    export for replay rarely keeps callers' numbers)."""
+    named = row_caller(call, context)
+    if named is not None or call.source not in CALLER_SOURCES:
+        return named
+    # A string seed is hashed with SHA-512, unlike hash(): stable across processes.
+    rng = random.Random(f"{context.seed}:{call.incident_id}")
+    phone = rng.choice(context.phones)
+    language = rng.choices(context.languages, context.language_weights)[0]
+    return Caller(phone, language, LineType.MOBILE)
+
+
+def call_events(
+    call: CallRow, reading: RowReading, quirks: set[Quirk], caller: Caller | None
+) -> list[CadEvent]:
+    """The events the CAD would have sent for this row's call, in order: its creation, its
+    reclassification where the row keeps a final type or priority, then its steps."""
+    created = _created_event(call, reading, caller)
+    reclassified = _reclassification(call, created, quirks)
+    return [created, *reclassified, *_status_events(call, reading, quirks)]
+
+
+def _created_event(call: CallRow, reading: RowReading, caller: Caller | None) -> CadEvent:
     event = CadEvent(
-        agency=context.agency.id,
-        incident_id=incident_id,
+        agency=reading.agency.id,
+        incident_id=call.incident_id,
         event_type=CadEventType.CREATED,
-        occurred_at=identity.created,
-        event_id=f"{incident_id}:{CadEventType.CREATED}:1",
-        case_number=incident_id,
-        priority=priority,
-        call_type=identity.call_type,
-        source=source,
+        occurred_at=call.created,
+        event_id=f"{call.incident_id}:{CadEventType.CREATED}:1",
+        case_number=call.incident_id,
+        priority=call.priority,
+        call_type=call.call_type,
+        source=call.source,
     )
-    if source in CALLER_SOURCES:
-        # A string seed is hashed with SHA-512, unlike hash(): stable across processes.
-        rng = random.Random(f"{context.seed}:{incident_id}")
-        event.caller_phone = rng.choice(context.phones)
-        event.caller_line_type = LineType.MOBILE
-        event.caller_language = rng.choices(context.languages, context.language_weights)[0]
+    if caller is not None:
+        event.caller_phone = caller.phone
+        event.caller_line_type = caller.line_type
+        event.caller_language = caller.language
     return event
 
 
-def _reclassification(
-    row: _Row, created: CadEvent, final_call_type: str | None, final_priority: int | None
-) -> list[CadEvent]:
+def _reclassification(call: CallRow, created: CadEvent, quirks: set[Quirk]) -> list[CadEvent]:
     """The final type and priority, where the export keeps them and they differ, as an
     `updated` event at the creation instant: the export does not say when the call was
     reclassified, so it counts from the start, and a call sensitive at any point is."""
-    call_type = final_call_type if final_call_type not in (None, created.call_type) else None
+    final_type, final_priority = call.final_call_type, call.final_priority
+    call_type = final_type if final_type not in (None, created.call_type) else None
     priority = final_priority if final_priority not in (None, created.priority) else None
     if call_type is None and priority is None:
         return []
-    row.quirks.add(Quirk.RECLASSIFIED)
+    quirks.add(Quirk.RECLASSIFIED)
     return [
         CadEvent(
             agency=created.agency,
@@ -481,54 +321,49 @@ def _reclassification(
     ]
 
 
-def _status_events(
-    row: _Row, identity: _Identity, times: Mapping[str, datetime | None]
-) -> list[CadEvent]:
+def _status_events(call: CallRow, reading: RowReading, quirks: set[Quirk]) -> list[CadEvent]:
     """Events after creation; a step whose time is missing is skipped."""
-    disposition = row.text("disposition")
-    closing = _closing_type(disposition, row.context)
+    closing = CadEventType.CANCELLED if call.closing_cancels(reading) else CadEventType.CLEARED
+    times = call.times
     steps = [(kind, times[column]) for column, kind in _STATUS_COLUMNS]
     first_closed = times["first_closed"] or times["final_closed"]
     steps.append((closing, first_closed))
     # CAD clocks sometimes put a later step earlier (arrival after close): clamp forward.
     ordered: list[tuple[CadEventType, datetime]] = []
-    latest = identity.created
+    latest = call.created
     for kind, moment in steps:
         if moment is not None:
-            if moment < identity.created:
-                row.quirks.add(Quirk.STEP_BEFORE_CREATION)
+            if moment < call.created:
+                quirks.add(Quirk.STEP_BEFORE_CREATION)
             elif moment < latest:
-                row.quirks.add(Quirk.STEPS_OUT_OF_ORDER)
+                quirks.add(Quirk.STEPS_OUT_OF_ORDER)
             latest = max(latest, moment)
             ordered.append((kind, latest))
     response = [moment for kind, moment in steps if kind in _RESPONSE_STEPS and moment]
-    if response and all(moment == identity.created for moment in response):
-        row.quirks.add(Quirk.INSTANT_STEPS)
+    if response and all(moment == call.created for moment in response):
+        quirks.add(Quirk.INSTANT_STEPS)
     last_close = latest if ordered and ordered[-1][0] == closing else None
-    ordered.extend(_reopening(row, closing, last_close, times["final_closed"]))
-    return _numbered_events(row.context, identity.incident_id, ordered, disposition)
-
-
-def _closing_type(disposition: str | None, context: _Context) -> CadEventType:
-    if disposition is not None and any(p.search(disposition) for p in context.cancelled):
-        return CadEventType.CANCELLED
-    return CadEventType.CLEARED
+    ordered.extend(_reopening(call, quirks, closing, last_close, times["final_closed"]))
+    return _numbered_events(reading, call.incident_id, ordered, call.disposition)
 
 
 def _reopening(
-    row: _Row, closing: CadEventType, closed: datetime | None, final: datetime | None
+    call: CallRow,
+    quirks: set[Quirk],
+    closing: CadEventType,
+    closed: datetime | None,
+    final: datetime | None,
 ) -> list[tuple[CadEventType, datetime]]:
     """REOPENED halfway between the two closes (the export has no reopen time), then the
     final close, of the same kind as the first since the disposition is the final one."""
-    reopened = (row.text("reopened") or "").upper() in _REOPENED
-    if not reopened or closed is None or final is None or final <= closed:
+    if not call.reopened or closed is None or final is None or final <= closed:
         return []
-    row.quirks.add(Quirk.REOPENED)
+    quirks.add(Quirk.REOPENED)
     return [(CadEventType.REOPENED, closed + (final - closed) / 2), (closing, final)]
 
 
 def _numbered_events(
-    context: _Context,
+    reading: RowReading,
     incident_id: str,
     steps: list[tuple[CadEventType, datetime]],
     disposition: str | None,
@@ -540,7 +375,7 @@ def _numbered_events(
         closes = kind in (CadEventType.CLEARED, CadEventType.CANCELLED)
         events.append(
             CadEvent(
-                agency=context.agency.id,
+                agency=reading.agency.id,
                 incident_id=incident_id,
                 event_type=kind,
                 occurred_at=moment,

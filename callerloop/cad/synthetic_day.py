@@ -279,6 +279,8 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # as the export writes them, trimmed to mi
 RECLASSIFIED_SHARE = 0.05
 # Columns written only for an agency whose `[replay.columns]` names them.
 _OPTIONAL_COLUMNS = frozenset({"final_call_type", "final_priority"})
+# Columns a synthetic day never writes: its callers are made up by the replay.
+_CALLER_COLUMNS = frozenset({"caller_phone", "caller_language"})
 
 _CALL_TYPE_WEIGHTS = tuple(profile.calls for profile in CALL_TYPES)
 _K = TypeVar("_K")
@@ -327,7 +329,12 @@ class _Shape:
         names, mapped = column_names(agency), agency.replay.columns
         # An agency that names its columns has those; else every column but the optional
         # ones, each under its own name.
-        kept = [k for k in LOGICAL_COLUMNS if k in mapped or not (mapped or k in _OPTIONAL_COLUMNS)]
+        kept = [
+            key
+            for key in LOGICAL_COLUMNS
+            if key not in _CALLER_COLUMNS
+            and (key in mapped or not (mapped or key in _OPTIONAL_COLUMNS))
+        ]
         codes: dict[int, str] = {}
         for code, rank in agency.cad.priorities.items():
             codes.setdefault(rank, code)

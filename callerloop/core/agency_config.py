@@ -308,12 +308,64 @@ class PriorityScale(_Strict):
         return isinstance(priority, int) and self.min <= priority <= self.max
 
 
+# A table name as SQL writes it: `Response_Master_Incident`, `dbo.Response_Master_Incident`.
+_SQL_NAME = r"^[A-Za-z_][A-Za-z0-9_$#@]*(\.[A-Za-z_][A-Za-z0-9_$#@]*)?$"
+
+
+class CadPoll(_Strict):
+    """Reading the CAD's reporting database (`[cad.poll]`): changed rows, every `interval`.
+
+    The connection URL is a secret and never in this file: `CALLERLOOP_CAD_POLL_URLS`
+    gives it per agency. Columns are named by `[replay.columns]`, as for an export."""
+
+    table: str | None = Field(default=None, pattern=_SQL_NAME)  # or `query`
+    query: str | None = Field(default=None, min_length=1)  # a SELECT giving the columns
+    # A column the CAD changes on every change to a row: a last-changed time ("time") or
+    # a rising change number such as a rowversion ("id").
+    watermark: str = Field(min_length=1)
+    watermark_kind: Literal["time", "id"] = "time"
+    # Rows changed up to this long before the watermark are read again: a CAD that stamps
+    # a change before it commits it (or whose clock is a little behind) loses nothing.
+    overlap: timedelta = timedelta(minutes=5)
+    interval: timedelta = timedelta(seconds=30)
+    # "now": start from the rows changed after the poller first runs; "beginning": read
+    # the whole table first (a test, or a first day replayed on purpose).
+    start: Literal["now", "beginning"] = "now"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table and query")
+        if self.interval <= timedelta(0) or self.overlap < timedelta(0):
+            raise ValueError("interval must be positive and overlap not negative")
+        return self
+
+
+class CadFolder(_Strict):
+    """A folder the CAD drops its scheduled CSV exports in (`[cad.folder]`), read every
+    `interval`; columns as `[replay.columns]`."""
+
+    path: str = Field(min_length=1)  # as the worker sees it (a share mounted on its host)
+    pattern: str = Field(default="*.csv", min_length=1)
+    interval: timedelta = timedelta(minutes=1)
+
+    @field_validator("interval")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration")
+        return value
+
+
 class CadVocabulary(_Strict):
-    """How this agency's CAD names things, mapped to callerloop's words."""
+    """How this agency's CAD names things, mapped to callerloop's words, and where
+    callerloop reads its CAD (`[cad.poll]`, `[cad.folder]`)."""
 
     sources: dict[str, CallSource] = {}
     priorities: dict[str, int] = {}
     priority_scale: PriorityScale = PriorityScale()
+    poll: CadPoll | None = None
+    folder: CadFolder | None = None
 
     @model_validator(mode="after")
     def _priorities_on_the_scale(self) -> Self:
@@ -326,7 +378,9 @@ class CadVocabulary(_Strict):
 
 # The columns of a CAD export by what they mean; `[replay.columns]` names each one.
 # `call_type` and `priority` are the call's values at creation; an export that also keeps
-# the final ones names them in `final_call_type` and `final_priority`.
+# the final ones names them in `final_call_type` and `final_priority`. A CAD database holds
+# the caller's number (`caller_phone`); an export for replay usually does not, and the
+# replay makes up fictional ones.
 EXPORT_COLUMNS = (
     "incident_id",
     "call_type",
@@ -342,6 +396,8 @@ EXPORT_COLUMNS = (
     "disposition",
     "final_call_type",
     "final_priority",
+    "caller_phone",
+    "caller_language",
 )
 # A time format must name these fields: a time without its day or minute is not one.
 _TIME_FORMAT_NEEDS = {"year": "%Y", "month": "%m or %b", "day": "%d", "hour": "%H or %I"}

@@ -102,6 +102,39 @@ class CadClosure(SQLModel, table=True):
     reopened_at: datetime | None = utc_column()
 
 
+class CadSnapshot(SQLModel, table=True):
+    """What the CAD poller has told of one incident of one source: the keys of the events
+    already sent, and digests (never the values) of the row and of the call type as last
+    told, so a row read again sends only what changed, and an unchanged row nothing."""
+
+    __tablename__ = "cad_snapshots"
+
+    source: str = Field(primary_key=True)  # "poll:<agency>"
+    incident_id: str = Field(primary_key=True)
+    row_digest: str
+    sent: str  # JSON list of event keys ("created:1", "assigned:1", …)
+    call_type_digest: str
+    priority: int | None = None
+    updated_at: datetime = utc_column(nullable=False, index=True)
+
+
+class CadFolderFile(SQLModel, table=True):
+    """An export the watched folder has read (or moved aside), known by its content's
+    digest: the same content is never read twice, whatever its name."""
+
+    __tablename__ = "cad_folder_files"
+
+    source: str = Field(primary_key=True)  # "folder:<agency>"
+    digest: str = Field(primary_key=True)  # SHA-256 of the file's bytes
+    name: str
+    read_at: datetime = utc_column(nullable=False)
+    rows: int = 0
+    events: int = 0
+    dead_letters: int = 0
+    status: str  # "read" or "rejected" (moved to rejected/ with a report)
+    problem: str = ""
+
+
 class CallRecord(SQLModel, table=True):
     """The latest known state of a call, for staff and exports (no free text from CAD)."""
 

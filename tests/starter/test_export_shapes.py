@@ -8,10 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
+from callerloop.cad.poller import Poll
 from callerloop.cad.replay import ParsedExport, Quirk, ReplayCall, parse_cad_export
 from callerloop.cad.synthetic_day import synthetic_day, to_csv_lines
 from callerloop.core.agency_config import AgencyConfig, AgencyConfigError, load_agency_file
@@ -19,7 +22,7 @@ from callerloop.core.settings import PROJECT_ROOT
 from tests.factories import RecordingProvider, county_row, parse_rows
 from tests.harness import Harness
 from workflows.call_for_service import workflow_id_for
-from workflows.model import CadEventType, CallSource
+from workflows.model import CadEvent, CadEventType, CallSource, LineType
 
 COUNTY_FILE = PROJECT_ROOT / "agencies" / "example-county.toml"
 COUNTY: AgencyConfig = load_agency_file(COUNTY_FILE)
@@ -111,7 +114,9 @@ def test_a_time_in_no_configured_format_is_refused_naming_the_formats() -> None:
 
 def test_a_synthetic_day_takes_the_countys_shape_and_reads_back_without_error() -> None:
     rows = synthetic_day(COUNTY, date(2025, 9, 3), calls=400)
-    assert sorted(rows[0]) == sorted(COUNTY.replay.columns.values())
+    # Every column the file names but the caller's number: the replay makes callers up.
+    mapped = {key: name for key, name in COUNTY.replay.columns.items() if key != "caller_phone"}
+    assert sorted(rows[0]) == sorted(mapped.values())
     assert {row["InitialPriority"] for row in rows} <= set(COUNTY.cad.priorities)
     assert {row["SelfInitiated"] for row in rows} == {"N", "Y"}
     assert datetime.strptime(rows[0]["CallReceived"], "%m/%d/%Y %H:%M")
@@ -218,3 +223,73 @@ def test_bad_export_configuration_fails_at_load_naming_file_and_key(
         load_agency_file(path)
     assert str(path) in str(raised.value)
     assert complaint in str(raised.value)
+
+
+# --- the county's CAD database, polled from the file alone ------------------------------
+
+
+def county_database(path: Path) -> tuple[sa.Engine, sa.Table]:
+    """The county's reporting view as its `[cad.poll]` names it (`dbo.CallsForService`,
+    SQLite's `dbo` an attached file): every column text, as the export writes them (codes,
+    Y/N, M/D/YYYY H:MM), and the LastModified stamp."""
+    poll = COUNTY.cad.poll
+    assert poll is not None and poll.table is not None
+    schema, table_name = poll.table.split(".")
+    engine = sa.create_engine(f"sqlite:///{path / 'cad.db'}")
+
+    @sa.event.listens_for(engine, "connect")
+    def attach(connection: Any, _record: Any) -> None:
+        connection.execute(f"ATTACH DATABASE '{path / 'dbo.db'}' AS {schema}")
+
+    table = sa.Table(
+        table_name,
+        sa.MetaData(),
+        *(sa.Column(name, sa.String()) for name in COUNTY.replay.columns.values()),
+        sa.Column(poll.watermark, sa.DateTime()),
+        schema=schema,
+    )
+    table.metadata.create_all(engine)
+    return engine, table
+
+
+async def test_the_countys_database_is_polled_from_its_file_alone_and_sensitive_first_never_texts(
+    harness: Harness, provider: RecordingProvider, tmp_path: Path
+) -> None:
+    engine, table = county_database(tmp_path)
+    poll = Poll(COUNTY, engine, harness.db)
+
+    async def deliver(event: CadEvent) -> bool:
+        await harness.send(event)  # one by one, each applied before the next
+        return True
+
+    try:
+        first = await poll.run(None, None, deliver, started=False)  # go-live: "now"
+        rows = [
+            county_row(
+                "EC-30", InitialCallType="DOMESTIC DISTURBANCE", CallbackNumber="+13125550130"
+            ),
+            county_row("EC-31", CallbackNumber="+13125550131"),
+        ]
+        with engine.begin() as connection:
+            for n, row in enumerate(rows):
+                stamp = datetime(2025, 8, 24, 1, 15 + n)
+                connection.execute(table.insert().values({**row, poll.config.watermark: stamp}))
+        for row in rows:
+            provider.line_types[row["CallbackNumber"]] = LineType.MOBILE
+        told = await poll.run(first.watermark, first.calls_from, deliver)
+    finally:
+        engine.dispose()
+
+    assert (
+        told.dead_letters == 0 and told.events == 4 + 5
+    )  # four steps each, and EC-30's final type
+    await harness.finish("EC-31")
+    await harness.finish("EC-30")
+    texted = [text.reference.rsplit("/", 1) for text in provider.accepted]
+    assert [kind for call, kind in texted if call == workflow_id_for(COUNTY.id, "EC-30")] == []
+    assert [kind for call, kind in texted if call == workflow_id_for(COUNTY.id, "EC-31")] == [
+        "confirmation",
+        "assigned",
+        "cleared",
+        "survey",
+    ]

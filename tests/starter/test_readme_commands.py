@@ -225,7 +225,8 @@ def write_export(path: Path, calls: Sequence[tuple[str, str, str, str]]) -> None
     """A CAD export in the example agency's columns: (incident, call type, priority,
     source) created on 2025-09-12, each closed within a minute of CAD time."""
     names = column_names(load_agencies(PROJECT_ROOT / "agencies")["example"])
-    optional = ("final_call_type", "final_priority")  # example.toml keeps no such columns
+    # example.toml keeps no such columns (and an export for replay no caller's number)
+    optional = ("final_call_type", "final_priority", "caller_phone", "caller_language")
     columns = {key: names[key] for key in EXPORT_COLUMNS if key not in optional}
     lines = [",".join(columns.values())]
     for n, (incident, call_type, priority, source) in enumerate(calls):

@@ -384,3 +384,16 @@ def test_the_old_dev_command_says_where_it_went_and_runs_the_dev_stack() -> None
     assert "`callerloop dev` is deprecated" in shown.stderr
     assert "python -m devtools" in shown.stderr
     assert "--keep" in shown.stdout and "--max-seconds" in shown.stdout  # the dev stack's own
+
+
+def test_poll_status_says_when_no_agency_file_polls_its_cad(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "example.toml").write_text(
+        (PROJECT_ROOT / "agencies" / "example.toml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    monkeypatch.setenv("CALLERLOOP_AGENCIES_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    result = invoke("cad", "poll", "status")
+    assert result.exit_code == 2, result.output
+    assert "has no [cad.poll] or [cad.folder]" in result.output

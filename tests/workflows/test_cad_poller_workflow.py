@@ -19,13 +19,14 @@ from temporalio.testing import WorkflowEnvironment
 from callerloop.core.agency_config import CadFolder
 from callerloop.core.db import Database
 from callerloop.core.settings import Settings
+from starter.cli_poll import status_line
 from tests.cad_database import MINUTE, TABLE, CadTable, call_row, polled_agency
 from tests.conftest import start_harness
 from tests.factories import RecordingProvider
 from tests.harness import Harness, eventually
 from worker import start_pollers
 from workflows.cad_poller import CadPollerWorkflow, poller_workflow_id
-from workflows.model import FOLDER_SOURCE, LineType, PollerInput, PollerStatus
+from workflows.model import DATABASE_SOURCE, FOLDER_SOURCE, LineType, PollerInput, PollerStatus
 
 POLL_INTERVAL = timedelta(seconds=10)
 
@@ -107,6 +108,11 @@ async def poll_through_a_failing_database(
         assert recovered.polls >= 4 and recovered.events == 3
         assert (await handle.describe()).run_id != first_run
         assert harness.kinds(incident) == ["confirmation", "assigned", "cleared"]
+
+        # What `callerloop cad poll status` prints of it.
+        line = status_line("testville", DATABASE_SOURCE, await status_of(handle))
+        assert line.startswith(f"testville (database): watermark {recovered.watermark}, lag ")
+        assert "3 events, 0 dead letters" in line and "FAILING" not in line
     finally:
         await handle.terminate(reason="test finished")
         await harness.handle(incident).terminate(reason="test finished")

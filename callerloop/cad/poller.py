@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -103,6 +103,7 @@ class Poll:
         starts "now", no row: the watermark becomes the newest change."""
         notes: list[str] = []
         with self.engine.connect() as connection:
+            _bound_statements(connection, self.config.query_timeout)
             newest = connection.execute(max_statement(self.config)).scalar()
             if not started and self.config.start == "now":
                 return [], _as_text(newest), notes
@@ -181,6 +182,21 @@ class Poll:
         if isinstance(value, str) and self.config.watermark_kind == "time":
             return zoned(datetime.fromisoformat(value), self.reading.zone)
         return max(created, datetime.now(UTC))  # a change number tells no time: now
+
+
+def _bound_statements(connection: sa.Connection, timeout: timedelta) -> None:
+    """A query slower than `timeout` is cancelled by the database, and the poll reports it
+    like an outage (tried again at the next interval), instead of holding the poller for
+    as long as the query runs. PostgreSQL and SQL Server say so per session; SQLite reads
+    a local file and has no such setting."""
+    milliseconds = max(1, int(timeout.total_seconds() * 1000))
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        connection.exec_driver_sql(f"SET statement_timeout = {milliseconds}")
+    elif dialect == "mssql":
+        raw: Any = connection.connection.driver_connection
+        if raw is not None and hasattr(raw, "timeout"):  # pyodbc: seconds, per connection
+            raw.timeout = max(1, milliseconds // 1000)
 
 
 def _mapped(agency: AgencyConfig, key: str) -> bool:

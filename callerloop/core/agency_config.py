@@ -328,6 +328,9 @@ class CadPoll(_Strict):
     # a change before it commits it (or whose clock is a little behind) loses nothing.
     overlap: timedelta = timedelta(minutes=5)
     interval: timedelta = timedelta(seconds=30)
+    # A poll's query running longer is cancelled by the database and reported; the next
+    # interval tries again (PostgreSQL and SQL Server).
+    query_timeout: timedelta = timedelta(minutes=2)
     # "now": start from the rows changed after the poller first runs; "beginning": read
     # the whole table first (a test, or a first day replayed on purpose).
     start: Literal["now", "beginning"] = "now"
@@ -338,6 +341,8 @@ class CadPoll(_Strict):
             raise ValueError("give exactly one of table and query")
         if self.interval <= timedelta(0) or self.overlap < timedelta(0):
             raise ValueError("interval must be positive and overlap not negative")
+        if self.query_timeout <= timedelta(0):
+            raise ValueError("query_timeout must be positive")
         return self
 
 

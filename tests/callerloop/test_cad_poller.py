@@ -258,3 +258,27 @@ def test_the_agency_file_gives_one_source_and_a_positive_interval() -> None:
         CadPoll(table="t", watermark="LastChanged", interval=timedelta(0))
     with pytest.raises(ValueError, match="should match pattern"):
         CadPoll(table="t; DROP TABLE x", watermark="LastChanged")
+
+
+@pytest.mark.databases("sqlite")
+async def test_a_query_slower_than_its_timeout_is_cancelled_by_the_database(
+    request: pytest.FixtureRequest, database: Database
+) -> None:
+    """Cancelled and raised (the poll activity reports it and polls again at the next
+    interval), not waited for: a query may not hold the poller for as long as it runs."""
+    server = request.getfixturevalue("postgres_server")
+    name = server.create_database()
+    engine = sa.create_engine(server.url(name))
+    try:
+        CadTable(engine).insert(T, **call_row("25-000080", T))
+        slow = polled_agency(
+            table=None,
+            query=f'SELECT * FROM "{TABLE}" WHERE pg_sleep(5) IS NOT NULL',
+            query_timeout="PT0.2S",
+        )
+        with pytest.raises(sa.exc.OperationalError, match="statement timeout"):
+            await Poller(slow, engine, database)()
+        assert await Poller(polled_agency(), engine, database)() != []  # the table is fine
+    finally:
+        engine.dispose()
+        server.drop_database(name)

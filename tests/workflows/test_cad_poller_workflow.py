@@ -1,9 +1,11 @@
-"""The CAD poller as the worker runs it: one durable workflow per agency, whose polls
-reach the calls' workflows (and so the texts), which reports a failing database and
-recovers from it, and which continues as new with its watermark and counts intact."""
+"""The CAD poller as the worker runs it: one durable workflow per agency and source (a
+database, a watched folder), whose polls reach the calls' workflows (and so the texts),
+which reports a failing database and recovers from it, and which continues as new with
+its watermark and counts intact."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -16,11 +18,20 @@ from pydantic import SecretStr
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from callerloop.cad.watched_folder import REJECTED
 from callerloop.core.agency_config import CadFolder
 from callerloop.core.db import Database
 from callerloop.core.settings import Settings
 from starter.cli_poll import status_line
-from tests.cad_database import MINUTE, TABLE, CadTable, call_row, polled_agency
+from tests.cad_database import (
+    MINUTE,
+    TABLE,
+    CadTable,
+    call_row,
+    export_file,
+    folder_agency,
+    polled_agency,
+)
 from tests.conftest import start_harness
 from tests.factories import RecordingProvider
 from tests.harness import Harness, eventually
@@ -157,3 +168,43 @@ async def test_the_worker_starts_one_poller_per_agency_file_with_cad_poll(
     finally:
         await poller.terminate(reason="test finished")
         await folder.terminate(reason="test finished")
+
+
+async def test_the_folder_poller_texts_through_the_calls_and_moves_a_bad_file_aside(
+    env: WorkflowEnvironment,
+    database: Database,
+    provider: RecordingProvider,
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "exports"
+    agency = folder_agency(folder)
+    incident = f"25-{uuid.uuid4().hex[:6]}"
+    now = await cad_now(env, agency.agency.time_zone)
+    row = call_row(incident, now)
+    export_file(folder / "0900.csv", [row])
+    (folder / "0905.csv").write_bytes(b"\xff\xfe not an export")
+    provider.line_types[row["caller_phone"]] = LineType.MOBILE
+    async for harness in start_harness(env, database, {agency.id: agency}, provider):
+        await read_the_folder(harness, folder, incident)
+
+
+async def read_the_folder(harness: Harness, folder: Path, incident: str) -> None:
+    handle = await harness.env.client.start_workflow(
+        CadPollerWorkflow.run,
+        PollerInput("testville", source=FOLDER_SOURCE),
+        id=f"{poller_workflow_id('testville', FOLDER_SOURCE)}-{uuid.uuid4()}",
+        task_queue=harness.settings.task_queue,
+    )
+    try:
+        await eventually(lambda: harness.kinds(incident) == ["confirmation"], "confirmation")
+        while True:  # until the poll's result is recorded
+            status = await status_of(handle)
+            if status.polls:
+                break
+            await asyncio.sleep(0.05)
+        assert (status.files, status.rejected_files, status.events) == (1, 1, 1)
+        assert status.watermark == "0900.csv" and status.last_error == ""
+        assert list((folder / REJECTED).glob("*-0905.csv"))
+    finally:
+        await handle.terminate(reason="test finished")
+        await harness.handle(incident).terminate(reason="test finished")

@@ -5,6 +5,7 @@ the calls' workflows as every other entry path delivers them."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -15,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from callerloop.cad.client import CadClient, CallAlreadyFinished
 from callerloop.cad.poller import Poll
+from callerloop.cad.telling import Tally
 from callerloop.cad.watched_folder import WatchedFolder
 from callerloop.core.agency_config import AgencyConfig
 from callerloop.core.db import Database
@@ -45,19 +47,13 @@ class CadPollActivities:
     async def poll_cad(self, input: PollInput) -> PollResult:
         if input.source == FOLDER_SOURCE:
             return await self._read_folder(input)
-        agency = self._agencies.get(input.agency)
-        if agency is None or agency.cad.poll is None:
-            raise ApplicationError(
-                f"agency {input.agency!r} has no [cad.poll] on this worker",
-                type=UNKNOWN_AGENCY,
-                non_retryable=True,
-            )
+        agency = self._agency(input, "poll")
+        assert agency.cad.poll is not None  # _agency checked it
         interval = agency.cad.poll.interval.total_seconds()
-        failed = PollResult(input.watermark, 0, 0, 0, 0, 0, interval)
         url = self._settings.cad_poll_urls.get(agency.id)
         if url is None:
-            failed.error = f"no CALLERLOOP_CAD_POLL_URLS entry for agency {agency.id!r}"
-            return failed
+            error = f"no CALLERLOOP_CAD_POLL_URLS entry for agency {agency.id!r}"
+            return _failed(input, interval, error)
         poll = Poll(agency, self._engine(agency.id, url.get_secret_value()), self._db)
         try:
             outcome = await poll.run(
@@ -66,9 +62,9 @@ class CadPollActivities:
         except SQLAlchemyError as error:
             # Reported and tried again at the next interval, from the same watermark: the
             # rows whose events went out already have their snapshots.
-            failed.error = _database_error(error)
-            log.warning("CAD poll failed", agency=agency.id, error=failed.error)
-            return failed
+            problem = _database_error(error)
+            log.warning("CAD poll failed", agency=agency.id, error=problem)
+            return _failed(input, interval, problem)
         if outcome.events or outcome.dead_letters or outcome.notes:
             log.info(
                 "CAD polled",
@@ -78,35 +74,25 @@ class CadPollActivities:
                 dead_letters=outcome.dead_letters,
                 notes=outcome.notes,
             )
-        return PollResult(
+        return _result(
+            outcome,
+            interval,
             watermark=outcome.watermark,
-            rows=outcome.rows,
-            changed=outcome.changed,
-            events=outcome.events,
-            for_finished_calls=outcome.for_finished_calls,
-            dead_letters=outcome.dead_letters,
-            interval_seconds=interval,
             newest_change=outcome.newest_change,
             calls_from=outcome.calls_from,
             notes=outcome.notes,
         )
 
     async def _read_folder(self, input: PollInput) -> PollResult:
-        agency = self._agencies.get(input.agency)
-        if agency is None or agency.cad.folder is None:
-            raise ApplicationError(
-                f"agency {input.agency!r} has no [cad.folder] on this worker",
-                type=UNKNOWN_AGENCY,
-                non_retryable=True,
-            )
+        agency = self._agency(input, "folder")
+        assert agency.cad.folder is not None  # _agency checked it
         interval = agency.cad.folder.interval.total_seconds()
         try:
             outcome = await WatchedFolder(agency, self._db).run(self._deliver)
         except OSError as error:  # the folder unmounted, unreadable, …
-            failed = PollResult(input.watermark, 0, 0, 0, 0, 0, interval)
-            failed.error = f"{type(error).__name__}: {error}"[:_ERROR_LENGTH]
-            log.warning("CAD folder not read", agency=agency.id, error=failed.error)
-            return failed
+            problem = f"{type(error).__name__}: {error}"[:_ERROR_LENGTH]
+            log.warning("CAD folder not read", agency=agency.id, error=problem)
+            return _failed(input, interval, problem)
         if outcome.files or outcome.rejected:
             log.info(
                 "CAD folder read",
@@ -116,20 +102,26 @@ class CadPollActivities:
                 events=outcome.events,
                 dead_letters=outcome.dead_letters,
             )
-        return PollResult(
+        moved = [f"moved {outcome.rejected} unreadable file(s) to rejected/"]
+        return _result(
+            outcome,
+            interval,
             watermark=outcome.newest_file or input.watermark,
-            rows=outcome.rows,
-            changed=outcome.changed,
-            events=outcome.events,
-            for_finished_calls=outcome.for_finished_calls,
-            dead_letters=outcome.dead_letters,
-            interval_seconds=interval,
             files=outcome.files,
             rejected_files=outcome.rejected,
-            notes=[f"moved {outcome.rejected} unreadable file(s) to rejected/"]
-            if outcome.rejected
-            else [],
+            notes=moved if outcome.rejected else [],
         )
+
+    def _agency(self, input: PollInput, section: str) -> AgencyConfig:
+        """The agency polled, with its `[cad.<section>]`; else a non-retryable error."""
+        agency = self._agencies.get(input.agency)
+        if agency is None or getattr(agency.cad, section) is None:
+            raise ApplicationError(
+                f"agency {input.agency!r} has no [cad.{section}] on this worker",
+                type=UNKNOWN_AGENCY,
+                non_retryable=True,
+            )
+        return agency
 
     async def _deliver(self, event: CadEvent) -> bool:
         activity.heartbeat()
@@ -148,6 +140,24 @@ class CadPollActivities:
     def close(self) -> None:
         for engine in self._engines.values():
             engine.dispose()
+
+
+def _result(tally: Tally, interval: float, **details: Any) -> PollResult:
+    """A poll that went through: its counts, and what else its source tells."""
+    return PollResult(
+        rows=tally.rows,
+        changed=tally.changed,
+        events=tally.events,
+        for_finished_calls=tally.for_finished_calls,
+        dead_letters=tally.dead_letters,
+        interval_seconds=interval,
+        **details,
+    )
+
+
+def _failed(input: PollInput, interval: float, error: str) -> PollResult:
+    """A poll that did not go through: nothing counted, the watermark kept."""
+    return PollResult(input.watermark, 0, 0, 0, 0, 0, interval, error=error)
 
 
 def _database_error(error: SQLAlchemyError) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from callerloop.cad.export_rows import TIME_COLUMNS
 from callerloop.core.agency_config import AgencyConfig
 from tests.factories import make_agency
 
@@ -34,7 +35,6 @@ COLUMNS = {
     "caller_phone": "Call_Back_Phone",
     "caller_language": "Caller_Language",
 }
-_TIMES = ("created", "dispatched", "enroute", "on_scene", "first_closed", "final_closed")
 
 
 def incidents_table(columns: Mapping[str, str]) -> sa.Table:
@@ -42,7 +42,7 @@ def incidents_table(columns: Mapping[str, str]) -> sa.Table:
     `[replay.columns]`), typed as a CAD database types them."""
 
     def column_type(key: str) -> sa.types.TypeEngine[Any]:
-        if key in _TIMES:
+        if key in TIME_COLUMNS:
             return sa.DateTime()
         return sa.Integer() if key in ("priority", "final_priority") else sa.String(200)
 

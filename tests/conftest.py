@@ -37,9 +37,8 @@ from tests.factories import RecordingProvider, make_agency
 from tests.harness import Harness
 from tests.postgres_server import (
     PostgresServer,
-    PostgresUnavailable,
     empty_tables,
-    start_server,
+    server_or_skip,
 )
 from worker import all_running, build_workers
 from workflows import search_attributes as sa
@@ -204,10 +203,7 @@ async def event_loop_for_sync_tests() -> asyncio.AbstractEventLoop:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server of our own for the session (Debian's binaries), or skip."""
-    try:
-        server = start_server()
-    except PostgresUnavailable as error:
-        pytest.skip(str(error))
+    server = server_or_skip()
     yield server
     server.stop()
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg import sql
 from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
@@ -247,6 +248,15 @@ def _wait_until_up(server: PostgresServer, timeout: float) -> None:
                 server.stop()
                 raise PostgresUnavailable(f"PostgreSQL did not start: {error}\n{output}") from None
             time.sleep(0.05)
+
+
+def server_or_skip() -> PostgresServer:
+    """A started server, or the test skipped saying why (a failure under
+    CALLERLOOP_REQUIRE_ALL=1, see tests/conftest.py)."""
+    try:
+        return start_server()
+    except PostgresUnavailable as error:
+        pytest.skip(str(error))
 
 
 def empty_tables(engine: Engine) -> None:

@@ -19,6 +19,8 @@ from callerloop.core.agency_config import EXPORT_COLUMNS, AgencyConfig
 from workflows.cad_limits import MAX_LENGTHS, occurred_at_problem, priority_problem, text_problem
 from workflows.model import CallSource
 
+# The columns every export must have (the rest may be missing or empty).
+REQUIRED_COLUMNS = EXPORT_COLUMNS[:5]
 # Status steps, by column, in the order a call goes through them.
 STATUS_COLUMNS = ("dispatched", "enroute", "on_scene")
 TIME_COLUMNS = ("created", "first_closed", "final_closed", *STATUS_COLUMNS)
@@ -90,6 +92,24 @@ def row_reading(agency: AgencyConfig, now: datetime | None = None) -> RowReading
         time_formats=tuple(agency.replay.time_formats),
         now=now or datetime.now(UTC),
     )
+
+
+def clean_header(fieldnames: Sequence[str] | None) -> list[str]:
+    """A CSV header's names as the columns are named: a byte-order mark (which survives
+    when a file was not opened as utf-8-sig) and spaces around names dropped."""
+    if not fieldnames:
+        raise ValueError("the CAD export is empty: no header line")
+    return [name.lstrip("\ufeff").strip() for name in fieldnames]
+
+
+def check_header(header: Sequence[str], columns: Mapping[str, str]) -> None:
+    """Raises ValueError naming the required columns the header lacks."""
+    missing = [columns[key] for key in REQUIRED_COLUMNS if columns[key] not in header]
+    if missing:
+        raise ValueError(
+            f"the CAD export lacks required column(s) {missing} "
+            f"(see [replay.columns]); its header is {list(header)}"
+        )
 
 
 def zoned(moment: datetime, zone: ZoneInfo) -> datetime:

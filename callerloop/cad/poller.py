@@ -20,8 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from callerloop.cad.delivery import POLLED_ROW as DEAD_LETTER_ENDPOINT
-from callerloop.cad.export_rows import RowReading, row_reading, zoned
-from callerloop.cad.replay import REQUIRED_COLUMNS
+from callerloop.cad.export_rows import REQUIRED_COLUMNS, RowReading, row_reading, zoned
 from callerloop.cad.telling import Deliver, RowTeller, Tally
 from callerloop.core.agency_config import AgencyConfig, CadPoll
 from callerloop.core.db import Database

@@ -24,11 +24,14 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from callerloop.cad.export_rows import (
+    REQUIRED_COLUMNS,
     CallRow,
     ExportRow,
     Quirk,
     RowError,
     RowReading,
+    check_header,
+    clean_header,
     column_names,
     read_call,
     row_reading,
@@ -59,7 +62,6 @@ __all__ = [
 
 # The export's columns by what they mean; `[replay.columns]` gives each one's name.
 LOGICAL_COLUMNS = EXPORT_COLUMNS
-REQUIRED_COLUMNS = LOGICAL_COLUMNS[:5]
 # Status steps in the order a call goes through them.
 _STATUS_COLUMNS: tuple[tuple[str, CadEventType], ...] = (
     ("dispatched", CadEventType.ASSIGNED),
@@ -117,10 +119,10 @@ def parse_cad_export(
         fieldnames = reader.fieldnames
     except csv.Error as error:
         raise ValueError(f"line 1: the CSV header cannot be read: {error}") from None
-    header = _clean_header(fieldnames)
+    header = clean_header(fieldnames)
     reader.fieldnames = header
     reading = row_reading(agency)
-    _check_header(header, reading.columns)
+    check_header(header, reading.columns)
     zone = reading.zone
     languages, weights = _language_weights(agency, language_mix)
     context = _Context(
@@ -176,22 +178,6 @@ def timeline(calls: Iterable[ReplayCall]) -> list[CadEvent]:
 
 
 # --- header and context ---------------------------------------------------------------
-
-
-def _clean_header(fieldnames: Sequence[str] | None) -> list[str]:
-    if not fieldnames:
-        raise ValueError("the CAD export is empty: no header line")
-    # A byte-order mark survives when the file was not opened as utf-8-sig.
-    return [name.lstrip("\ufeff").strip() for name in fieldnames]
-
-
-def _check_header(header: list[str], columns: Mapping[str, str]) -> None:
-    missing = [columns[key] for key in REQUIRED_COLUMNS if columns[key] not in header]
-    if missing:
-        raise ValueError(
-            f"the CAD export lacks required column(s) {missing} "
-            f"(see [replay.columns]); its header is {header}"
-        )
 
 
 def _in_zone(moment: datetime | None, zone: ZoneInfo) -> datetime | None:

@@ -43,8 +43,8 @@ class Told:
 
 @dataclass
 class RowChanges:
+    told: Told  # what is told once `events` are delivered
     events: list[CadEvent] = field(default_factory=list)
-    told: Told | None = None  # what is told once `events` are delivered
 
 
 def digest(value: object) -> str:
@@ -95,7 +95,7 @@ def changes(
         call_type_digest=digest(call_type),
         priority=priority,
     )
-    return RowChanges(events=[_with_poll_id(event) for event in events], told=told_now)
+    return RowChanges(told=told_now, events=[_with_poll_id(event) for event in events])
 
 
 _REOPEN_KEY = f"{CadEventType.REOPENED}:1"

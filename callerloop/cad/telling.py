@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlmodel import col, select
@@ -40,6 +40,10 @@ class Tally:
     events: int = 0
     for_finished_calls: int = 0  # events for calls already over: not applied
     dead_letters: int = 0  # rows that could not be read, kept as dead letters
+
+    def add(self, other: Tally) -> None:
+        for count in fields(Tally):
+            setattr(self, count.name, getattr(self, count.name) + getattr(other, count.name))
 
 
 class RowTeller:
@@ -81,7 +85,7 @@ class RowTeller:
         told = await asyncio.to_thread(self._told, rows)
         for index, record in enumerate(rows):
             tally.rows += 1
-            row = _as_text(record)
+            row = _record_text(record)
             line = lines[index] if lines is not None else first_line + index
             export_row = ExportRow(record, line, width or len(record), self.reading)
             call = read_call(export_row)
@@ -98,9 +102,9 @@ class RowTeller:
                 previous,
                 changed_at=changed_at(index, call),
                 caller=row_caller(call, self.reading),
-                row_digest=digest(dict(row)),
+                row_digest=digest(row),
             )
-            if found.told is previous or found.told is None:
+            if found.told is previous:
                 continue
             for event in found.events:
                 if await deliver(event):
@@ -177,7 +181,7 @@ class RowTeller:
         return 1
 
 
-def _as_text(record: Mapping[str | None, object]) -> dict[str, str]:
+def _record_text(record: Mapping[str | None, object]) -> dict[str, str]:
     """The record as text by column name, as a dead letter keeps it: the fields past the
     header (a CSV row too long) under "", a missing field as ""."""
     text: dict[str, str] = {}

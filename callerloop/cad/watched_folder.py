@@ -22,8 +22,13 @@ from pathlib import Path
 from sqlmodel import col, select
 
 from callerloop.cad.delivery import FOLDER_ROW as DEAD_LETTER_ENDPOINT
-from callerloop.cad.export_rows import CallRow, RowReading, row_reading
-from callerloop.cad.replay import REQUIRED_COLUMNS
+from callerloop.cad.export_rows import (
+    CallRow,
+    RowReading,
+    check_header,
+    clean_header,
+    row_reading,
+)
 from callerloop.cad.telling import Deliver, RowTeller, Tally
 from callerloop.core.agency_config import AgencyConfig, CadFolder
 from callerloop.core.db import CadFolderFile, Database, utcnow
@@ -85,8 +90,7 @@ class WatchedFolder:
                 place=path.name,
                 width=len(header),
             )
-            for name in ("rows", "changed", "events", "for_finished_calls", "dead_letters"):
-                setattr(outcome, name, getattr(outcome, name) + getattr(tally, name))
+            outcome.add(tally)
             await asyncio.to_thread(self._record, path, digest, tally)
             outcome.files += 1
             outcome.newest_file = path.name
@@ -163,15 +167,12 @@ def _records(
         fieldnames = reader.fieldnames
     except csv.Error as error:
         raise UnreadableExport(f"line 1: the CSV header cannot be read: {error}") from None
-    if not fieldnames:
-        raise UnreadableExport("empty: no header line")
-    header = [name.strip() for name in fieldnames]
+    try:
+        header = clean_header(fieldnames)
+        check_header(header, reading.columns)
+    except ValueError as problem:
+        raise UnreadableExport(str(problem)) from None
     reader.fieldnames = header
-    missing = [reading.columns[k] for k in REQUIRED_COLUMNS if reading.columns[k] not in header]
-    if missing:
-        raise UnreadableExport(
-            f"the header lacks required column(s) {missing} (see [replay.columns])"
-        )
     lines: list[int] = []
     records: list[dict[str | None, object]] = []
     try:

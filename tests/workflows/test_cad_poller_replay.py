@@ -39,7 +39,7 @@ from callerloop.core.settings import PROJECT_ROOT, Settings
 from tests.cad_database import WATERMARK, CadTable
 from tests.conftest import start_dev_server, start_harness
 from tests.factories import RecordingProvider
-from tests.postgres_server import PostgresServer, PostgresUnavailable, start_server
+from tests.postgres_server import PostgresServer, server_or_skip
 from tests.requirements import real_cad_export
 from tests.web.test_ingest_live import (
     TIME_SCALE,
@@ -128,10 +128,7 @@ def _values(event: CadEvent, at: datetime, closes: int) -> dict[str, Any]:
 @pytest.fixture
 def cad_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server of this test's own: the test restarts it."""
-    try:
-        server = start_server()
-    except PostgresUnavailable as error:
-        pytest.skip(str(error))
+    server = server_or_skip()
     yield server
     server.stop()
 

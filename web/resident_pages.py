@@ -23,22 +23,24 @@ from starlette.concurrency import run_in_threadpool
 from callerloop.core.agency_config import AgencyConfig, SurveyQuestion
 from callerloop.core.db import CallRecord, Database, LinkToken, utcnow
 from callerloop.messaging.links import STATUS, SURVEY, find_link
+from callerloop.survey.responses import (
+    NOT_APPLICABLE,
+    SCORES,
+    StoreOutcome,
+    already_answered,
+    store_answers,
+)
 from web.call_status import PlainStatus, StatusView, blocked_for_safety, status_view
 from web.i18n import N_, PageRenderer, choose_language
 from web.page_security import PAGE_HEADERS, FormProtection, GuessLimiter
 from web.survey import (
-    NOT_APPLICABLE,
     NOT_APPLICABLE_LABEL,
     NOT_APPLICABLE_LABELS,
     QUESTION_TEXTS,
     SCALE_LABELS,
-    SCORES,
     Answers,
-    StoreOutcome,
-    already_answered,
     field_name,
     read_answers,
-    store_answers,
 )
 
 STATUS_WORDS = {
@@ -236,7 +238,7 @@ def resident_pages_router(
                     call=call,
                     token_hash=link.token_hash,
                     submission=submission,
-                    answers=answers,
+                    values=answers.values,
                     page_language=language,
                 )
 

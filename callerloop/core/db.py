@@ -151,6 +151,8 @@ class CallRecord(SQLModel, table=True):
     language: str | None = None
     caller_phone: str | None = None  # purged at the end of the lifecycle
     texting_state: str = Field(index=True)
+    # The call's survey is asking its questions in the text thread: a reply is an answer.
+    survey_thread_open: bool = False
     reason: str | None = None
     texts_sent: int = 0
     received_at: datetime | None = utc_column()
@@ -292,6 +294,7 @@ class SurveyResponse(SQLModel, table=True):
     call_type_group: str
     language: str  # the language the call was texted in
     page_language: str  # the language the survey was answered in
+    channel: str = "link"  # how it was answered: link (the survey page) or thread (texts)
     comment: str | None = None  # free text: never part of the open data
 
 

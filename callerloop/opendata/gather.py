@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from callerloop.core.agency_config import AgencyConfig
 from callerloop.core.db import CallRecord, Database, OutboxMessage, SurveyAnswer, SurveyResponse
 from callerloop.messaging.delivery_status import SENT_STATUSES
-from callerloop.opendata.survey_facts import call_language, call_month
+from callerloop.survey.facts import call_language, call_month
 from workflows.model import TextKind
 
 SATISFIED_FROM = 4  # 4 and 5 on a scale of five: satisfied, or agree

@@ -150,7 +150,8 @@ async def test_replayed_real_day_exports_safe_valid_open_data(
     answered = await answer_surveys(database, agency, random.Random(SEED))
     with database.session() as session:
         assert len(session.exec(select(SurveyResponse)).all()) == answered
-        comments = [c.comment for c in session.exec(select(SurveyComment))]
+        # Low scores reach the inbox without a comment too: only the written ones count here.
+        comments = [c.comment for c in session.exec(select(SurveyComment)) if c.comment]
     assert answered >= 15, f"only {answered} surveys answered: the slice is too small"
     assert comments, "no comments: the test would not show they are left out"
 

@@ -20,7 +20,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from workflows.model import NOT_SENT, CallState, CallStatus, Decision, TextingState, TextKind
+from workflows.model import (
+    NOT_SENT,
+    STAGE_KINDS,
+    CallState,
+    CallStatus,
+    Decision,
+    TextingState,
+    TextKind,
+)
 from workflows.policy import AgencyPolicy, EligibilityReason, decide
 from workflows.quiet_hours import wait_out_quiet_hours
 
@@ -229,7 +237,7 @@ def plan(
         and not (stages_in_order and (closed or overtaken(call, TextKind.CONFIRMATION)))
     ):
         return Plan(send=TextKind.CONFIRMATION, wake_at=min(wakes, default=None))
-    pending = [kind for kind in TextKind if not call.sent(kind) and kind not in call.skipped]
+    pending = [kind for kind in STAGE_KINDS if not call.sent(kind) and kind not in call.skipped]
     skip: list[TextKind] = []
 
     def next_step(send: TextKind | None) -> Plan:

@@ -76,6 +76,21 @@ class TextKind(StrEnum):
     DELAYED = "delayed"
     CLEARED = "cleared"
     SURVEY = "survey"
+    # The survey in the text thread: its next question, and the thanks that ends it.
+    SURVEY_QUESTION = "survey_question"
+    SURVEY_THANKS = "survey_thanks"
+
+
+# The texts that tell a stage of the call, each once per cycle (templates of these names).
+STAGE_KINDS = (
+    TextKind.CONFIRMATION,
+    TextKind.ASSIGNED,
+    TextKind.DELAYED,
+    TextKind.CLEARED,
+    TextKind.SURVEY,
+)
+# Texts of the conversation a caller began by answering: not counted against the cap.
+THREAD_KINDS = frozenset({TextKind.SURVEY_QUESTION, TextKind.SURVEY_THANKS})
 
 
 class TextingState(StrEnum):
@@ -100,6 +115,15 @@ class DelayThreshold:
 class QuietHours:
     start: str  # "21:00" local time
     end: str  # "08:00" local time; may be before start (spans midnight)
+
+
+@dataclass
+class ThreadQuestion:
+    """A survey question as the text thread asks it (its text is the activity's)."""
+
+    id: str
+    kind: str  # satisfaction, agreement or comment
+    not_applicable: bool = False
 
 
 @dataclass
@@ -128,6 +152,11 @@ class AgencyPolicy:
     # Texts go through the sender's own task queue, rate-limited to its messages per second.
     sms_task_queue: str = ""
     allow_voip: bool = False  # VoIP numbers often take texts, but not always
+    # The survey: language -> "link", "thread" or "both" (a language not named: "link").
+    # Policies recorded before the text thread have none, so their calls never ask in it.
+    survey_delivery: dict[str, str] = field(default_factory=dict)
+    thread_questions: list[ThreadQuestion] = field(default_factory=list)
+    thread_silence_seconds: float = 2 * 3600
 
     def delay_threshold_seconds(self, priority: int | None) -> float | None:
         for threshold in self.delay_thresholds:
@@ -288,7 +317,7 @@ class CallState:
         return any(t.kind == kind for t in self.texts)
 
     def texts_counted(self) -> int:
-        return sum(1 for t in self.texts if t.status not in NOT_SENT)
+        return sum(1 for t in self.texts if t.status not in NOT_SENT and t.kind not in THREAD_KINDS)
 
 
 @dataclass

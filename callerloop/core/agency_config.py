@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from workflows.cad_limits import INT64_MAX, INT64_MIN
-from workflows.model import CallSource, TextKind
+from workflows.model import STAGE_KINDS, CallSource, TextKind, ThreadQuestion
 from workflows.policy import CALLER_SOURCES, AgencyPolicy, DelayThreshold, QuietHours
 from workflows.quiet_hours import parse_clock
 
@@ -39,6 +39,7 @@ TEMPLATE_FIELDS = frozenset(
 REQUIRED_FIELDS: dict[str, frozenset[str]] = {
     TextKind.CONFIRMATION: frozenset({"case_number"}),
     TextKind.SURVEY: frozenset({"survey_url"}),
+    "survey_thread_link": frozenset({"survey_url"}),
 }
 
 
@@ -206,9 +207,18 @@ DEFAULT_QUESTIONS = [
 ]
 
 
+# How the survey reaches a caller: a link to its page, its questions one by one in the
+# text thread, or the thread with the link offered too.
+SurveyDelivery = Literal["link", "thread", "both"]
+
+
 class SurveyConfig(_Strict):
     questions: list[SurveyQuestion] = Field(default=DEFAULT_QUESTIONS, min_length=1)
     comment_max_length: int = Field(default=1000, ge=1, le=5000)
+    delivery: SurveyDelivery = "link"
+    delivery_by_language: dict[str, SurveyDelivery] = {}  # overrides `delivery`
+    # A survey in the thread ends when the caller has not answered a question for this long.
+    thread_silence: timedelta = timedelta(hours=2)
     # Call types reported together in survey results: group name -> regular expressions
     # (case-insensitive, first group in file order wins; no match: "other").
     call_type_groups: dict[
@@ -228,6 +238,24 @@ class SurveyConfig(_Strict):
     @classmethod
     def _compiles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         return {group: [_valid_pattern(p) for p in patterns] for group, patterns in value.items()}
+
+    @field_validator("delivery_by_language")
+    @classmethod
+    def _known_languages(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = [lang for lang in value if lang not in SUPPORTED_LANGUAGES]
+        if unknown:
+            raise ValueError(f"unsupported language(s) {unknown}; supported: {SUPPORTED_LANGUAGES}")
+        return value
+
+    @field_validator("thread_silence")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration")
+        return value
+
+    def delivery_for(self, language: str) -> SurveyDelivery:
+        return self.delivery_by_language.get(language, self.delivery)
 
     def call_type_group(self, call_type: str | None) -> str:
         for group, patterns in self.call_type_groups.items():
@@ -275,6 +303,13 @@ class Templates(_Strict):
     cleared: str
     survey: str
     help: str = ""
+    # The survey in the text thread (see default_templates.toml).
+    survey_thread: str
+    survey_thread_link: str
+    survey_retry: str
+    survey_thanks: str
+    questions: dict[str, str] = {}  # built-in question id -> its text
+    scales: dict[str, str] = {}  # satisfaction, agreement, not_applicable, comment -> hint
     # The replies to a resident's texts (callerloop/messaging/inbound.py).
     opt_out: str
     opt_in: str
@@ -283,6 +318,7 @@ class Templates(_Strict):
 
 # The replies, and what each must tell the resident.
 REPLY_KINDS = ("opt_out", "opt_in", "not_monitored")
+THREAD_SURVEY_TEXTS = ("survey_thread", "survey_thread_link", "survey_retry", "survey_thanks")
 REPLY_MUST_SAY = {"opt_out": "START", "opt_in": "STOP"}
 
 
@@ -544,8 +580,10 @@ class AgencyConfig(_Strict):
                     f"templates.{language} is missing (the agency offers {language!r})"
                 )
         for language, templates in self.templates.items():
-            for kind in TextKind:
+            for kind in STAGE_KINDS:
                 check_template(getattr(templates, kind.value), kind, f"templates.{language}.{kind}")
+            for text in THREAD_SURVEY_TEXTS:
+                check_template(getattr(templates, text), text, f"templates.{language}.{text}")
             if "STOP" not in templates.confirmation.upper():
                 raise ValueError(
                     f"templates.{language}.confirmation must tell the caller to reply STOP"
@@ -561,12 +599,40 @@ class AgencyConfig(_Strict):
             missing = [lang for lang in self.agency.languages if lang not in question.text]
             if question.text and missing:
                 raise ValueError(f"survey.questions.{question.id}.text: missing {missing}")
+        for language in self.agency.languages:
+            if self.survey.delivery_for(language) != "link":
+                self._check_thread_texts(language)
         unknown = [p for p in self.timing.delay_thresholds if p not in self.eligibility.priorities]
         if unknown:
             raise ValueError(
                 f"timing.delay_thresholds names priorities {unknown} that are not eligible"
             )
         return self
+
+    def _check_thread_texts(self, language: str) -> None:
+        """A survey asked in the thread needs every question as a text in the language."""
+        templates = self.templates[language]
+        for question in self.survey.questions:
+            if question.text:
+                missing = [h for h in scale_hints(question) if not templates.scales.get(h)]
+                where = f"templates.{language}.scales"
+            else:
+                missing = [] if templates.questions.get(question.id) else [question.id]
+                where = f"templates.{language}.questions"
+            if missing:
+                raise ValueError(
+                    f"{where}: missing {missing}, needed by the survey in the text thread "
+                    f"(survey.delivery for {language!r} is {self.survey.delivery_for(language)!r})"
+                )
+
+    def thread_question_text(self, question_id: str, language: str) -> str:
+        """A survey question as the text thread asks it, with how to answer."""
+        question = next(q for q in self.survey.questions if q.id == question_id)
+        templates = self.templates.get(language) or self.templates[self.agency.default_language]
+        if not question.text:
+            return templates.questions[question.id]
+        own = question.text.get(language) or question.text[self.agency.default_language]
+        return " ".join([own, *(templates.scales[h] for h in scale_hints(question))])
 
     @model_validator(mode="after")
     def _priorities_on_the_scale(self) -> Self:
@@ -615,6 +681,14 @@ class AgencyConfig(_Strict):
             time_scale=time_scale,
             sms_task_queue=sms_task_queue,
             allow_voip=self.eligibility.allow_voip,
+            survey_delivery={
+                language: self.survey.delivery_for(language) for language in self.agency.languages
+            },
+            thread_questions=[
+                ThreadQuestion(id=q.id, kind=q.kind, not_applicable=q.not_applicable)
+                for q in self.survey.questions
+            ],
+            thread_silence_seconds=seconds(self.survey.thread_silence),
         )
 
 
@@ -671,8 +745,22 @@ def _with_default_templates(data: dict[str, Any]) -> dict[str, Any]:
     merged = dict(own)
     for language in languages if isinstance(languages, list) else []:
         if language in defaults and isinstance(own.get(language, {}), dict):
-            merged[language] = {**defaults[language], **own.get(language, {})}
+            merged[language] = _merged(defaults[language], own.get(language, {}))
     return {**data, "templates": merged}
+
+
+def _merged(defaults: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """`own` over `defaults`, table by table (an agency may reword one question)."""
+    merged = {**defaults, **own}
+    for key, value in own.items():
+        if isinstance(value, dict) and isinstance(defaults.get(key), dict):
+            merged[key] = {**defaults[key], **value}
+    return merged
+
+
+def scale_hints(question: SurveyQuestion) -> list[str]:
+    """The hints an agency's own question is followed by in the thread ([scales])."""
+    return [question.kind, *(["not_applicable"] if question.not_applicable else [])]
 
 
 def parse_agency_config(data: dict[str, Any], agency_id: str, source: str) -> AgencyConfig:

@@ -24,7 +24,7 @@ from callerloop.golive.watch_list import watch_words_in
 from callerloop.messaging.links import STATUS, SURVEY, TOKEN_BYTES, link_url
 from callerloop.messaging.messages import MessageContext, render_message
 from callerloop.messaging.sms_encoding import measure
-from workflows.model import CallSource, TextKind
+from workflows.model import STAGE_KINDS, CallSource, TextKind
 from workflows.offline import run_call
 from workflows.policy import AgencyPolicy, EligibilityReason
 
@@ -188,12 +188,12 @@ def _by(
                 group,
                 len(members),
                 texted,
-                *(kinds[kind] for kind in TextKind),
+                *(kinds[kind] for kind in STAGE_KINDS),
                 len(members) - texted,
                 "; ".join(f"{rule} ({n})" for rule, n in _by_count(rules)),
             )
         )
-    columns = (name, "calls", "texted", *(k.value for k in TextKind), "not texted", "why not")
+    columns = (name, "calls", "texted", *(k.value for k in STAGE_KINDS), "not texted", "why not")
     return Table(f"by_{name}", title, columns, rows)
 
 
@@ -252,7 +252,7 @@ def _volume(calls: Sequence[CallResult], run: DryRun) -> Table:
             texts[kind, language] += 1
             segments[kind, language] += size
     days = max(run.days, 1)
-    order = list(TextKind)
+    order = list(STAGE_KINDS)
     rows: list[tuple[object, ...]] = []
     for (kind, language), n in sorted(texts.items(), key=lambda i: (order.index(i[0][0]), i[0][1])):
         per_month = segments[kind, language] / days * AVERAGE_MONTH_DAYS

@@ -9,7 +9,7 @@ import pytest
 from callerloop.core.agency_config import AgencyConfigError, load_agencies, load_agency_file
 from callerloop.core.settings import PROJECT_ROOT
 from tests.factories import make_agency
-from workflows.model import TextKind
+from workflows.model import STAGE_KINDS
 
 EXAMPLE = (PROJECT_ROOT / "agencies" / "example.toml").read_text()
 
@@ -23,7 +23,7 @@ def test_shipped_agencies_load_with_complete_templates() -> None:
     for agency in agencies.values():
         for language in agency.agency.languages:
             templates = agency.templates[language]
-            assert all(getattr(templates, kind.value) for kind in TextKind)
+            assert all(getattr(templates, kind.value) for kind in STAGE_KINDS)
 
 
 def test_time_scale_divides_every_policy_duration() -> None:

@@ -23,12 +23,14 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.cad_polling import CadPollActivities
 from activities.call_records import CallRecordActivities
+from activities.follow_up import FollowUpActivities
 from activities.line_types import LineTypeActivities
 from activities.opt_outs import OptOutActivities
 from activities.policy_loader import PolicyActivities
 from activities.sms_providers import make_provider
 from activities.sms_providers.base import SmsProvider
 from activities.texts import TextActivities, sender_rate
+from activities.thread_surveys import ThreadSurveyActivities
 from callerloop.cad.client import CadClient
 from callerloop.core.agency_config import AgencyConfig, load_agencies
 from callerloop.core.db import Database, database_for
@@ -40,7 +42,8 @@ from callerloop.core.temporal_connection import resolve_connection
 from callerloop.core.workflow_code import share_workflow_code
 from workflows.cad_poller import CadPollerWorkflow, poller_workflow_id
 from workflows.call_for_service import CallForServiceWorkflow
-from workflows.model import DATABASE_SOURCE, FOLDER_SOURCE, PollerInput
+from workflows.follow_up import FollowUpWorkflow, follow_up_workflow_id
+from workflows.model import DATABASE_SOURCE, FOLDER_SOURCE, FollowUpInput, PollerInput
 
 log = structlog.get_logger("callerloop.worker")
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
@@ -71,10 +74,12 @@ def build_workers(
     line_types = LineTypeActivities(db, provider, settings.line_type_cache_days)
     texts = TextActivities(db, agencies, provider, settings.public_base_url, settings.time_scale)
     polls = CadPollActivities(settings, db, agencies, CadClient(client, settings.task_queue))
+    follow_ups = FollowUpActivities(settings, db, agencies)
+    thread_surveys = ThreadSurveyActivities(db, agencies)
     main = Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[CallForServiceWorkflow, CadPollerWorkflow],
+        workflows=[CallForServiceWorkflow, CadPollerWorkflow, FollowUpWorkflow],
         workflow_runner=workflow_runner(),
         # Each cached call costs ~270 KB in the sandbox: 400 keep the worker under 300 MB
         # with 10,000 calls waiting for their survey (make bench, docs/performance.md).
@@ -89,6 +94,8 @@ def build_workers(
             texts.outbox_report,  # local: an operator's resend checks the receipts first
             texts.revoke_sends,  # local: withdraws a call's sends before cancelling them
             polls.poll_cad,
+            follow_ups.send_follow_ups,
+            thread_surveys.store_thread_survey,  # local: a survey answered in the thread
         ],
         activity_executor=executor,
         max_concurrent_activities=max_concurrent_activities,
@@ -173,6 +180,33 @@ async def start_pollers(
     return polled
 
 
+async def start_follow_ups(
+    client: Client, settings: Settings, agencies: Mapping[str, AgencyConfig]
+) -> list[str]:
+    """Starts the survey follow-up of every agency file whose `[follow_up]` is on (one
+    workflow each; one already running is left as it is). Returns the agencies."""
+    started = []
+    for agency in sorted(agencies.values(), key=lambda a: a.id):
+        if agency.follow_up.notify == "off":
+            continue
+        if not settings.smtp_host:
+            log.warning(
+                "[follow_up] configured but no CALLERLOOP_SMTP_HOST: no follow-up mail",
+                agency=agency.id,
+            )
+            continue
+        await client.start_workflow(
+            FollowUpWorkflow.run,
+            FollowUpInput(agency.id),
+            id=follow_up_workflow_id(agency.id),
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"{agency.id} · survey follow-up ({agency.follow_up.delivery})",
+        )
+        started.append(agency.id)
+    return started
+
+
 @asynccontextmanager
 async def all_running(workers: Sequence[Worker]) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
@@ -211,6 +245,9 @@ async def run_worker(settings: Settings) -> None:
             polled = await start_pollers(client, settings, agencies)
             if polled:
                 log.info("polling CAD databases", agencies=polled)
+            followed = await start_follow_ups(client, settings, agencies)
+            if followed:
+                log.info("mailing survey follow-ups", agencies=followed)
             await stop.wait()
             log.info("worker stopping: letting activities in flight finish")
     await health.close()

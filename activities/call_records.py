@@ -156,6 +156,7 @@ _CALL_LATEST = (
     "received_at",
     "closed_at",
     "updated_at",
+    "survey_thread_open",
 )
 
 
@@ -177,6 +178,7 @@ def _call_row(workflow_id: str, call: CallSnapshot, now: datetime) -> dict[str, 
         "received_at": call.received_at,
         "closed_at": call.closed_at,
         "updated_at": now,
+        "survey_thread_open": call.survey_thread_open,
     }
 
 

@@ -43,10 +43,10 @@ from activities.sms_providers.base import (
 from callerloop.core import metrics
 from callerloop.core.agency_config import AgencyConfig
 from callerloop.core.db import Database, OutboxMessage, utcnow
+from callerloop.core.sms_encoding import measure
 from callerloop.messaging.delivery_status import STATUS_ORDER
 from callerloop.messaging.links import STATUS, SURVEY, NewLink, new_link
-from callerloop.messaging.messages import MessageContext, render_message
-from callerloop.messaging.sms_encoding import measure
+from callerloop.messaging.messages import MessageContext, UnknownQuestion, render_text
 from workflows import activity_names
 from workflows.activity_errors import PERMANENT_SMS_ERROR, UNKNOWN_AGENCY, SmsFailure
 from workflows.model import (
@@ -59,6 +59,7 @@ from workflows.model import (
     TextKind,
 )
 
+UNKNOWN_QUESTION = "UnknownSurveyQuestion"
 # Outbox statuses after which a send attempt must not call the provider again.
 SETTLED = frozenset(STATUS_ORDER) - {"pending", HANDING_OVER}
 # Texts that answer a CAD event (the others follow a timer): their latency is measured.
@@ -244,7 +245,7 @@ class TextActivities:
                 expires_at=input.link_expires_at or status_link_expiry(agency, utcnow()),
             )
             context = MessageContext(case_number=input.case_number, status_url=link.url)
-        elif input.kind == TextKind.SURVEY:
+        elif input.kind == TextKind.SURVEY and input.survey_link:
             link = new_link(
                 base_url=self._base_url,
                 workflow_id=input.workflow_id,
@@ -254,8 +255,11 @@ class TextActivities:
             )
             context = MessageContext(case_number=input.case_number, survey_url=link.url)
         else:
-            context = MessageContext(case_number=input.case_number)
-        return render_message(agency, input.kind.value, input.language, context), link
+            context = MessageContext(case_number=input.case_number, officer=input.officer)
+        try:
+            return render_text(agency, input, context), link
+        except UnknownQuestion as error:  # the agency's file changed since the survey began
+            raise ApplicationError(str(error), type=UNKNOWN_QUESTION, non_retryable=True) from error
 
     def _deliver(self, agency: AgencyConfig, row: OutboxRow, pacer: Pacer) -> None:
         text = _outgoing(agency, row, self._base_url)

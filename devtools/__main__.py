@@ -2,6 +2,7 @@
 
 uv run python -m devtools            what `make run` runs
 uv run python -m devtools --keep     keep the previous run's workflows and texts
+uv run python -m devtools --no-residents   no simulated residents: only you reply
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ def dev(
         float | None,
         typer.Option(min=1, help="Stop (exit 0) this many seconds after the stack is up."),
     ] = None,
+    residents: Annotated[
+        bool,
+        typer.Option(
+            "--residents/--no-residents",
+            help="Simulated residents answer the texts (surveys, STOP, HELP).",
+        ),
+    ] = True,
 ) -> None:
     """Start a local stack (Temporal dev server, worker, web app), replay a day, show texts
     flow."""
@@ -49,6 +57,7 @@ def dev(
         speed=speed,
         follow=follow,
         max_seconds=max_seconds,
+        residents=residents,
     )
     raise typer.Exit(devstack.main(options))
 

@@ -7,8 +7,15 @@ replayed day of calls, so a person can watch texts flow in the outbox and the We
 3. Start the worker as a child process, every policy duration divided by the demo speed,
    so a survey due 24 h after a call closes goes out ~2 minutes later at 720x.
 4. Replay one day: the busiest day of the real CAD export beside the checkout, or a
-   seeded synthetic day when there is none.
-5. Follow the outbox until Ctrl-C (or, with --no-follow, until the day's surveys are sent).
+   seeded synthetic day when there is none. Its residents are simulated
+   (`devtools.demo_residents`): some answer the survey, some reply STOP or HELP.
+5. Follow the outbox until Ctrl-C (or, with --no-follow, until the day's surveys are sent
+   and the residents have answered).
+
+Texts go through the real twilio client to a local Twilio stand-in (unless
+CALLERLOOP_SMS_PROVIDER says otherwise), whose signed delivery receipts come back to the
+web app. With no Twilio account, the stack signs as Twilio does with an auth token of its
+own, so the phone simulator's replies pass the webhooks' real signature check.
 
 Children run in their own sessions (process groups): Ctrl-C in the terminal reaches only
 this process, which stops the worker gracefully first, then the server, and leaves
@@ -61,7 +68,12 @@ from callerloop.core.codec import data_converter, new_key_spec
 from callerloop.core.db import Database, OutboxMessage
 from callerloop.core.settings import PROJECT_ROOT, Settings, get_settings
 from callerloop.core.temporal import installed_binary, local_stack_keys_file, payload_codec
-from devtools.twilio_standin import TwilioStandIn
+from devtools.conversation_log import LOG_NAME, ConversationLog
+from devtools.demo_residents import RESIDENTS_SEED, SURVEY_MINUTES, DemoResidents
+from devtools.inbound_texts import InboundTexts
+from devtools.twilio_standin import DEFAULT_ACCOUNT_SID, TwilioStandIn
+from devtools.web_app import has_phone_simulator
+from web.staff_pages import SIMULATED_RESIDENTS_ENV
 from workflows import search_attributes as sa
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
 from workflows.model import CadEvent, CallState, CallStatus, TextingState, TextKind
@@ -79,6 +91,8 @@ QUERY_CONCURRENCY = 16
 LOG_TAIL_LINES = 12
 RECENT_TEXTS = 5
 BODY_WIDTH = 70
+# After the day's surveys, how long (beyond their longest wait) residents may take to answer.
+RESIDENTS_SETTLE_MARGIN = 20.0
 
 SEARCH_ATTRIBUTE_TYPES = {
     SearchAttributeIndexedValueType.KEYWORD: "Keyword",
@@ -97,6 +111,7 @@ class DevOptions:
     speed: float | None = None
     follow: bool = True
     max_seconds: float | None = None
+    residents: bool = True  # simulated residents answer the texts
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,14 @@ class StackPaths:
     def web_log(self) -> Path:
         return self.data_dir / "web.log"
 
+    @property
+    def conversation_log(self) -> Path:
+        return self.data_dir / LOG_NAME
+
+    @property
+    def twilio_auth_token(self) -> Path:
+        return self.data_dir / "twilio-auth-token"
+
 
 def demo_database_url(settings: Settings, paths: StackPaths) -> str:
     """CALLERLOOP_DATABASE_URL when set; otherwise the SQLite file in the data dir."""
@@ -135,7 +158,8 @@ def demo_database_url(settings: Settings, paths: StackPaths) -> str:
 
 
 def reset_demo_state(paths: StackPaths, console: Console) -> None:
-    """Forget the previous run: its workflows (Temporal's SQLite) and its texts."""
+    """Forget the previous run: its workflows (Temporal's SQLite), its texts and the
+    residents' replies."""
     removed = []
     for database in (paths.temporal_db, paths.callerloop_db):
         for suffix in ("", "-wal", "-shm"):
@@ -143,6 +167,9 @@ def reset_demo_state(paths: StackPaths, console: Console) -> None:
             if path.exists():
                 path.unlink()
                 removed.append(path.name)
+    if paths.conversation_log.exists():
+        paths.conversation_log.unlink()
+        removed.append(paths.conversation_log.name)
     if removed:
         console.print(f"reset the demo state in {paths.data_dir}: removed {', '.join(removed)}")
     else:
@@ -333,7 +360,12 @@ def dev_server_command(settings: Settings, paths: StackPaths) -> list[str]:
 def with_local_secrets(settings: Settings, paths: StackPaths) -> Settings:
     """The configured encryption keys and pseudonym key, or local ones kept in the data
     folder (made on first use), so the local stack protects its data like production. A
-    command run beside the stack finds the same keys (`with_local_stack_keys`)."""
+    command run beside the stack finds the same keys (`with_local_stack_keys`).
+
+    Without a Twilio account, a Twilio auth token of the stack's own too: the Twilio
+    stand-in and the phone simulator sign with it as Twilio signs with an account's, so
+    the web app's webhooks check signatures as in production (with no token they would
+    refuse every request)."""
     secrets: dict[str, SecretStr] = {}
     if not settings.encryption_keys.get_secret_value():
         secrets["encryption_keys"] = SecretStr(
@@ -343,7 +375,21 @@ def with_local_secrets(settings: Settings, paths: StackPaths) -> Settings:
         secrets["pseudonym_key"] = SecretStr(
             _local_secret(paths.data_dir / "pseudonym-key", lambda: secrets_module.token_hex(32))
         )
+    if not settings.twilio_auth_token.get_secret_value() and not settings.twilio_account_sid:
+        secrets["twilio_auth_token"] = SecretStr(
+            _local_secret(paths.twilio_auth_token, lambda: secrets_module.token_hex(16))
+        )
     return settings.model_copy(update=secrets)
+
+
+def with_demo_provider(settings: Settings) -> Settings:
+    """`make run` texts through the local Twilio stand-in unless CALLERLOOP_SMS_PROVIDER
+    is set: the real twilio client sends, and signed delivery receipts come back, so the
+    dashboard's delivery chart is real. Never with a Twilio account configured: that would
+    text real numbers."""
+    if "sms_provider" in settings.model_fields_set or settings.twilio_account_sid:
+        return settings
+    return settings.model_copy(update={"sms_provider": "twilio"})
 
 
 def _local_secret(path: Path, make: Callable[[], str]) -> str:
@@ -386,9 +432,12 @@ def worker_environment(
     texts go through the Twilio stand-in, where it is. The local dev server takes no TLS or
     API key, so the Temporal SDK's own TEMPORAL_* variables (a developer's Temporal Cloud
     session, say) are left out."""
+    auth_token = settings.twilio_auth_token.get_secret_value()
     return {
         **{key: value for key, value in os.environ.items() if not key.startswith("TEMPORAL_")},
-        **twilio,
+        **({"CALLERLOOP_TWILIO_AUTH_TOKEN": auth_token} if auth_token else {}),
+        **twilio,  # a stand-in's account wins
+        "CALLERLOOP_DATA_DIR": str(settings.data_dir),
         "CALLERLOOP_TEMPORAL_TLS": "false",
         "CALLERLOOP_PUBLIC_BASE_URL": web_url(settings),
         "CALLERLOOP_TIME_SCALE": str(time_scale),
@@ -648,6 +697,7 @@ class DevStack:
         self.interrupts = Interrupts()
         self.standin: TwilioStandIn | None = None
         self.twilio_env: dict[str, str] = {}
+        self.residents: DemoResidents | None = None
 
     async def run(self) -> int:
         """Until the demo ends, a child dies, or SIGINT/SIGTERM (exit 0) arrives."""
@@ -667,6 +717,8 @@ class DevStack:
             if main in done:
                 return main.result()
             self.console.print("\nstopping callerloop's local stack …")
+            if self.residents is not None:
+                self.console.print(self.residents.summary())
             return 0
         finally:
             for task in (main, stopped):
@@ -686,6 +738,7 @@ class DevStack:
 
     async def _start_and_demo(self) -> int:
         check_ports_free(self.settings)
+        self.settings = with_demo_provider(self.settings)
         check_demo_speed_with_twilio(self.settings, self.speed)
         agency = pick_demo_agency(self.settings)
         self.paths.data_dir.mkdir(parents=True, exist_ok=True)
@@ -710,8 +763,17 @@ class DevStack:
         back signed to the web app, as Twilio's would."""
         if self.settings.sms_provider != "twilio" or self.settings.twilio_account_sid:
             return
-        self.standin = TwilioStandIn(auto_callbacks=True).start()
+        auth_token = self.settings.twilio_auth_token.get_secret_value()
+        self.standin = TwilioStandIn(auth_token=auth_token, auto_callbacks=True).start()
+        self.settings = self.settings.model_copy(
+            update={
+                "twilio_account_sid": self.standin.account_sid,
+                "twilio_api_base_url": self.standin.base_url,
+                "twilio_lookups_base_url": self.standin.base_url,
+            }
+        )
         self.twilio_env = {
+            "CALLERLOOP_SMS_PROVIDER": "twilio",
             "CALLERLOOP_TWILIO_ACCOUNT_SID": self.standin.account_sid,
             "CALLERLOOP_TWILIO_AUTH_TOKEN": self.standin.auth_token,
             "CALLERLOOP_TWILIO_API_BASE_URL": self.standin.base_url,
@@ -722,12 +784,20 @@ class DevStack:
             "client; delivery receipts come back signed to the web app"
         )
 
+    @property
+    def simulates_residents(self) -> bool:
+        """Residents are simulated only while no text can reach a real phone."""
+        return self.options.residents and has_phone_simulator(self.settings)
+
     def _start_web(self) -> None:
+        env = worker_environment(self.settings, self.database_url, self.speed, self.twilio_env)
+        if self.simulates_residents:
+            env[SIMULATED_RESIDENTS_ENV] = "1"  # the staff pages say so
         web = spawn(
             "web app",
             web_app_command(self.settings),
             self.paths.web_log,
-            env=worker_environment(self.settings, self.database_url, self.speed, self.twilio_env),
+            env=env,
             stop_signal=signal.SIGINT,
             grace=WORKER_STOP_GRACE,
         )
@@ -736,8 +806,10 @@ class DevStack:
             f"web app on {web_url(self.settings)} (Twilio webhooks, status and survey pages);"
             f" logs in {self.paths.web_log}"
         )
-        if self.settings.sms_provider == "local":
-            self.console.print(f"phone simulator: {web_url(self.settings)}/dev/phone")
+        if has_phone_simulator(self.settings):
+            self.console.print(
+                f"phone simulator: {web_url(self.settings)}/dev/phone (reply as any resident)"
+            )
         self.console.print(
             f"staff dashboard: {web_url(self.settings)}/dashboard (a user: `uv run callerloop"
             f" users add NAME`); open data: {web_url(self.settings)}/opendata/"
@@ -787,6 +859,8 @@ class DevStack:
             if demo in done:
                 return demo.result()
             self.console.print(f"--max-seconds {self.options.max_seconds:g} ran out: stopping")
+            if self.residents is not None:
+                self.console.print(self.residents.summary())
             self.console.print(render_outbox(await asyncio.to_thread(read_outbox_summary, db)))
             return 0
         finally:
@@ -815,10 +889,13 @@ class DevStack:
             replayed += 1
 
         def headline() -> str:
+            residents = f" · {self.residents.short()}" if self.residents else ""
             if replay_done:
-                return f"replay done: {replayed} of {total} CAD events delivered"
-            return f"replaying: {replayed} of {total} CAD events"
+                return f"replay done: {replayed} of {total} CAD events delivered{residents}"
+            return f"replaying: {replayed} of {total} CAD events{residents}"
 
+        residents = self._residents(agency, export, db)
+        acting = asyncio.create_task(residents.run() if residents else asyncio.sleep(0))
         # The texts show as they go out, while the day is replayed and after.
         follow = asyncio.create_task(follow_outbox(db, self.console, headline))
         try:
@@ -836,12 +913,52 @@ class DevStack:
             else:
                 events_sent = events_sent_per_call(export, report)
                 await wait_for_surveys(client, agency.id, events_sent, self.console)
+                if residents is not None:
+                    await self._let_residents_answer(residents)
         finally:
-            follow.cancel()
-            await asyncio.gather(follow, return_exceptions=True)
+            for task in (follow, acting):
+                task.cancel()
+            _, stopped = await asyncio.gather(follow, acting, return_exceptions=True)
+            if isinstance(stopped, Exception):
+                self.console.print(f"the simulated residents stopped: {stopped!r}")
         if not self.options.follow:
             self.console.print(render_outbox(await asyncio.to_thread(read_outbox_summary, db)))
+            if residents is not None:
+                self.console.print(residents.summary())
         return 0
+
+    def _residents(
+        self, agency: AgencyConfig, export: ParsedExport, db: Database
+    ) -> DemoResidents | None:
+        if not self.simulates_residents:
+            return None
+        texts = InboundTexts(
+            web_url(self.settings),  # CALLERLOOP_PUBLIC_BASE_URL of the web app
+            self.settings.twilio_account_sid or DEFAULT_ACCOUNT_SID,
+            self.settings.twilio_auth_token.get_secret_value(),
+        )
+        self.residents = DemoResidents(
+            db,
+            agency,
+            {call.incident_id for call in export.calls},
+            texts,
+            ConversationLog(self.paths.conversation_log),
+            time_scale=self.speed,
+            seed=RESIDENTS_SEED,
+        )
+        self.console.print(
+            f"simulated residents (seed {RESIDENTS_SEED}) answer the day's texts: some take the "
+            "survey, some reply STOP or HELP (the dashboard says the data is simulated)"
+        )
+        return self.residents
+
+    async def _let_residents_answer(self, residents: DemoResidents) -> None:
+        """The last surveys are out: the residents who answer them take a while."""
+        longest = SURVEY_MINUTES[1] * 60 / self.speed
+        self.console.print(f"waiting for the simulated residents (up to {longest:.0f} s) …")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(longest + RESIDENTS_SETTLE_MARGIN):
+                await residents.settle()
 
     def _print_pace(self, export: ParsedExport) -> None:
         events = timeline(export.calls)

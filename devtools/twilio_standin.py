@@ -38,7 +38,7 @@ from twilio.request_validator import (  # type: ignore[import-untyped, unused-ig
     RequestValidator,
 )
 
-from callerloop.messaging.sms_encoding import measure
+from callerloop.core.sms_encoding import measure
 
 logger = logging.getLogger(__name__)
 
@@ -315,22 +315,7 @@ class TwilioStandIn:
     ) -> SignedCallback:
         """The form Twilio would post to an agency's inbound webhook (`url`, as configured
         at Twilio) for a text a resident sent, and its signature: a new MessageSid each time."""
-        sid = f"SM{uuid.uuid4().hex}"
-        params = {
-            "MessageSid": sid,
-            "SmsMessageSid": sid,
-            "SmsSid": sid,
-            "SmsStatus": "received",
-            "AccountSid": self.account_sid,
-            "From": from_number,
-            "To": to_number,
-            "Body": body,
-            "NumMedia": "0",
-            "NumSegments": str(measure(body).segments),
-            "ApiVersion": "2010-04-01",
-        }
-        signature = RequestValidator(self.auth_token).compute_signature(url, params)
-        return SignedCallback(url, params, str(signature))
+        return signed_inbound(url, self.account_sid, self.auth_token, from_number, to_number, body)
 
     def send_status_callback(
         self, message_sid: str, status: str, error_code: int | None = None
@@ -530,6 +515,38 @@ class TwilioStandIn:
             "to": message.to,
             "uri": f"{uri}.json",
         }
+
+
+def signed_inbound(
+    url: str,
+    account_sid: str,
+    auth_token: str,
+    from_number: str,
+    to_number: str,
+    body: str,
+    messaging_service_sid: str | None = None,
+) -> SignedCallback:
+    """The form Twilio posts to an inbound webhook (`url`, as configured at Twilio) for a
+    text a resident sent, signed with the account's auth token: a new MessageSid each time.
+    A text to a number of a Messaging Service's pool carries the service's sid too."""
+    sid = f"SM{uuid.uuid4().hex}"
+    params = {
+        "MessageSid": sid,
+        "SmsMessageSid": sid,
+        "SmsSid": sid,
+        "SmsStatus": "received",
+        "AccountSid": account_sid,
+        "From": from_number,
+        "To": to_number,
+        "Body": body,
+        "NumMedia": "0",
+        "NumSegments": str(measure(body).segments),
+        "ApiVersion": "2010-04-01",
+    }
+    if messaging_service_sid:
+        params["MessagingServiceSid"] = messaging_service_sid
+    signature = RequestValidator(auth_token).compute_signature(url, params)
+    return SignedCallback(url, params, str(signature))
 
 
 def invalid_message(form: dict[str, str]) -> TwilioError | None:

@@ -72,6 +72,7 @@ from callerloop.golive.dry_run import DEFAULT_PRICE_PER_SEGMENT, dry_run
 from callerloop.golive.report import write_report
 from starter.cli_db import db_app
 from starter.cli_ingest import deadletter_app, keys_app
+from starter.cli_languages import languages_app
 from starter.cli_operator import audit_app, calls_app, encryption_app, retention_app
 from starter.cli_poll import poll_app
 from starter.cli_staff import opendata_app, users_app
@@ -130,6 +131,7 @@ app.add_typer(cad_app, name="cad")
 cad_app.add_typer(poll_app, name="poll")
 app.add_typer(messages_app, name="messages")
 app.add_typer(agencies_app, name="agencies")
+app.add_typer(languages_app, name="languages")
 
 # How many bad rows and failed sends the replay summary lists one by one.
 # The fields of `messages export`, in this order: everything but internal bookkeeping.

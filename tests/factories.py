@@ -28,6 +28,7 @@ from callerloop.core.db import (
     utcnow,
 )
 from callerloop.messaging.links import new_link, store_link
+from callerloop.survey.responses import StoreOutcome, store_answers
 from workflows.model import CadEvent, CadEventType, CallSource, LineType
 
 _ids = itertools.count(1)
@@ -296,8 +297,10 @@ def survey_comment(
     case_number: str = "C-000001",
     call_type_group: str = "disorder",
     language: str = "en",
+    low_score: bool | None = None,
 ) -> None:
-    """A comment as the survey page keeps it for supervisors."""
+    """A comment as the survey page keeps it for supervisors (`low_score`: by default,
+    whether the score shown is that low, as when a survey has one question)."""
     with db.session() as session:
         session.add(
             SurveyComment(
@@ -308,6 +311,7 @@ def survey_comment(
                 language=language,
                 comment=comment,
                 created_at=at or utcnow(),
+                low_score=(score is not None and score <= 2) if low_score is None else low_score,
             )
         )
         session.commit()
@@ -436,3 +440,73 @@ def export_lines(rows: Iterable[Mapping[str, str]]) -> list[str]:
 
 def parse_rows(agency: AgencyConfig, rows: Iterable[Mapping[str, str]]) -> ParsedExport:
     return parse_cad_export(export_lines(rows), agency)
+
+
+def surveyed_calls(
+    db: Database,
+    prefix: str,
+    texted: int,
+    answered: int,
+    *,
+    status: str = "delivered",
+    provider: str = "twilio",
+    at: datetime = datetime(2025, 9, 3, 15, tzinfo=UTC),
+    language: str = "en",
+    priority: int = 4,
+    call_type: str = "NOISE COMPLAINT DELAY",
+    call_type_group: str = "disorder",
+    scores: Iterable[int] = (),
+) -> None:
+    """`texted` calls sent a survey, its status as the receipts left it (`provider`: the
+    one that sent it), and `answered` responses from their group; the n-th response
+    answers "overall" with the n-th of `scores` (none left: the question skipped)."""
+    for index in range(texted):
+        workflow_id = call_record(db, f"{prefix}-{index:03d}", at, priority=priority,
+                                  call_type=call_type, language=language)  # fmt: skip
+        outbox_row_for_call(db, workflow_id, "survey", status=status, at=at, language=language)
+    if provider != "twilio":
+        with db.session() as session:
+            for row in session.exec(
+                select(OutboxMessage).where(col(OutboxMessage.incident_id).startswith(f"{prefix}-"))
+            ):
+                row.provider = provider
+                session.add(row)
+            session.commit()
+    answers = list(scores)
+    for index in range(answered):
+        survey_response(
+            db,
+            {"overall": answers[index]} if index < len(answers) else {},
+            month=f"{at:%Y-%m}",
+            priority=priority,
+            call_type_group=call_type_group,
+            language=language,
+        )
+
+
+def answered_survey(
+    db: Database,
+    agency: AgencyConfig,
+    incident_id: str,
+    values: Mapping[str, str],
+    call_type: str = "NOISE COMPLAINT DELAY",
+) -> SurveyComment | None:
+    """A call of record whose survey is answered as the survey page stores it
+    (`store_answers`); returns the inbox item the answers made, if they made one."""
+    workflow_id = call_record(db, incident_id, utcnow(), call_type=call_type, priority=4)
+    with db.session() as session:
+        call = session.get(CallRecord, workflow_id)
+        assert call is not None
+        outcome = store_answers(
+            session,
+            agency=agency,
+            call=call,
+            token_hash=f"token-{incident_id}",
+            submission=f"form-{incident_id}",
+            values=values,
+            page_language="en",
+        )
+        assert outcome is StoreOutcome.STORED
+        return session.exec(
+            select(SurveyComment).where(col(SurveyComment.case_number) == call.case_number)
+        ).first()

@@ -22,5 +22,7 @@ def test_the_wheel_holds_the_product_only(tmp_path: Path) -> None:
     assert not [name for name in names if "standin" in name or "devstack" in name]
     # What the product reads at run time travels with it.
     assert "callerloop/core/default_templates.toml" in names
+    assert "callerloop/languages/ar.toml" in names  # a language is data
+    assert "web/locales/zh/LC_MESSAGES/messages.po" in names
     assert any(name.startswith("callerloop/core/migrations/versions/0001") for name in names)
     assert any(name.startswith("web/templates/") for name in names)

@@ -3,7 +3,8 @@
 
     uvicorn --factory web.app:app_from_environment --host 0.0.0.0 --port 8000 --proxy-headers
 
-Residents open `/s/{token}` (status) and `/survey/{token}` from their texts. Staff sign in
+Residents open `/s/{token}` (status) and `/survey/{token}` from their texts, and
+`/never-text/{agency_id}` from the agency's website (never text this number). Staff sign in
 to `/dashboard` (users: `callerloop users add`); `/opendata/` serves the published survey
 results. The dev stack's phone simulator (`/dev/phone`) is not part of the product: the
 dev stack serves `devtools.web_app`, which adds it through `extensions`.
@@ -37,6 +38,7 @@ from web.dashboard import dashboard_router
 from web.dry_run_page import dry_run_router
 from web.error_metrics import WebhookErrorMetrics
 from web.i18n import STATIC_DIR, PageRenderer
+from web.never_text import never_text_router
 from web.opendata import opendata_router
 from web.page_security import FormProtection, GuessLimiter
 from web.resident_pages import resident_pages_router
@@ -84,6 +86,7 @@ def create_app(
     app.include_router(
         resident_pages_router(db, agencies, renderer, guess_limiter or GuessLimiter(), forms)
     )
+    app.include_router(never_text_router(db, agencies, renderer, forms, signal_call))
     staff_renderer = StaffRenderer()
     auth = StaffAuth(db, forms, staff_renderer, client_limiter=login_limiter)
     app.include_router(auth.router())

@@ -19,6 +19,9 @@ SIZE = (4.8, 3.2)  # inches: a 375 px phone shows it at 0.7 times: 13 pt text is
 MAX_TICKS = 6
 
 Values = Sequence[float | None]
+# Per series, the low and the high end of each value's interval (None: none).
+Intervals = Mapping[str, tuple[Values, Values]]
+INTERVAL_COLOUR = "#1b1b1b"
 
 
 _drawing = threading.Lock()
@@ -76,6 +79,18 @@ def _short(label: str) -> str:
     return label[5:] if len(label) == 10 and label[4] == label[7] == "-" else label
 
 
+def _error_offsets(values: Values, interval: tuple[Values, Values]) -> list[list[float]]:
+    """matplotlib's error bars: how far below and above each value its interval reaches
+    (nan where there is none: no bar is drawn)."""
+    nan = float("nan")
+    lows, highs = interval
+    below = [nan if v is None or lo is None else v - lo for v, lo in zip(values, lows, strict=True)]
+    above = [
+        nan if v is None or hi is None else hi - v for v, hi in zip(values, highs, strict=True)
+    ]
+    return [below, above]
+
+
 def _legend(figure: Figure, count: int) -> None:
     """Above the plot, never over the data."""
     if count > 1:
@@ -92,8 +107,10 @@ def bars(
     percent: bool = False,
     label: str = "",
     axis: str = "",
+    intervals: Intervals | None = None,
 ) -> str:
-    """`label` names the values, `axis` the categories."""
+    """`label` names the values, `axis` the categories; `intervals` draws each series'
+    intervals as error bars."""
     if not categories:
         return _empty()
     figure = _figure()
@@ -108,10 +125,16 @@ def bars(
         offset = 0.0 if stacked else (index - (len(series) - 1) / 2) * width
         where = [p + offset for p in positions]
         colour = PALETTE[index % len(PALETTE)]
+        offsets = None
+        if intervals is not None and name in intervals:
+            offsets = _error_offsets(raw, intervals[name])
+        error_bars = {"ecolor": INTERVAL_COLOUR, "elinewidth": 1.2, "capsize": 3}
         if horizontal:
-            axes.barh(where, values, height=width, left=bottom, label=name, color=colour)
+            axes.barh(where, values, height=width, left=bottom, label=name, color=colour,
+                      xerr=offsets, error_kw=error_bars)  # fmt: skip
         else:
-            axes.bar(where, values, width=width, bottom=bottom, label=name, color=colour)
+            axes.bar(where, values, width=width, bottom=bottom, label=name, color=colour,
+                     yerr=offsets, error_kw=error_bars)  # fmt: skip
         if stacked:
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     value_axis = axes.xaxis if horizontal else axes.yaxis
@@ -123,6 +146,7 @@ def bars(
         axes.set_yticks(positions, list(categories))
         axes.invert_yaxis()  # the first (largest) on top
         axes.set_xlabel(label)
+        axes.set_ylabel(axis)
     else:
         shown, labels = _thin(categories)
         axes.set_xticks([positions[i] for i in shown], labels)
@@ -162,8 +186,14 @@ def stacked_steps(
 
 @one_at_a_time
 def lines(
-    x: Sequence[str], series: Mapping[str, Values], *, percent: bool = False, label: str = ""
+    x: Sequence[str],
+    series: Mapping[str, Values],
+    *,
+    percent: bool = False,
+    label: str = "",
+    intervals: Intervals | None = None,
 ) -> str:
+    """`intervals` shades each series' intervals as a band around its line."""
     if not x:
         return _empty()
     figure = _figure()
@@ -174,7 +204,15 @@ def lines(
     for index, (name, values) in enumerate(series.items()):
         points = [(p, v) for p, v in zip(positions, values, strict=True) if v is not None]
         xs, ys = [p for p, _ in points], [v for _, v in points]
-        axes.plot(xs, ys, marker="o", label=name, color=PALETTE[index % len(PALETTE)])
+        colour = PALETTE[index % len(PALETTE)]
+        axes.plot(xs, ys, marker="o", label=name, color=colour)
+        if intervals is not None and name in intervals:
+            lows, highs = intervals[name]
+            band = [(p, lo, hi) for p, lo, hi in zip(positions, lows, highs, strict=True)
+                    if lo is not None and hi is not None]  # fmt: skip
+            axes.fill_between([p for p, _, _ in band], [lo for _, lo, _ in band],
+                              [hi for _, _, hi in band], color=colour, alpha=0.2,
+                              linewidth=0)  # fmt: skip
     if percent:
         axes.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         axes.set_ylim(0, 1.05)

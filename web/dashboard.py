@@ -1,5 +1,5 @@
-"""The staff dashboard (`/dashboard`) and the supervisors' comments inbox
-(`/dashboard/comments`): sign-in required (see `staff_auth`).
+"""The staff dashboard (`/dashboard`), with the supervisors' comments inbox
+(`/dashboard/comments`, web/comments_inbox.py): sign-in required (see `staff_auth`).
 
 Each chart is an SVG drawn on the server from a table (`dashboard_data`), shown with a
 one-sentence summary (its alt text) and a link to the same table as HTML and CSV.
@@ -18,13 +18,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlmodel import Session, col, select
-from starlette.concurrency import run_in_threadpool
+from sqlmodel import Session
 
-from callerloop.core import audit
 from callerloop.core.agency_config import AgencyConfig
-from callerloop.core.db import Database, SurveyComment
+from callerloop.core.db import Database
 from web import charts
+from web.comments_inbox import comments_inbox_router
 from web.dashboard_data import (
     KINDS,
     FilterError,
@@ -35,8 +34,12 @@ from web.dashboard_data import (
     opt_out_rate,
     parse_filters,
     read,
+    response_rate_by_group,
+    response_rate_by_language,
     response_rate_by_month,
+    response_rate_by_priority,
     satisfaction_by_group,
+    satisfaction_by_language,
     satisfaction_by_month,
     satisfaction_by_priority,
     texts_per_day,
@@ -45,8 +48,6 @@ from web.dashboard_data import (
 from web.staff_auth import DASHBOARD, LOGOUT_PATH, StaffAuth
 from web.staff_pages import STAFF_HEADERS, StaffRenderer
 
-LOW_SCORE = 2.0  # "low score" comments: 2 or less on the scale of five
-MAX_COMMENTS = 500
 CHART_CACHE_SECONDS = 60.0
 
 
@@ -62,23 +63,69 @@ def _column(table: Table, index: int) -> list[Any]:
     return [row[index] for row in table.rows]
 
 
-def _by_question(table: Table) -> tuple[list[str], dict[str, list[float | None]]]:
-    """[value, question, answers, satisfied, share] rows as a series per question."""
+def _named(table: Table, name: str) -> list[Any]:
+    return _column(table, table.columns.index(name))
+
+
+def _by_question(
+    table: Table,
+) -> tuple[list[str], dict[str, list[float | None]], dict[str, tuple[list[Any], list[Any]]]]:
+    """Satisfaction rows (value, question, …) as a series per question, and its intervals."""
     values = sorted({str(row[0]) for row in table.rows})
+    share, low, high = (table.columns.index(c) for c in SHARE_SATISFIED)
     series: dict[str, list[float | None]] = {}
+    intervals: dict[str, tuple[list[Any], list[Any]]] = {}
     for row in table.rows:
-        series.setdefault(row[1], [None] * len(values))[values.index(str(row[0]))] = row[4]
-    return values, series
+        at = values.index(str(row[0]))
+        series.setdefault(row[1], [None] * len(values))[at] = row[share]
+        lows, highs = intervals.setdefault(row[1], ([None] * len(values), [None] * len(values)))
+        lows[at], highs[at] = row[low], row[high]
+    return values, series, intervals
+
+
+SHARE_SATISFIED = ("share satisfied", "share 95% low", "share 95% high")
 
 
 def _satisfaction_lines(table: Table) -> str:
-    months, series = _by_question(table)
-    return charts.lines(months, series, percent=True, label="satisfied")
+    months, series, intervals = _by_question(table)
+    return charts.lines(months, series, percent=True, label="satisfied", intervals=intervals)
 
 
 def _satisfaction_bars(table: Table) -> str:
-    values, series = _by_question(table)
-    return charts.bars(values, series, percent=True, label="satisfied")
+    values, series, intervals = _by_question(table)
+    return charts.bars(values, series, percent=True, label="satisfied", intervals=intervals)
+
+
+def _response_rates(table: Table, *, horizontal: bool = False) -> str:
+    """Each group's response rate, with its interval."""
+    interval = (_named(table, "rate 95% low"), _named(table, "rate 95% high"))
+    return charts.bars(
+        [str(v) for v in _column(table, 0)],
+        {"answered": _named(table, "response rate")},
+        percent=True,
+        horizontal=horizontal,
+        label="response rate",
+        axis=table.columns[0],
+        intervals={"answered": interval},
+    )
+
+
+def _answered_vs_texted(table: Table) -> str:
+    """Each group's share of the surveys (who was texted) beside its share of the
+    responses (who answered, with its interval)."""
+    answered = (_named(table, "share 95% low"), _named(table, "share 95% high"))
+    return charts.bars(
+        [str(v) for v in _column(table, 0)],
+        {
+            "texted": _named(table, "share of surveys"),
+            "answered": _named(table, "share of responses"),
+        },
+        percent=True,
+        horizontal=True,
+        label="share",
+        axis=table.columns[0],
+        intervals={"answered": answered},
+    )
 
 
 CHARTS = {
@@ -118,7 +165,29 @@ CHARTS = {
             "response-rate",
             "Survey response rate, by month",
             response_rate_by_month,
-            lambda t: charts.bars(_column(t, 0), {"answered": _column(t, 3)}, percent=True),
+            _response_rates,
+        ),
+        *(
+            chart
+            for suffix, by, reader in [
+                ("language", "language", response_rate_by_language),
+                ("group", "call-type group", response_rate_by_group),
+                ("priority", "call priority", response_rate_by_priority),
+            ]
+            for chart in [
+                Chart(
+                    f"response-rate-{suffix}",
+                    f"Survey response rate, by {by}",
+                    reader,
+                    lambda t: _response_rates(t, horizontal=True),
+                ),
+                Chart(
+                    f"answered-vs-texted-{suffix}",
+                    f"Who answered vs who was texted, by {by}",
+                    reader,
+                    _answered_vs_texted,
+                ),
+            ]
         ),
         Chart(
             "satisfaction",
@@ -139,6 +208,12 @@ CHARTS = {
             _satisfaction_bars,
         ),
         Chart(
+            "satisfaction-language",
+            "Satisfaction by language",
+            satisfaction_by_language,
+            _satisfaction_bars,
+        ),
+        Chart(
             "first-text",
             "Time from call creation to first text",
             time_to_first_text,
@@ -151,8 +226,8 @@ CHARTS = {
 
 
 class _Recent:
-    """Values made in the last minute, by key: a page load asks for nine charts and their
-    tables, and a supervisor reloading it should not read and draw them all again."""
+    """Values made in the last minute, by key: a page load asks for every chart and its
+    table, and a supervisor reloading it should not read and draw them all again."""
 
     def __init__(self, seconds: float, size: int = 256) -> None:
         self._seconds = seconds
@@ -187,8 +262,9 @@ def dashboard_router(
             return str(error)
 
     def table_of(chart: Chart, filters: Filters) -> Table:
+        # By reader: charts drawn from the same table (rates and shares) read it once.
         table: Table = recent.get(
-            ("table", chart.id, filters.query()), lambda: read(db, chart.read, filters)
+            ("table", chart.read.__name__, filters.query()), lambda: read(db, chart.read, filters)
         )
         return table
 
@@ -258,45 +334,8 @@ def dashboard_router(
             "table.html", request, user=user, chart=chart, table=table, query=filters.query()
         )
 
-    @router.get(DASHBOARD + "/comments")
-    async def comments(request: Request) -> Response:
-        user = await run_in_threadpool(auth.current, request)
-        if user is None:
-            return auth.sign_in_first(request)
-        filters = filters_or_error(request)
-        if isinstance(filters, str):
-            return page(
-                "comments.html", request, 400, user=user, error=filters, low_score=LOW_SCORE
-            )
-        low = request.query_params.get("low") == "1"
-        found = await run_in_threadpool(_comments, db, filters, low)
-        detail = (
-            f"{len(found)} comment(s); {filters.query() or 'all'}{'; low scores' if low else ''}"
-        )
-        await run_in_threadpool(
-            audit.record, db, "comments view", filters.agency or "all agencies", detail,
-            actor=user.username, source="web",
-        )  # fmt: skip
-        return page(
-            "comments.html", request, user=user, comments=found, low=low, low_score=LOW_SCORE
-        )
-
+    router.include_router(comments_inbox_router(db, agencies, auth, page))
     return router
-
-
-def _comments(db: Database, filters: Filters, low: bool) -> list[SurveyComment]:
-    statement = select(SurveyComment)
-    if filters.agency is not None:
-        statement = statement.where(col(SurveyComment.agency) == filters.agency)
-    if (since := filters.since()) is not None:
-        statement = statement.where(col(SurveyComment.created_at) >= since)
-    if (until := filters.until()) is not None:
-        statement = statement.where(col(SurveyComment.created_at) < until)
-    if low:
-        statement = statement.where(col(SurveyComment.score) <= LOW_SCORE)
-    statement = statement.order_by(col(SurveyComment.created_at).desc()).limit(MAX_COMMENTS)
-    with db.session() as session:
-        return list(session.exec(statement))
 
 
 def _csv(table: Table) -> str:

@@ -1,6 +1,8 @@
 """What the staff dashboard shows, as tables: one function per chart, each reading the
 database for an agency (or all) and a date range. Staff see exact figures (no
-suppression): the dashboard is behind a sign-in, open data is not."""
+suppression): the dashboard is behind a sign-in, open data is not. Response rates and
+shares are worked out as in the open data (`callerloop.survey.figures`), from the same
+tallies (`callerloop.opendata.gather`), each with its 95 % Wilson interval."""
 
 from __future__ import annotations
 
@@ -17,7 +19,23 @@ from sqlmodel import Session, col, func, select
 from callerloop.core.agency_config import AgencyConfig
 from callerloop.core.db import CallRecord, Database, OutboxMessage, SurveyAnswer, SurveyResponse
 from callerloop.messaging.delivery_status import DELIVERED_STATUSES, SENT_STATUSES
-from callerloop.opendata.gather import SATISFIED_FROM
+from callerloop.opendata.gather import (
+    PROVIDERS_WITHOUT_RECEIPTS,
+    SATISFIED_FROM,
+    CellKey,
+    Tally,
+    gather_in,
+)
+from callerloop.survey.figures import (
+    Basis,
+    Represented,
+    Share,
+    basis,
+    invitations,
+    represented_groups,
+    response_rate,
+    share,
+)
 from workflows.model import TextKind
 
 KINDS = [kind.value for kind in TextKind]
@@ -42,6 +60,9 @@ class Filters:
     zone: ZoneInfo = UTC_ZONE  # days are the agency's days (UTC for all agencies)
     # Each agency's zone: a call's month is its agency's month, as in the survey answers.
     zones: Mapping[str, ZoneInfo] = field(default_factory=dict, compare=False, hash=False)
+    # The agencies shown (the one filtered on, or all; `parse_filters` fills it): the survey
+    # figures need their call-type groups and languages, and show nothing without them.
+    configs: Mapping[str, AgencyConfig] = field(default_factory=dict, compare=False, hash=False)
 
     def since(self) -> datetime | None:
         return None if self.start is None else _midnight(self.start, self.zone)
@@ -79,7 +100,8 @@ def parse_filters(params: Mapping[str, str], agencies: Mapping[str, AgencyConfig
     if start and end and start > end:
         raise FilterError(f"from ({start}) is after to ({end}): the range is empty")
     zones = {a.id: ZoneInfo(a.agency.time_zone) for a in agencies.values()}
-    return Filters(agency, start, end, zones[agency] if agency else UTC_ZONE, zones)
+    shown = {agency: agencies[agency]} if agency else dict(agencies)
+    return Filters(agency, start, end, zones[agency] if agency else UTC_ZONE, zones, shown)
 
 
 def _date(params: Mapping[str, str], name: str) -> date | None:
@@ -124,16 +146,17 @@ def _day(moment: datetime, filters: Filters) -> str:
     return moment.astimezone(filters.zone).date().isoformat()
 
 
-def _texts(session: Session, filters: Filters) -> list[tuple[str, str, datetime]]:
-    statement = select(OutboxMessage.kind, OutboxMessage.status, OutboxMessage.created_at)
+def _texts(session: Session, filters: Filters) -> list[tuple[str, str, datetime, str]]:
+    statement = select(OutboxMessage.kind, OutboxMessage.status, OutboxMessage.created_at,
+                       OutboxMessage.provider)  # fmt: skip
     statement = _where_agency(statement, col(OutboxMessage.agency), filters)
     statement = _where_time(statement, col(OutboxMessage.created_at), filters)
-    return [(kind, status, at) for kind, status, at in session.exec(statement)]
+    return [(kind, status, at, provider) for kind, status, at, provider in session.exec(statement)]
 
 
 def texts_per_day(session: Session, filters: Filters) -> Table:
     days: dict[str, Counter[str]] = defaultdict(Counter)
-    for kind, status, at in _texts(session, filters):
+    for kind, status, at, _ in _texts(session, filters):
         if status in SENT_STATUSES:
             days[_day(at, filters)][kind] += 1
     rows: list[list[Any]] = [
@@ -146,17 +169,21 @@ def texts_per_day(session: Session, filters: Filters) -> Table:
 def delivery_rate(session: Session, filters: Filters) -> Table:
     sent: Counter[str] = Counter()
     delivered: Counter[str] = Counter()
-    for _, status, at in _texts(session, filters):
+    without_receipts = 0
+    for _, status, at, provider in _texts(session, filters):
         day = _day(at, filters)
         sent[day] += status in SENT_STATUSES
         delivered[day] += status in DELIVERED_STATUSES
+        without_receipts += status in SENT_STATUSES and provider in PROVIDERS_WITHOUT_RECEIPTS
     rows = [[d, sent[d], delivered[d], _share(delivered[d], sent[d])] for d in sorted(sent)]
     overall = _share(sum(delivered.values()), sum(sent.values()))
-    return Table(
-        ["day", "texts sent", "delivered", "delivery rate"],
-        rows,
-        f"{_percent(overall)} of texts sent were confirmed delivered.",
-    )
+    summary = f"{_percent(overall)} of texts sent were confirmed delivered."
+    if without_receipts:
+        summary += (
+            f" {without_receipts} went through a provider that reports no delivery"
+            " (never confirmed)."
+        )
+    return Table(["day", "texts sent", "delivered", "delivery rate"], rows, summary)
 
 
 def _calls(session: Session, filters: Filters) -> list[CallRecord]:
@@ -197,36 +224,154 @@ def not_texted_by_reason(session: Session, filters: Filters) -> Table:
     )
 
 
-def response_rate_by_month(session: Session, filters: Filters) -> Table:
-    surveys: Counter[str] = Counter()
-    statement = (
-        select(CallRecord.agency, CallRecord.received_at, CallRecord.updated_at)
-        .join(OutboxMessage, col(OutboxMessage.workflow_id) == col(CallRecord.workflow_id))
-        .where(col(OutboxMessage.kind) == TextKind.SURVEY.value)
-        .where(col(OutboxMessage.status).in_(SENT_STATUSES))
-    )
-    statement = _where_agency(statement, col(CallRecord.agency), filters)
+RATE_COLUMNS = ["surveys sent", "surveys delivered", "responses", "rate over", "response rate",
+                "rate 95% low", "rate 95% high"]  # fmt: skip
+WITHOUT_RECEIPTS = "sent (no delivery receipts)"
+
+
+def _cells(session: Session, filters: Filters) -> dict[CellKey, Tally]:
+    """The shown agencies' tallies of the filtered months, as the open data counts them
+    (agencies' cells with the same labels added up)."""
     first, last = filters.months()
-    for agency, received, updated in session.exec(statement):
-        zone = filters.zones.get(agency, filters.zone)
-        month = f"{(received or updated).astimezone(zone):%Y-%m}"
-        if (first is None or month >= first) and (last is None or month <= last):
-            surveys[month] += 1
-    responses_statement = _where_months(
-        select(SurveyResponse.month, func.count()).group_by(col(SurveyResponse.month)), filters
-    )
-    responses = {month: count for month, count in session.exec(responses_statement)}
-    months = sorted(set(surveys) | set(responses))
+    cells: dict[CellKey, Tally] = {}
+    for agency in filters.configs.values():
+        for key, tally in gather_in(session, agency, first, last).items():
+            cells.setdefault(key, Tally()).add(tally)
+    return cells
+
+
+def _group(cells: Mapping[CellKey, Tally], key: Callable[[CellKey], Any]) -> dict[Any, Tally]:
+    groups: dict[Any, Tally] = {}
+    for cell, tally in cells.items():
+        groups.setdefault(key(cell), Tally()).add(tally)
+    return groups
+
+
+def _rate_columns(tally: Tally, counted_as: Basis) -> list[Any]:
+    """A group's RATE_COLUMNS."""
+    invited = invitations(counted_as, tally.surveys_sent, tally.surveys_delivered)
+    rate = response_rate(tally.responses, invited)
+    delivered = tally.surveys_delivered if counted_as is Basis.DELIVERED else None
+    over = "delivered" if counted_as is Basis.DELIVERED else WITHOUT_RECEIPTS
+    return [tally.surveys_sent, delivered, tally.responses, over, *_bounded(rate)]
+
+
+def _bounded(found: Share | None) -> list[float | None]:
+    if found is None:
+        return [None, None, None]
+    return [round(found.value, 3), round(found.low, 3), round(found.high, 3)]
+
+
+def _rate_summary(whole: Tally, counted_as: Basis) -> str:
+    invited = invitations(counted_as, whole.surveys_sent, whole.surveys_delivered)
+    rate = response_rate(whole.responses, invited)
+    counted = "sent" if counted_as is Basis.SENT else "delivered"
+    if rate is None:
+        said = f"{whole.responses} responses to {invited} surveys {counted}: no response rate."
+    else:
+        said = (
+            f"{_percent(rate.value)} of {invited} surveys {counted} were answered "
+            f"(95% interval {_interval(rate)})."
+        )
+    if counted_as is Basis.SENT:
+        said += " Counted as sent: the text provider reports no delivery."
+    return said
+
+
+def _interval(found: Share) -> str:
+    return f"{found.low:.0%} to {found.high:.0%}"
+
+
+def response_rate_by_month(session: Session, filters: Filters) -> Table:
+    """AAPOR's response rate (responses over surveys delivered) per month, each month over
+    what it can count (delivered, or sent when its provider reports no delivery)."""
+    months = _group(_cells(session, filters), lambda cell: cell.month)
     rows = [
-        [m, surveys[m], responses.get(m, 0), _share(responses.get(m, 0), surveys[m])]
-        for m in months
+        [month, *_rate_columns(tally, basis(tally.surveys_without_receipts))]
+        for month, tally in sorted(months.items())
     ]
-    overall = _share(sum(responses.values()), sum(surveys.values()))
+    whole = Tally()
+    for tally in months.values():
+        whole.add(tally)
     return Table(
-        ["month", "surveys sent", "responses", "response rate"],
+        ["month", *RATE_COLUMNS],
         rows,
-        f"{_percent(overall)} of surveys sent were answered.",
+        _rate_summary(whole, basis(whole.surveys_without_receipts)),
     )
+
+
+def _response_rate_by(
+    session: Session, filters: Filters, dimension: str, key: Callable[[CellKey], Any]
+) -> Table:
+    """The response rate of each group of one breakdown, and who answered vs who was
+    texted: the group's share of the responses against its share of the invitations."""
+    groups = _group(_cells(session, filters), key)
+    whole = Tally()
+    for tally in groups.values():
+        whole.add(tally)
+    counted_as = basis(whole.surveys_without_receipts)
+    shares = represented_groups(
+        {group: tally.responses for group, tally in groups.items()},
+        {
+            group: invitations(counted_as, tally.surveys_sent, tally.surveys_delivered)
+            for group, tally in groups.items()
+        },
+    )
+    # Priorities as numbers (10 after 9), the rest by name; not known last.
+    ordered = sorted(groups, key=lambda g: (g is None, g if isinstance(g, int) else 0, str(g)))
+    rows = [
+        [
+            _label(group),
+            *_rate_columns(groups[group], counted_as),
+            _rounded(shares[group].of_invitations),
+            *_bounded(shares[group].of_responses),
+        ]
+        for group in ordered
+    ]
+    return Table(
+        [dimension, *RATE_COLUMNS, "share of surveys", "share of responses", "share 95% low",
+         "share 95% high"],
+        rows,
+        f"{_rate_summary(whole, counted_as)} By {dimension}: "
+        + "; ".join(
+            _group_summary(_label(group), groups[group], counted_as, shares[group])
+            for group in ordered
+        )
+        + ".",
+    )  # fmt: skip
+
+
+def _group_summary(label: str, tally: Tally, counted_as: Basis, shares: Represented) -> str:
+    invited = invitations(counted_as, tally.surveys_sent, tally.surveys_delivered)
+    rate = response_rate(tally.responses, invited)
+    answered = "no rate" if rate is None else f"{_percent(rate.value)} answered"
+    if rate is not None:
+        answered += f" ({_interval(rate)})"
+    of_responses = None if shares.of_responses is None else shares.of_responses.value
+    return (
+        f"{label} {answered}, {_percent(shares.of_invitations)} of the surveys and "
+        f"{_percent(of_responses)} of the responses"
+    )
+
+
+def _label(group: Any) -> str:
+    return "not known" if group is None else str(group)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def response_rate_by_language(session: Session, filters: Filters) -> Table:
+    return _response_rate_by(session, filters, "language", lambda cell: cell.language)
+
+
+def response_rate_by_group(session: Session, filters: Filters) -> Table:
+    return _response_rate_by(session, filters, "call-type group", lambda cell: cell.call_type_group)
+
+
+def response_rate_by_priority(session: Session, filters: Filters) -> Table:
+    return _response_rate_by(session, filters, "priority", lambda cell: cell.priority)
 
 
 def _answers(session: Session, filters: Filters) -> list[tuple[SurveyResponse, SurveyAnswer]]:
@@ -248,16 +393,23 @@ def _satisfaction_by(
         answered[group] += 1
         satisfied[group] += (answer.score or 0) >= SATISFIED_FROM
     rows = [
-        [value, question, answered[(value, question)], satisfied[(value, question)],
-         _share(satisfied[(value, question)], answered[(value, question)])]
+        [_label(value), question, answered[(value, question)], satisfied[(value, question)],
+         *_bounded(share(satisfied[(value, question)], answered[(value, question)]))]
         for value, question in sorted(answered, key=lambda g: (str(g[0]), g[1]))
     ]  # fmt: skip
-    overall = _share(sum(satisfied.values()), sum(answered.values()))
+    overall = share(sum(satisfied.values()), sum(answered.values()))
+    summary = "No answers on the scale."
+    if overall is not None:
+        summary = (
+            f"{_percent(overall.value)} of {overall.whole} answers were satisfied or better "
+            f"(95% interval {_interval(overall)})."
+        )
     return Table(
-        [dimension, "question", "answers", "satisfied", "share satisfied"],
+        [dimension, "question", "answers", "satisfied", "share satisfied", "share 95% low",
+         "share 95% high"],
         rows,
-        f"{_percent(overall)} of {sum(answered.values())} answers were satisfied or better.",
-    )
+        summary,
+    )  # fmt: skip
 
 
 def satisfaction_by_month(session: Session, filters: Filters) -> Table:
@@ -270,6 +422,10 @@ def satisfaction_by_priority(session: Session, filters: Filters) -> Table:
 
 def satisfaction_by_group(session: Session, filters: Filters) -> Table:
     return _satisfaction_by(session, filters, "call-type group", lambda r: r.call_type_group)
+
+
+def satisfaction_by_language(session: Session, filters: Filters) -> Table:
+    return _satisfaction_by(session, filters, "language", lambda r: r.language)
 
 
 def time_to_first_text(session: Session, filters: Filters) -> Table:

@@ -1,5 +1,8 @@
 """The resident pages' languages: gettext catalogs (web/locales/<lang>/LC_MESSAGES/messages.po)
-compiled in memory when the app starts, and one Jinja2 environment per language.
+compiled in memory when the app starts, and one Jinja2 environment per language. The
+languages are those callerloop ships (callerloop/languages/), named and given their text
+direction by Babel; a draft language is shown when asked for (`?lang=`, the call's
+language), never picked from a browser's preferences alone.
 
 To update the catalogs after changing a page string (tests/web/test_translations.py fails
 until they are complete):
@@ -11,26 +14,34 @@ until they are complete):
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from babel import negotiate_locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
-from callerloop.core.agency_config import SUPPORTED_LANGUAGES
+from callerloop.languages import RELEASED_LANGUAGES, shipped_languages
 
 WEB_DIR = Path(__file__).resolve().parent
 LOCALES_DIR = WEB_DIR / "locales"
 TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
-# Each language named in itself, as the language switch shows it.
-LANGUAGE_NAMES = {"en": "English", "es": "Español", "fr": "Français"}
-assert set(LANGUAGE_NAMES) == set(SUPPORTED_LANGUAGES)
+# Each language named in itself, as the language switch shows it ("Español", "中文").
+LANGUAGE_NAMES = {code: language.name for code, language in shipped_languages().items()}
 FALLBACK_LANGUAGE = "en"
+
+
+class LanguageLink(NamedTuple):
+    """A language as the language switch links to it."""
+
+    code: str  # ?lang=
+    name: str
+    tag: str  # the lang and hreflang attributes (BCP 47: "zh-Hans")
 
 
 def N_(message: str) -> str:
@@ -77,12 +88,26 @@ def choose_language(
         if choice in LANGUAGE_NAMES:
             return choice
     preferred = parse_accept_language(accept_language)
-    negotiated = negotiate_locale(preferred, list(LANGUAGE_NAMES), sep="-")
-    if negotiated not in LANGUAGE_NAMES:  # Babel may answer in the header's own case
+    released = list(RELEASED_LANGUAGES)  # not a draft: nobody asked for it
+    negotiated = negotiate_locale(preferred, released, sep="-")
+    if negotiated not in released:  # Babel may answer in the header's own case
         # "es-MX" has no exact match among the bare languages: compare language parts.
         bases = [tag.split("-")[0].lower() for tag in preferred]
-        negotiated = next((b for b in bases if b in LANGUAGE_NAMES), None)
-    return negotiated if negotiated in LANGUAGE_NAMES else FALLBACK_LANGUAGE
+        negotiated = next((b for b in bases if b in released), None)
+    return negotiated if negotiated in released else FALLBACK_LANGUAGE
+
+
+def _direction_attribute(page_language: str) -> Callable[[str], Markup]:
+    """` dir="ltr"` for a text in a language written the other way from the page's (an
+    English question on an Arabic page), nothing otherwise."""
+    page = shipped_languages()[page_language].direction
+
+    def attribute(language: str) -> Markup:
+        known = shipped_languages().get(language)
+        direction = known.direction if known is not None else "ltr"
+        return Markup(f' dir="{direction}"') if direction != page else Markup("")
+
+    return attribute
 
 
 class PageRenderer:
@@ -102,6 +127,7 @@ class PageRenderer:
             translations = self._translations[language] = load_translations(language)
             environment.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
             environment.globals["language_names"] = LANGUAGE_NAMES
+            environment.globals["other_direction"] = _direction_attribute(language)
             self._environments[language] = environment
 
     def gettext(self, language: str, message: str) -> str:
@@ -109,4 +135,24 @@ class PageRenderer:
 
     def render(self, template: str, language: str, **context: Any) -> str:
         environment = self._environments[language]
-        return environment.get_template(template).render(lang=language, **context)
+        shipped = shipped_languages()[language]
+        return environment.get_template(template).render(
+            lang=language,
+            lang_tag=shipped.tag,
+            text_direction=shipped.direction,
+            switch_languages=self.switch_languages(language, context.get("agency")),
+            **context,
+        )
+
+    def switch_languages(self, language: str, agency: Any) -> list[LanguageLink]:
+        """The languages the switch offers: the agency's (else every released one), and
+        the page's own if it is none of those."""
+        offered = list(getattr(agency, "languages", None) or RELEASED_LANGUAGES)
+        if language not in offered:
+            offered.append(language)
+        languages = shipped_languages()
+        return [
+            LanguageLink(code, languages[code].name, languages[code].tag)
+            for code in offered
+            if code in self._environments
+        ]

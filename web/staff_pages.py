@@ -3,12 +3,16 @@ templates (web/templates/staff/) and stylesheet, and headers that keep them priv
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from web.i18n import TEMPLATES_DIR
+
+# Set by the dev stack (`make run`), whose residents are simulated: every staff page says so.
+SIMULATED_RESIDENTS_ENV = "CALLERLOOP_SIMULATED_RESIDENTS"
 
 STAFF_HEADERS = {
     "Cache-Control": "no-store",
@@ -30,6 +34,8 @@ class StaffRenderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        simulated = os.environ.get(SIMULATED_RESIDENTS_ENV) == "1"
+        self._environment.globals["simulated_residents"] = simulated
 
     def page(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         html = self._environment.get_template(template).render(**context)

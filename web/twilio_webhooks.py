@@ -1,5 +1,6 @@
 """Twilio's two webhooks. Thin on purpose: check the signature, read the fields, hand the
-work to `callerloop.delivery_status` and `callerloop.inbound`, answer in Twilio's terms.
+work to `callerloop.delivery_status` and `callerloop.inbound` (which tells calls through
+`temporal_signaller`: signals, and an update for a language), answer in Twilio's terms.
 
 Twilio sends form fields it may add to at any time: unknown ones are ignored.
 """
@@ -8,6 +9,7 @@ Twilio sends form fields it may add to at any time: unknown ones are ignored.
 # annotations where they are defined, since `SignedForm` is local to `twilio_router`.
 
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from typing import Annotated
 
 import structlog
@@ -29,12 +31,13 @@ from callerloop.messaging.inbound import (
 )
 from web.twilio_signature import TwilioForm, TwilioSignatureCheck
 from workflows.call_for_service import CallForServiceWorkflow
-from workflows.model import OptOutSignal
+from workflows.model import OptInSignal, OptOutSignal, SurveyReplySignal
 
 log = structlog.get_logger("web.twilio_webhooks")
 
 STATUS_PATH = "/twilio/status"
 INBOUND_PATH = "/twilio/inbound"
+UPDATE_TIMEOUT = timedelta(seconds=8)
 
 
 def twilio_router(
@@ -84,6 +87,7 @@ def twilio_router(
             form.get("Body", ""),
             signal_call,
             provider_keyword_type=form.get("OptOutType"),
+            message_id=provider_id,
         )
         await run_in_threadpool(mark_handled, db, provider_id, agency.id)
         return twiml(reply.text)
@@ -124,14 +128,22 @@ def _required(form: TwilioForm, *names: str) -> str:
 
 
 def temporal_signaller(client: Client | Callable[[], Awaitable[Client]]) -> SignalCall:
-    """Signals calls through Temporal; `client` may be a factory awaited on first use."""
+    """Signals calls through Temporal; `client` may be a factory awaited on first use. A
+    language is the `mark_language` update, waited for at most `UPDATE_TIMEOUT` (it needs
+    the worker; Twilio gives a webhook 15 s, and retries one that failed)."""
 
     async def signal_call(workflow_id: str, signal: CallSignal) -> None:
         connected = client if isinstance(client, Client) else await client()
         handle = connected.get_workflow_handle_for(CallForServiceWorkflow.run, workflow_id)
         if isinstance(signal, OptOutSignal):
             await handle.signal(CallForServiceWorkflow.opt_out, signal)
-        else:
+        elif isinstance(signal, OptInSignal):
             await handle.signal(CallForServiceWorkflow.opt_in, signal)
+        elif isinstance(signal, SurveyReplySignal):
+            await handle.signal(CallForServiceWorkflow.survey_reply, signal)
+        else:
+            await handle.execute_update(
+                CallForServiceWorkflow.mark_language, signal, rpc_timeout=UPDATE_TIMEOUT
+            )
 
     return signal_call

@@ -28,6 +28,8 @@ MAX_EVENT_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 200
 # A phone number as CAD writes it, before it becomes E.164: "+1 (703) 555-0142 ext. 12".
 MAX_PHONE_LENGTH = 40
+# The officer as the assigned text names them ("Ofc. J. Rivera #4411"): a text, not a record.
+MAX_OFFICER_LENGTH = 40
 
 # The longest value of each string field of a `CadEvent`, by field name.
 MAX_LENGTHS: dict[str, int] = {
@@ -39,6 +41,7 @@ MAX_LENGTHS: dict[str, int] = {
     "caller_phone": MAX_PHONE_LENGTH,
     "caller_language": 2,  # ISO 639-1
     "disposition": MAX_TEXT_LENGTH,
+    "officer": MAX_OFFICER_LENGTH,
 }
 
 # When a CAD event may have happened. No CAD in service holds calls from before 2000; a

@@ -17,7 +17,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.workflow import ActivityCancellationType, ActivityHandle
 
 from workflows import activity_names as activities
-from workflows import call_state, versions
+from workflows import call_state, thread_survey, versions
 from workflows import search_attributes as sa
 from workflows.activity_errors import PERMANENT_SMS_ERROR, UNKNOWN_AGENCY, SmsFailure
 from workflows.call_state import apply_event
@@ -32,6 +32,7 @@ from workflows.lifecycle import (
     refresh_decision,
 )
 from workflows.model import (
+    NOT_SENT,
     AgencyPolicy,
     CadEvent,
     CallInput,
@@ -61,10 +62,14 @@ from workflows.model import (
     SendTextInput,
     SendTextResult,
     SentText,
+    StoreThreadSurveyInput,
     SuppressRequest,
     SuppressSignal,
+    SurveyReplySignal,
     TextingState,
     TextKind,
+    ThreadAnswer,
+    thread_survey_open,
 )
 from workflows.policy import EligibilityReason
 
@@ -108,6 +113,7 @@ class CallForServiceWorkflow:
         self._unrecorded_events: list[EventRecord] = []
         self._recorded_decision: Decision | None = self._state.decision
         self._recorded_actions = len(self._state.operator_actions)
+        self._recorded_thread_open = thread_survey_open(self._state)
         self._changed = False
         self._indexed: tuple[object, ...] = ()
         self._details = ""
@@ -178,6 +184,13 @@ class CallForServiceWorkflow:
     def opt_in(self, signal: OptInSignal) -> None:
         call_state.opt_in(self._state, workflow.now())
         self._changed = True
+
+    @workflow.signal
+    def survey_reply(self, reply: SurveyReplySignal) -> None:
+        """The caller answered the question their survey asked in the text thread."""
+        survey = self._state.thread_survey
+        if survey is not None and thread_survey.apply_reply(survey, reply):
+            self._changed = True
 
     @workflow.signal
     def suppress(self, signal: SuppressSignal) -> None:
@@ -299,6 +312,9 @@ class CallForServiceWorkflow:
         """The caller's language, as the operator learnt it: used for the texts to come."""
         call = self._state
         call.caller_language = request.language
+        call.language_chosen = True
+        if call.thread_survey is not None and call.thread_survey.open:
+            call.thread_survey.language = request.language  # its next question too
         call.operator_actions.append(
             OperatorAction(
                 "mark_language", request.by, request.reason, workflow.now(), request.language
@@ -345,13 +361,20 @@ class CallForServiceWorkflow:
             if self._needs_line_type():
                 await self._look_up_line_type()
                 continue  # decide again with what the lookup said
+            may_text = call.decision is not None and call.decision.eligible
+            thread_survey.settle(call, policy, self._now(), may_text=may_text)
             if (
                 self._unrecorded_events
                 or call.decision != self._recorded_decision
                 or len(call.operator_actions) != self._recorded_actions
+                or thread_survey_open(call) != self._recorded_thread_open
             ):
                 await self._record()
                 continue  # signals may have arrived meanwhile: decide again before acting
+            answers = thread_survey.to_store(call)
+            if answers is not None:
+                await self._store_thread_survey(answers)
+                continue
             step = next_step(
                 call,
                 policy,
@@ -380,6 +403,10 @@ class CallForServiceWorkflow:
             await self._wait_for_change(step.wake_at, until_handlers_finish=can_suggested)
 
         self._finishing = True
+        thread_survey.end(call)
+        answers = thread_survey.to_store(call)
+        if answers is not None:
+            await self._store_thread_survey(answers)
         await self._purge()
         call.texting_state = TextingState.FINISHED  # the last decision stays as the reason
         self._index()
@@ -509,6 +536,7 @@ class CallForServiceWorkflow:
         new_decision = decision if decision != self._recorded_decision else None
         self._recorded_decision = decision
         self._recorded_actions = len(self._state.operator_actions)
+        self._recorded_thread_open = thread_survey_open(self._state)
         record = RecordCallInput(
             workflow_id=workflow.info().workflow_id,
             snapshot=CallSnapshot.of(self._state),
@@ -551,6 +579,11 @@ class CallForServiceWorkflow:
             attempt=1 + sum(1 for text in call.texts if text.kind == kind),
             generation=call.send_generation,
         )
+        self._ask_in_thread(request, policy)
+        if kind == TextKind.ASSIGNED:
+            request.officer = call.officer or ""
+        elif kind == TextKind.CLEARED:
+            request.call_type = call.call_type or ""
         safe = self._safe_sends()
         handle = workflow.start_activity(
             activities.SEND_TEXT,
@@ -580,8 +613,10 @@ class CallForServiceWorkflow:
         except ActivityError as error:
             if withdrawn is not None and isinstance(error.cause, CancelledError):
                 call.texts.append(SentText(kind=kind, status=WITHHELD, at=workflow.now()))
+                thread_survey.after_send(call, kind, WITHHELD, workflow.now())
                 return
             call.texts.append(SentText(kind=kind, status="failed", at=workflow.now()))
+            thread_survey.after_send(call, kind, "failed", workflow.now())
             self._on_send_failure(error)
             return
         finally:
@@ -597,6 +632,40 @@ class CallForServiceWorkflow:
                 provider_id=result.provider_id,
             )
         )
+        if kind == TextKind.SURVEY and request.survey_question and result.status not in NOT_SENT:
+            thread_survey.start(call, policy, request.language, workflow.now())
+        thread_survey.after_send(call, kind, result.status, workflow.now())
+
+    def _ask_in_thread(self, request: SendTextInput, policy: AgencyPolicy) -> None:
+        """The survey text opens the thread with its first question where the agency
+        surveys by text; the thread's own texts name their question."""
+        survey = self._state.thread_survey
+        if request.kind == TextKind.SURVEY and thread_survey.opens_thread(policy, request.language):
+            request.survey_question = policy.thread_questions[0].id
+            request.survey_link = thread_survey.offers_link(policy, request.language)
+        elif request.kind == TextKind.SURVEY_QUESTION and survey is not None:
+            request.language = survey.language
+            request.survey_question = survey.questions[survey.current].id
+            request.survey_retry = survey.retry
+        elif request.kind == TextKind.SURVEY_THANKS and survey is not None:
+            request.language = survey.language
+
+    async def _store_thread_survey(self, answers: list[ThreadAnswer]) -> None:
+        """Store what the thread was answered, once (the activity is idempotent too)."""
+        survey = self._state.thread_survey
+        assert survey is not None
+        if thread_survey.has_answers(answers):
+            await workflow.execute_local_activity(
+                activities.STORE_THREAD_SURVEY,
+                StoreThreadSurveyInput(
+                    workflow_id=workflow.info().workflow_id,
+                    agency=self._state.agency,
+                    language=survey.language,
+                    answers=answers,
+                ),
+                start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT,
+            )
+        survey.stored = True
 
     async def _withdraw_if_no_longer_asked(
         self,

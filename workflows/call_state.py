@@ -18,6 +18,7 @@ from typing import Any
 
 from workflows.cad_limits import (
     MAX_ID_LENGTH,
+    MAX_OFFICER_LENGTH,
     MAX_TEXT_LENGTH,
     priority_problem,
     text_problem,
@@ -66,6 +67,7 @@ _DATA_FIELDS = (
     "in_progress",
     "do_not_text",
     "disposition",
+    "officer",
 )
 
 
@@ -83,6 +85,7 @@ _TEXT_LIMITS = {
     "disposition": MAX_TEXT_LENGTH,
     "caller_phone": MAX_ID_LENGTH,
     "caller_language": MAX_ID_LENGTH,
+    "officer": MAX_OFFICER_LENGTH,
 }
 
 
@@ -158,6 +161,8 @@ def apply_event(
             continue
         if name == "caller_line_type" and value == LineType.UNKNOWN:
             continue  # "unknown" is no news: it must not undo what a lookup found
+        if name == "caller_language" and state.language_chosen:
+            continue  # the caller (or an operator for them) chose: CAD's guess gives way
         if _newer(state, name, at):
             previous = getattr(state, name)
             if keep_superseded and name in LATE_FACT_FIELDS and previous is not None:

@@ -5,7 +5,7 @@ handlers)."""
 
 from __future__ import annotations
 
-from workflows.model import CallState, TextingState
+from workflows.model import CallState, TextingState, ThreadSurvey
 
 _STATE_WORDS = {
     TextingState.PENDING: "waiting for enough facts to decide",
@@ -43,6 +43,9 @@ def current_details(call: CallState) -> str:
         lines.append("**Texts:** none")
     if call.skipped:
         lines.append("**Not sent (no longer news):** " + ", ".join(k.value for k in call.skipped))
+    survey = call.thread_survey
+    if survey is not None:
+        lines.append(f"**Survey in the text thread:** {_thread_words(survey)}")
     lines.append(f"**CAD events:** {call.events_applied} applied, {call.events_ignored} ignored")
     for action in call.operator_actions:
         lines.append(
@@ -50,3 +53,13 @@ def current_details(call: CallState) -> str:
             f"{action.reason}"
         )
     return "  \n".join(lines)
+
+
+def _thread_words(survey: ThreadSurvey) -> str:
+    answered = sum(1 for answer in survey.answers if answer.value)
+    total = len(survey.questions)
+    if survey.open:
+        waiting = "waiting for the answer" if survey.awaiting else "asking"
+        return f"question {survey.current + 1} of {total}, {waiting} ({answered} answered)"
+    stored = "stored" if survey.stored else "to store"
+    return f"ended ({survey.ended}), {answered} of {total} answered, {stored}"

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from workflows import thread_survey
 from workflows.model import (
     NOT_SENT,
     STAGE_KINDS,
@@ -62,6 +63,8 @@ STAGE_ORDER: dict[TextKind, int] = {
     TextKind.ASSIGNED: 2,
     TextKind.CLEARED: 3,
     TextKind.SURVEY: 4,
+    TextKind.SURVEY_QUESTION: 4,
+    TextKind.SURVEY_THANKS: 4,
 }
 
 
@@ -226,7 +229,15 @@ def plan(
         return Plan(finished=True)
     wakes: list[datetime] = [end] if end is not None else []
     decision: Decision | None = call.decision
-    if decision is None or not decision.eligible or cap_reached(call, policy):
+    if decision is None or not decision.eligible:
+        return Plan(wake_at=min(wakes, default=None))
+    # The survey in the thread answers the caller: its texts are not held to the cap.
+    thread = thread_survey.next_step(call, policy)
+    if thread.send is not None and call.status == CallStatus.CLEARED:
+        return Plan(send=thread.send, wake_at=min(wakes, default=None))
+    if thread.wake_at is not None:
+        wakes.append(thread.wake_at)
+    if cap_reached(call, policy):
         return Plan(wake_at=min(wakes, default=None))
 
     status = call.status

@@ -198,6 +198,9 @@ class CadEvent:
     in_progress: bool | None = None
     do_not_text: bool | None = None
     disposition: str | None = None
+    # The officer assigned, as CAD names them (a name or a badge number): the assigned
+    # text names them where the agency chooses to (`[texts] name_the_officer`).
+    officer: str | None = None
 
 
 @dataclass
@@ -262,6 +265,45 @@ class OperatorAction:
 
 
 @dataclass
+class SurveyReplySignal:
+    """`survey_reply` signal: a caller's text while their survey is in the thread, read by
+    the inbound handler (which knows the words of each language) for what it can mean."""
+
+    body: str  # as sent: the answer to a comment question
+    score: int | None = None  # 1 to 5 when the text is a score (a digit or words)
+    not_applicable: bool = False  # "0", "n/a", "no officer came"
+    skip: bool = False  # SKIP, SALTAR, PASSER
+    message_id: str = ""  # the provider's: a webhook delivered twice is one answer
+
+
+@dataclass
+class ThreadAnswer:
+    question: str  # the question id
+    value: str  # "1".."5", "na", a comment, or "" (skipped)
+
+
+@dataclass
+class ThreadSurvey:
+    """The survey asked one question at a time in the text thread (workflows.thread_survey)."""
+
+    language: str
+    questions: list[ThreadQuestion]
+    current: int = 0  # the question being asked (len(questions): all asked)
+    awaiting: bool = False  # its text went out and no answer has come yet
+    retry: bool = False  # the next text asks the current question again
+    asked_at: datetime | None = None  # workflow clock: when the current question went out
+    answers: list[ThreadAnswer] = field(default_factory=list)
+    ended: str = ""  # why it ended: completed, silence, stopped, not_sent
+    thanked: bool = False
+    stored: bool = False
+    seen_messages: list[str] = field(default_factory=list)  # the latest few ids
+
+    @property
+    def open(self) -> bool:
+        return not self.ended
+
+
+@dataclass
 class CallState:
     """Everything the workflow knows about one call. Also the `state` query's answer."""
 
@@ -278,6 +320,7 @@ class CallState:
     in_progress: bool | None = None
     do_not_text: bool | None = None
     disposition: str | None = None
+    officer: str | None = None
     opted_out: bool = False
     opt_out_checked_for: str | None = None  # the phone number the registry was checked for
     line_type_looked_up_for: str | None = None  # the number whose line type was looked up
@@ -312,6 +355,10 @@ class CallState:
     delay_reported_at: datetime | None = None  # workflow clock: CAD's `delayed` event
     # Bumped each time the workflow withdraws the call's sends (see SendTextInput).
     send_generation: int = 0
+    thread_survey: ThreadSurvey | None = None  # the survey asked in the text thread
+    # The language was chosen by the caller's reply or an operator (`mark_language`): a
+    # later CAD event's caller language no longer changes it.
+    language_chosen: bool = False
 
     def sent(self, kind: TextKind) -> bool:
         return any(t.kind == kind for t in self.texts)
@@ -440,6 +487,15 @@ class SendTextInput:
     # The call's send generation: the workflow withdraws a generation (RevokeSendsInput)
     # before it cancels a send, and the hand-off refuses a withdrawn generation.
     generation: int = 0
+    # The survey in the text thread: the question this text asks (the survey text then
+    # opens the thread with it), whether it is asked again, whether the link is offered.
+    survey_question: str = ""
+    survey_retry: bool = False
+    survey_link: bool = True
+    # What the richer texts say, where the agency chooses: the officer in the assigned
+    # text, the call type (its group's resources) in the closing note.
+    officer: str = ""
+    call_type: str = ""
 
 
 @dataclass
@@ -499,6 +555,7 @@ class CallSnapshot:
     received_at: datetime | None = None
     closed_at: datetime | None = None
     operator_actions: list[OperatorAction] = field(default_factory=list)
+    survey_thread_open: bool = False  # a reply to the number is an answer to this call
 
     @classmethod
     def of(cls, call: CallState) -> CallSnapshot:
@@ -518,7 +575,22 @@ class CallSnapshot:
             received_at=call.received_at,
             closed_at=call.closed_at,
             operator_actions=list(call.operator_actions),
+            survey_thread_open=thread_survey_open(call),
         )
+
+
+def thread_survey_open(call: CallState) -> bool:
+    return call.thread_survey is not None and call.thread_survey.open
+
+
+@dataclass
+class StoreThreadSurveyInput:
+    """The answers a survey in the thread got, stored like the survey page's."""
+
+    workflow_id: str
+    agency: str
+    language: str
+    answers: list[ThreadAnswer]
 
 
 @dataclass
@@ -606,3 +678,63 @@ class PollerInput:
     status: PollerStatus | None = None  # carried over continue-as-new
     source: str = DATABASE_SOURCE
     polls_per_run: int = 500  # polls before continuing as new (bounded history)
+
+
+# --- the survey follow-up ([follow_up]) --------------------------------------------------
+
+IMMEDIATE_DELIVERY = "immediate"  # one mail per inbox item
+HOURLY_DELIVERY = "hourly"  # one digest on the hour
+
+
+@dataclass
+class FollowUpRun:
+    """One run of an agency's follow-up: claim its new inbox items into mails (when
+    `claim`), then send its mails not sent yet."""
+
+    agency: str
+    # Items received before are never mailed; None on the first run: from now.
+    since: datetime | None = None
+    claim: bool = True  # immediate: every run; hourly: on the hour only
+
+
+@dataclass
+class FollowUpResult:
+    since: datetime  # as given, or the first run's now
+    delivery: str = IMMEDIATE_DELIVERY  # the agency's, as the worker loaded its file
+    claimed: int = 0  # items put in a mail this run
+    mails_sent: int = 0  # accepted by the SMTP server this run
+    items_mailed: int = 0
+    pending_mails: int = 0  # written and not accepted yet: tried again at the next run
+    # Empty when every mail went; else why one did not (the SMTP server unreachable, a
+    # refusal, no CALLERLOOP_SMTP_HOST).
+    error: str = ""
+    notes: list[str] = field(default_factory=list)  # recipients refused, mails withdrawn
+    off: bool = False  # the agency's [follow_up] is off now: the workflow ends
+
+
+@dataclass
+class FollowUpStatus:
+    """What the follow-up workflow's `status` query and its page in the Temporal UI show."""
+
+    agency: str
+    since: datetime | None = None
+    delivery: str = IMMEDIATE_DELIVERY
+    runs: int = 0
+    claimed: int = 0
+    mails_sent: int = 0
+    items_mailed: int = 0
+    pending_mails: int = 0
+    last_run_at: datetime | None = None
+    last_sent_at: datetime | None = None
+    next_claim_at: datetime | None = None
+    last_error: str = ""
+    failing_since: datetime | None = None
+    failed_runs: int = 0
+    notes: list[str] = field(default_factory=list)  # the latest few
+
+
+@dataclass
+class FollowUpInput:
+    agency: str
+    status: FollowUpStatus | None = None  # carried over continue-as-new
+    runs_per_run: int = 500  # runs before continuing as new (bounded history)

@@ -33,6 +33,7 @@ _TEXT_COLUMNS = (
     "disposition",
     "caller_phone",
     "caller_language",
+    "officer",
 )
 # A value longer than this is not repeated in its row's error.
 _SHOWN_LENGTH = 80
@@ -242,6 +243,7 @@ class CallRow:
     reopened: bool
     caller_phone: str | None = None
     caller_language: str | None = None
+    officer: str | None = None
 
     def closing_cancels(self, reading: RowReading) -> bool:
         """The disposition says the call was cancelled, not cleared."""
@@ -292,6 +294,7 @@ def read_call(
         reopened=(row.text("reopened") or "").upper() in _REOPENED,
         caller_phone=row.text("caller_phone"),
         caller_language=row.text("caller_language"),
+        officer=row.text("officer"),
     )
 
 

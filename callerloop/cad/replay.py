@@ -330,7 +330,7 @@ def _status_events(call: CallRow, reading: RowReading, quirks: set[Quirk]) -> li
         quirks.add(Quirk.INSTANT_STEPS)
     last_close = latest if ordered and ordered[-1][0] == closing else None
     ordered.extend(_reopening(call, quirks, closing, last_close, times["final_closed"]))
-    return _numbered_events(reading, call.incident_id, ordered, call.disposition)
+    return _numbered_events(reading, call.incident_id, ordered, call.disposition, call.officer)
 
 
 def _reopening(
@@ -353,6 +353,7 @@ def _numbered_events(
     incident_id: str,
     steps: list[tuple[CadEventType, datetime]],
     disposition: str | None,
+    officer: str | None = None,
 ) -> list[CadEvent]:
     seen: Counter[CadEventType] = Counter({CadEventType.CREATED: 1})
     events: list[CadEvent] = []
@@ -367,6 +368,7 @@ def _numbered_events(
                 occurred_at=moment,
                 event_id=f"{incident_id}:{kind}:{seen[kind]}",
                 disposition=disposition if closes else None,
+                officer=officer if kind == CadEventType.ASSIGNED else None,
             )
         )
     return events

@@ -279,8 +279,9 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # as the export writes them, trimmed to mi
 RECLASSIFIED_SHARE = 0.05
 # Columns written only for an agency whose `[replay.columns]` names them.
 _OPTIONAL_COLUMNS = frozenset({"final_call_type", "final_priority"})
-# Columns a synthetic day never writes: its callers are made up by the replay.
-_CALLER_COLUMNS = frozenset({"caller_phone", "caller_language"})
+# Columns a synthetic day never writes: its callers are made up by the replay, and it
+# names no officer (the assigned text names one only where the agency chooses).
+_UNWRITTEN_COLUMNS = frozenset({"caller_phone", "caller_language", "officer"})
 
 _CALL_TYPE_WEIGHTS = tuple(profile.calls for profile in CALL_TYPES)
 _K = TypeVar("_K")
@@ -332,7 +333,7 @@ class _Shape:
         kept = [
             key
             for key in LOGICAL_COLUMNS
-            if key not in _CALLER_COLUMNS
+            if key not in _UNWRITTEN_COLUMNS
             and (key in mapped or not (mapped or key in _OPTIONAL_COLUMNS))
         ]
         codes: dict[int, str] = {}

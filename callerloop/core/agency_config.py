@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import string
 import tomllib
+import warnings
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -26,20 +27,25 @@ from pydantic import (
     model_validator,
 )
 
-from workflows.cad_limits import INT64_MAX, INT64_MIN
+from callerloop.core.mail_address import checked_address
+from callerloop.core.sms_encoding import measure
+from callerloop.languages import SUPPORTED_LANGUAGES as SUPPORTED_LANGUAGES
+from callerloop.languages import drafts_among
+from workflows.cad_limits import INT64_MAX, INT64_MIN, MAX_OFFICER_LENGTH
 from workflows.model import STAGE_KINDS, CallSource, TextKind, ThreadQuestion
 from workflows.policy import CALLER_SOURCES, AgencyPolicy, DelayThreshold, QuietHours
 from workflows.quiet_hours import parse_clock
 
-SUPPORTED_LANGUAGES = ("en", "es", "fr")
+# SUPPORTED_LANGUAGES: those with a file in callerloop/languages/ (see docs/languages.md).
 TEMPLATE_FIELDS = frozenset(
-    {"agency_name", "case_number", "status_url", "survey_url", "non_emergency_phone"}
+    {"agency_name", "case_number", "status_url", "survey_url", "non_emergency_phone", "officer"}
 )
 # Placeholders a template of this kind cannot do without.
 REQUIRED_FIELDS: dict[str, frozenset[str]] = {
     TextKind.CONFIRMATION: frozenset({"case_number"}),
     TextKind.SURVEY: frozenset({"survey_url"}),
     "survey_thread_link": frozenset({"survey_url"}),
+    "assigned_officer": frozenset({"officer"}),
 }
 
 
@@ -158,6 +164,8 @@ class Texts(_Strict):
     validity_period: timedelta = timedelta(minutes=10)
     # The sender's throughput: 1 for a long code, 3 for toll-free, more for a short code.
     messages_per_second: float = Field(default=1.0, gt=0, le=100)
+    # The assigned text names the officer when CAD does (templates' `assigned_officer`).
+    name_the_officer: bool = False
 
 
 class Retention(_Strict):
@@ -296,6 +304,31 @@ class OpenData(_Strict):
     )
 
 
+class FollowUp(_Strict):
+    """Mail to the agency's supervisors when a survey lands in their inbox
+    (`[follow_up]`, callerloop.staff.follow_up): which inbox items, to whom, one mail
+    each or an hourly digest. The SMTP server is the deployment's (CALLERLOOP_SMTP_*)."""
+
+    # low_score: an item with a low score (an answer of 2 or less, as the inbox counts
+    # it); comment: an item with a comment; both: every inbox item; off: no mail.
+    notify: Literal["off", "low_score", "comment", "both"] = "off"
+    recipients: list[Annotated[str, AfterValidator(checked_address)]] = []
+    # immediate: one mail per item, within a minute; hourly: one digest on the hour.
+    delivery: Literal["immediate", "hourly"] = "immediate"
+
+    @model_validator(mode="after")
+    def _someone_to_tell(self) -> Self:
+        if self.notify != "off" and not self.recipients:
+            raise ValueError(
+                f"notify = {self.notify!r} needs recipients (the supervisors' addresses)"
+            )
+        lowered = [address.lower() for address in self.recipients]
+        repeated = sorted({a for a in lowered if lowered.count(a) > 1})
+        if repeated:
+            raise ValueError(f"recipients repeated: {repeated}")
+        return self
+
+
 class Templates(_Strict):
     confirmation: str
     assigned: str
@@ -303,6 +336,8 @@ class Templates(_Strict):
     cleared: str
     survey: str
     help: str = ""
+    # The assigned text naming the officer ({officer}), with `[texts] name_the_officer`.
+    assigned_officer: str = ""
     # The survey in the text thread (see default_templates.toml).
     survey_thread: str
     survey_thread_link: str
@@ -314,10 +349,17 @@ class Templates(_Strict):
     opt_out: str
     opt_in: str
     not_monitored: str
+    # A reply asking for another language: the confirmation, in the new language; and the
+    # answer when the agency does not offer it (or to "which ones?"), followed by the
+    # words that ask for those it offers ("… ENGLISH, ESPAÑOL").
+    language_changed: str
+    languages_offered: str
 
 
 # The replies, and what each must tell the resident.
-REPLY_KINDS = ("opt_out", "opt_in", "not_monitored")
+REPLY_KINDS = ("opt_out", "opt_in", "not_monitored", "language_changed", "languages_offered")
+# The officer's name and a closing note's resources add to a text: it stays this short.
+RICHER_TEXT_SEGMENTS = 3
 THREAD_SURVEY_TEXTS = ("survey_thread", "survey_thread_link", "survey_retry", "survey_thanks")
 REPLY_MUST_SAY = {"opt_out": "START", "opt_in": "STOP"}
 
@@ -439,6 +481,7 @@ EXPORT_COLUMNS = (
     "final_priority",
     "caller_phone",
     "caller_language",
+    "officer",  # the officer or unit assigned: only the assigned text may name them
 )
 # A time format must name these fields: a time without its day or minute is not one.
 _TIME_FORMAT_NEEDS = {"year": "%Y", "month": "%m or %b", "day": "%d", "hour": "%H or %I"}
@@ -571,6 +614,10 @@ class AgencyConfig(_Strict):
     eido: EidoMapping = EidoMapping()
     survey: SurveyConfig = SurveyConfig()
     open_data: OpenData = OpenData()
+    follow_up: FollowUp = FollowUp()
+    # Resources added to the closing note, by survey call-type group and language: victim
+    # services, how to get the report, a prevention tip.
+    closing_notes: dict[str, dict[str, Annotated[str, Field(min_length=1)]]] = {}
 
     @model_validator(mode="after")
     def _templates_complete(self) -> Self:
@@ -602,12 +649,62 @@ class AgencyConfig(_Strict):
         for language in self.agency.languages:
             if self.survey.delivery_for(language) != "link":
                 self._check_thread_texts(language)
+        self._check_richer_texts()
         unknown = [p for p in self.timing.delay_thresholds if p not in self.eligibility.priorities]
         if unknown:
             raise ValueError(
                 f"timing.delay_thresholds names priorities {unknown} that are not eligible"
             )
         return self
+
+    def _check_richer_texts(self) -> None:
+        for language in self.agency.languages if self.texts.name_the_officer else []:
+            text = self.templates[language].assigned_officer
+            if not text:
+                raise ValueError(
+                    f"templates.{language}.assigned_officer is missing ([texts] "
+                    "name_the_officer is on)"
+                )
+            check_template(text, "assigned_officer", f"templates.{language}.assigned_officer")
+            self._check_segments(text, f"templates.{language}.assigned_officer")
+        groups = {*self.survey.call_type_groups, OTHER_CALL_TYPE_GROUP}
+        for group, notes in self.closing_notes.items():
+            if group not in groups:
+                raise ValueError(
+                    f"closing_notes.{group}: not a call-type group; [survey.call_type_groups] "
+                    f"has {sorted(groups)}"
+                )
+            missing = [lang for lang in self.agency.languages if lang not in notes]
+            if missing:
+                raise ValueError(f"closing_notes.{group}: missing {missing}")
+            for language, note in notes.items():
+                where = f"closing_notes.{group}.{language}"
+                check_template(note, "closing_note", where)
+                cleared = self.templates[language].cleared if language in self.templates else ""
+                self._check_segments(f"{cleared} {note}", f"{where} (after the closing note)")
+
+    def _check_segments(self, template: str, where: str) -> None:
+        """A richer text stays short: at most RICHER_TEXT_SEGMENTS, filled in with long
+        values (a long case number, an officer's longest name)."""
+        text = template.format(
+            agency_name=self.agency.name,
+            case_number="2025-000123456",
+            officer="O" * MAX_OFFICER_LENGTH,
+            non_emergency_phone=self.agency.non_emergency_phone,
+            status_url="",
+            survey_url="",
+        )
+        size = measure(text)
+        if size.segments > RICHER_TEXT_SEGMENTS:
+            raise ValueError(
+                f"{where}: {size.segments} SMS segments ({size.encoding}, {size.units} "
+                f"characters) with long values; at most {RICHER_TEXT_SEGMENTS}: shorten it"
+            )
+
+    def closing_note(self, call_type: str | None, language: str) -> str:
+        """The resources the closing note of a call of this type ends with ("" for none)."""
+        notes = self.closing_notes.get(self.survey.call_type_group(call_type), {})
+        return notes.get(language) or notes.get(self.agency.default_language, "")
 
     def _check_thread_texts(self, language: str) -> None:
         """A survey asked in the thread needs every question as a text in the language."""
@@ -627,7 +724,9 @@ class AgencyConfig(_Strict):
 
     def thread_question_text(self, question_id: str, language: str) -> str:
         """A survey question as the text thread asks it, with how to answer."""
-        question = next(q for q in self.survey.questions if q.id == question_id)
+        question = next((q for q in self.survey.questions if q.id == question_id), None)
+        if question is None:
+            raise ValueError(f"survey question {question_id!r} is not in the agency's survey")
         templates = self.templates.get(language) or self.templates[self.agency.default_language]
         if not question.text:
             return templates.questions[question.id]
@@ -782,7 +881,20 @@ def load_agency_file(path: Path) -> AgencyConfig:
         raise AgencyConfigError(
             f"{path}: file name must be a lower-case agency id like 'santa-monica'"
         )
-    return parse_agency_config(data, path.stem, str(path))
+    config = parse_agency_config(data, path.stem, str(path))
+    drafts = drafts_among(config.agency.languages)
+    if drafts:
+        warnings.warn(
+            f"{path}: offers {drafts}, draft language(s) whose texts and pages await review "
+            "by a native speaker (callerloop languages check)",
+            DraftLanguageWarning,
+            stacklevel=2,
+        )
+    return config
+
+
+class DraftLanguageWarning(UserWarning):
+    """An agency offers a language marked draft in callerloop/languages/."""
 
 
 def load_agencies(directory: Path) -> dict[str, AgencyConfig]:

@@ -336,10 +336,45 @@ class SurveyComment(SQLModel, table=True):
     case_number: str | None = None
     # The "overall" answer if the survey asks it, else the mean of the scale answers.
     score: float | None = Field(default=None, index=True)
+    low_score: bool = False  # any answer was LOW_SCORE or less (whatever `score` says)
     call_type_group: str
     language: str
     comment: str
     created_at: datetime = utc_column(nullable=False, index=True)
+    # The mail that tells the agency's supervisors of it ([follow_up]); none: not
+    # claimed by a mail yet, or not one the agency mails.
+    follow_up_mail_id: int | None = Field(
+        default=None, foreign_key="follow_up_mails.id", index=True
+    )
+    # Who marked it handled in the inbox, and when (also in the audit log).
+    handled_at: datetime | None = utc_column()
+    handled_by: str | None = None
+
+
+class FollowUpMail(SQLModel, table=True):
+    """One e-mail to an agency's supervisors about inbox items: one item, or an hour's
+    digest. Written in the transaction that claims its items, before any SMTP server is
+    called, so the row is the outbox: a send that fails is tried again, one the server
+    accepted never again (callerloop.staff.follow_up). Its subject and body never hold a
+    phone number, a case number or a comment: what a mail may say is in
+    callerloop.staff.follow_up_mail."""
+
+    __tablename__ = "follow_up_mails"
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency: str = Field(index=True)
+    kind: str  # "item" (one mail per item) or "digest" (the hour's items in one)
+    items: int
+    subject: str
+    body: str
+    status: str = Field(default="pending", index=True)  # pending, sent, withdrawn
+    attempts: int = 0
+    last_error: str | None = None
+    # A send under way holds the mail until then: a second attempt leaves it alone.
+    sending_until: datetime | None = utc_column()
+    sent_to: str | None = None  # the addresses the SMTP server accepted
+    created_at: datetime = utc_column(nullable=False, index=True)
+    sent_at: datetime | None = utc_column()
 
 
 class StaffUser(SQLModel, table=True):

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from callerloop.core.mail_address import checked_address
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # The real CAD export beside a checkout; never copied into the repository.
 SHARED_CAD_EXPORT = (
@@ -152,6 +154,33 @@ class Settings(BaseSettings):
     readiness_timeout: float = Field(
         default=2.0, gt=0, description="Seconds /readyz waits for Temporal and the database."
     )
+    # Mail: the supervisors' survey follow-up ([follow_up] in an agency file)
+    smtp_host: str = Field(
+        default="",
+        description="SMTP server the survey follow-up mails go through; empty: no mail "
+        "(an agency's [follow_up] is not started, with a warning).",
+    )
+    smtp_port: int = Field(
+        default=587, ge=1, le=65535, description="Its port: 587 (STARTTLS), 465 (SSL), 25."
+    )
+    smtp_security: Literal["starttls", "ssl", "none"] = Field(
+        default="starttls",
+        description="starttls: upgrade the connection (587); ssl: TLS from the first byte "
+        "(465); none: plain SMTP, only to a relay on this machine or a trusted network.",
+    )
+    smtp_username: str = Field(default="", description="SMTP login; empty: no login.")
+    smtp_password: SecretStr = SecretStr("")
+    smtp_from: str = Field(
+        default="",
+        description="The address the mails come from (e.g. callerloop@police.example.gov); "
+        "required with CALLERLOOP_SMTP_HOST.",
+    )
+    smtp_ca_cert: Path | None = Field(
+        default=None, description="CA of the SMTP server's certificate when it is not public."
+    )
+    smtp_timeout: float = Field(
+        default=30.0, gt=0, le=120, description="Seconds to wait on the SMTP server."
+    )
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
     # Local stack (`make run`)
@@ -168,6 +197,7 @@ class Settings(BaseSettings):
         "temporal_tls_client_cert",
         "temporal_tls_client_key",
         "temporal_tls_server_ca_cert",
+        "smtp_ca_cert",
         mode="before",
     )
     @classmethod
@@ -188,6 +218,29 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _mail_settings_complete(self) -> Self:
+        """A mail server needs a valid sender address, and a password never crosses a
+        network in clear."""
+        if not self.smtp_host:
+            return self
+        try:
+            checked_address(self.smtp_from)
+        except ValueError as error:
+            raise ValueError(
+                f"CALLERLOOP_SMTP_FROM (the sender, needed with CALLERLOOP_SMTP_HOST): {error}"
+            ) from None
+        if (
+            self.smtp_username
+            and self.smtp_security == "none"
+            and not _is_loopback_host(self.smtp_host)
+        ):
+            raise ValueError(
+                f"CALLERLOOP_SMTP_USERNAME with CALLERLOOP_SMTP_SECURITY=none: the password "
+                f"would cross the network to {self.smtp_host} in clear. Use starttls or ssl"
+            )
+        return self
+
     @property
     def sends_through_real_twilio(self) -> bool:
         """Texts reach Twilio itself: the twilio provider, not redirected to a stand-in on
@@ -198,7 +251,10 @@ class Settings(BaseSettings):
 
 
 def _is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
+    return _is_loopback_host(urlsplit(url).hostname or "")
+
+
+def _is_loopback_host(host: str) -> bool:
     if host == "localhost":
         return True
     try:

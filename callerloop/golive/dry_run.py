@@ -20,11 +20,11 @@ from zoneinfo import ZoneInfo
 
 from callerloop.cad.replay import ParsedExport, Quirk, ReplayCall
 from callerloop.core.agency_config import AgencyConfig
+from callerloop.core.sms_encoding import measure
 from callerloop.golive.watch_list import watch_words_in
 from callerloop.messaging.links import STATUS, SURVEY, TOKEN_BYTES, link_url
-from callerloop.messaging.messages import MessageContext, render_message
-from callerloop.messaging.sms_encoding import measure
-from workflows.model import STAGE_KINDS, CallSource, TextKind
+from callerloop.messaging.messages import MessageContext, render_text
+from workflows.model import STAGE_KINDS, CallSource, SendTextInput, TextKind
 from workflows.offline import run_call
 from workflows.policy import AgencyPolicy, EligibilityReason
 
@@ -134,9 +134,27 @@ class _TextSizer:
         self.status_url = link_url(public_base_url, STATUS, token)
         self.survey_url = link_url(public_base_url, SURVEY, token)
 
-    def segments(self, kind: TextKind, language: str, case_number: str) -> int:
+    def segments(
+        self, kind: TextKind, language: str, case_number: str, call_type: str | None
+    ) -> int:
+        """As the outbox would store it; a survey asked in the text thread counts its
+        opening text (the questions that follow depend on the caller's answers)."""
+        survey = self.agency.survey
+        thread = kind == TextKind.SURVEY and survey.delivery_for(language) != "link"
+        text = SendTextInput(
+            workflow_id="",
+            agency=self.agency.id,
+            incident_id="",
+            case_number=case_number,
+            kind=kind,
+            language=language,
+            to="",
+            survey_question=survey.questions[0].id if thread else "",
+            survey_link=survey.delivery_for(language) != "thread",
+            call_type=call_type or "",
+        )
         context = MessageContext(case_number, self.status_url, self.survey_url)
-        return measure(render_message(self.agency, kind.value, language, context)).segments
+        return measure(render_text(self.agency, text, context)).segments
 
 
 def _call_result(
@@ -163,7 +181,9 @@ def _call_result(
         source=created.source or CallSource.UNKNOWN,
         language=state.caller_language,
         texts=texts,
-        segments=tuple(sizer.segments(kind, language, case_number) for kind in texts),
+        segments=tuple(
+            sizer.segments(kind, language, case_number, state.call_type) for kind in texts
+        ),
         rule=rule,
         detail=decision.detail if decision is not None and rule != TEXTED else "",
     )

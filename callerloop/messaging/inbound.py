@@ -5,12 +5,17 @@
   nothing when the number had already opted out or the provider replied itself.
 - Opt-in: recorded, signalled to open calls, confirmed.
 - Help: the agency's help text.
+- Another language ("ESPAÑOL", "LANG fr"): every open call of the number is switched to
+  it (the `mark_language` update, by "resident") and its record at once, so the texts and
+  the pages that follow are in it; confirmed in the new language. A language the agency
+  does not offer gets the list of those it does, with the word that asks for each.
 - Anything else: one "this number is not monitored" reply per open call (callerloop
   cannot answer a conversation, and someone in danger must learn to call 911).
 
 Replies are in the caller's language: that of their latest call, else the one their
-words were in, else the agency's default. Texts here are GSM-7 (one segment each when the
-agency's name is short): no á/í/ó/ú/ê, which would force UCS-2.
+words were in, else the agency's default. In the languages GSM-7 covers they are GSM-7
+(one segment each when the agency's name is short): no á/í/ó/ú/ê, which would force
+UCS-2 (`callerloop languages check` says so of any text).
 """
 
 from __future__ import annotations
@@ -22,20 +27,30 @@ from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import col, select, update
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from callerloop.core.agency_config import AgencyConfig
 from callerloop.core.db import AutoReply, CallRecord, Database, HandledInbound, utcnow
+from callerloop.languages import shipped_languages
 from callerloop.messaging.messages import MessageContext, render_message
 from callerloop.messaging.opt_outs import is_opted_out, record_opt_out
-from callerloop.messaging.sms_keywords import InboundIntent, InboundKeyword, classify_inbound
-from workflows.model import OptInSignal, OptOutSignal
+from callerloop.messaging.sms_keywords import (
+    InboundIntent,
+    InboundKeyword,
+    classify_inbound,
+    reply_word,
+)
+from callerloop.messaging.survey_replies import asking_call, read_survey_reply
+from workflows.model import MarkLanguageRequest, OptInSignal, OptOutSignal, SurveyReplySignal
 
 log = structlog.get_logger("callerloop.inbound")
 
-CallSignal = OptOutSignal | OptInSignal
-# Delivers a signal to one call's workflow, by workflow id.
+# What a resident's text tells a call: signals, and the `mark_language` update (an update,
+# so a call that cannot take it, having finished, says so).
+CallSignal = OptOutSignal | OptInSignal | MarkLanguageRequest | SurveyReplySignal
+# Delivers it to one call's workflow, by workflow id.
 SignalCall = Callable[[str, CallSignal], Awaitable[None]]
 
 # The provider's own keyword handling (Twilio's `OptOutType` with Advanced Opt-Out): it
@@ -49,6 +64,8 @@ PROVIDER_KEYWORD_TYPES: Mapping[str, InboundIntent] = {
 # cannot ping-pong. The AutoReply row for such texts has this workflow id.
 NO_CALL = ""
 NO_CALL_REPLY_INTERVAL = timedelta(hours=24)
+# Who changed a call's language, in its operator actions and the audit trail.
+RESIDENT = "resident"
 
 
 class SignalDeliveryFailed(RuntimeError):
@@ -108,8 +125,11 @@ async def handle_inbound(
     signal_call: SignalCall,
     *,
     provider_keyword_type: str | None = None,
+    message_id: str = "",
 ) -> InboundReply:
-    """Act on one inbound text from `phone` (E.164) and return the reply to send."""
+    """Act on one inbound text from `phone` (E.164) and return the reply to send. A text
+    that is no keyword answers the question a call's survey is asking in the thread, if
+    one is; the call texts the next question itself."""
     keyword = _classify(body, provider_keyword_type)
     provider_replied = (provider_keyword_type or "").upper() in PROVIDER_KEYWORD_TYPES
     calls = await asyncio.to_thread(open_calls, db, agency.id, phone)
@@ -122,9 +142,31 @@ async def handle_inbound(
             text = await _opt_in(db, agency, phone, keyword, calls, signal_call, language)
         case InboundIntent.HELP:
             text = _help_text(agency, calls, language)
+        case InboundIntent.LANGUAGE:
+            text = await _switch_language(db, agency, phone, keyword, calls, signal_call, language)
         case _:
-            text = await asyncio.to_thread(_not_monitored, db, agency, phone, calls, language)
+            asking = await asyncio.to_thread(asking_call, db, agency.id, phone)
+            if asking is not None:
+                await _answer_survey(asking, body, message_id, signal_call)
+                text = None
+            else:
+                text = await asyncio.to_thread(_not_monitored, db, agency, phone, calls, language)
     return InboundReply(keyword.intent, keyword.keyword, None if provider_replied else text)
+
+
+async def _answer_survey(
+    workflow_id: str, body: str, message_id: str, signal_call: SignalCall
+) -> None:
+    """The text is an answer: read it and hand it to the call. A call that ended
+    meanwhile (its survey with it) is no failure; any other is raised for a retry."""
+    try:
+        await signal_call(workflow_id, read_survey_reply(body, message_id))
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise SignalDeliveryFailed(
+                f"could not hand the survey answer to {workflow_id}"
+            ) from error
+        log.info("call ended before the survey answer", workflow_id=workflow_id)
 
 
 def _classify(body: str, provider_keyword_type: str | None) -> InboundKeyword:
@@ -191,12 +233,43 @@ def _not_monitored(
     return _reply(agency, "not_monitored", language) if first_for_a_call else None
 
 
+async def _switch_language(
+    db: Database,
+    agency: AgencyConfig,
+    phone: str,
+    keyword: InboundKeyword,
+    calls: Sequence[OpenCall],
+    signal_call: SignalCall,
+    language: str,
+) -> str | None:
+    """The number's open calls texted in the language asked for from now on, if the agency
+    offers it; else the languages it offers, in the caller's language. Silence to a
+    number that opted out, as for any reply."""
+    asked = keyword.language
+    offered = agency.agency.languages
+    told: list[str] = []
+    if asked is not None and asked in offered and calls:
+        request = MarkLanguageRequest(RESIDENT, f"replied {keyword.keyword}", asked)
+        told = await signal_open_calls(calls, request, signal_call)
+        await asyncio.to_thread(record_call_language, db, told, asked)
+    if await asyncio.to_thread(is_opted_out, db, agency.id, phone):
+        return None
+    if asked is None or asked not in offered:
+        words = ", ".join(reply_word(shipped_languages()[code]) for code in offered)
+        return f"{_reply(agency, 'languages_offered', language)} {words}"
+    if not told:  # no call took it (none open, or each ending): a text outside any call
+        return await asyncio.to_thread(_not_monitored, db, agency, phone, calls, asked)
+    return _reply(agency, "language_changed", asked)
+
+
 async def signal_open_calls(
     calls: Sequence[OpenCall], signal: CallSignal, signal_call: SignalCall
-) -> None:
-    """Tell every open call. A call that ended meanwhile is skipped; any other failure is
-    raised once every call has been tried."""
+) -> list[str]:
+    """Tell every open call; the ids of those told. A call that ended meanwhile, or that
+    turned an update down (it is finishing), is skipped; any other failure is raised once
+    every call has been tried."""
     failed: list[str] = []
+    told: list[str] = []
     for call in calls:
         try:
             await signal_call(call.workflow_id, signal)
@@ -206,8 +279,18 @@ async def signal_open_calls(
                 continue
             log.error("signal failed", workflow_id=call.workflow_id, error=str(error))
             failed.append(call.workflow_id)
+        except WorkflowUpdateFailedError as error:
+            log.info(
+                "call turned the update down", workflow_id=call.workflow_id, why=str(error.cause)
+            )
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            log.error("update timed out", workflow_id=call.workflow_id)
+            failed.append(call.workflow_id)
+        else:
+            told.append(call.workflow_id)
     if failed:
         raise SignalDeliveryFailed(f"could not signal {type(signal).__name__} to {failed}")
+    return told
 
 
 # --- the database ------------------------------------------------------------------------
@@ -224,6 +307,20 @@ def open_calls(db: Database, agency_id: str, phone: str) -> list[OpenCall]:
             .order_by(col(CallRecord.received_at).desc(), col(CallRecord.updated_at).desc())
         )
         return [OpenCall(r.workflow_id, r.language, r.case_number) for r in rows]
+
+
+def record_call_language(db: Database, workflow_ids: Sequence[str], language: str) -> None:
+    """The calls' records in the new language at once, so their pages follow before the
+    workflows record it themselves."""
+    if not workflow_ids:
+        return
+    with db.session() as session:
+        session.exec(
+            update(CallRecord)
+            .where(col(CallRecord.workflow_id).in_(workflow_ids))
+            .values(language=language)
+        )
+        session.commit()
 
 
 def claim_auto_replies(db: Database, agency_id: str, phone: str, workflow_ids: list[str]) -> bool:

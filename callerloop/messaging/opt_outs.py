@@ -1,6 +1,8 @@
 """The opt-out registry: which numbers said STOP, kept by a keyed hash of the number
-(`Database.pseudonym`) so it outlives the retention period. Written by inbound texts and
-the CLI, read by the calls (and by the send's hand-off, `activities.outbox`)."""
+(`Database.pseudonym`) so it outlives the retention period. Written by inbound texts, the
+"never text me" page (`web/never_text.py`) and the CLI; read by the calls (and by the
+send's hand-off, `activities.outbox`). A row's `keyword` tells how it came: the word a
+text said ("STOP", "NEVER TEXT ME", "START"), or `REGISTERED_ON_PAGE`."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ from sqlalchemy import bindparam, select
 
 from callerloop.core import metrics
 from callerloop.core.db import Database, OptOut, utcnow
+
+# The keyword of a number registered on the "never text me" page, not by a text.
+REGISTERED_ON_PAGE = "PAGE"
 
 
 def is_opted_out(db: Database, agency: str, phone: str) -> bool:

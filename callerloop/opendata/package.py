@@ -17,7 +17,15 @@ from typing import Any
 from callerloop.core.agency_config import AgencyConfig
 from callerloop.core.db import Database
 from callerloop.opendata.gather import gather, scale_questions
-from callerloop.opendata.tables import BREAKDOWNS, ResponsesRow, ScoresRow, Tables, build_tables
+from callerloop.opendata.tables import (
+    BREAKDOWNS,
+    Bounded,
+    ResponsesRow,
+    ScoresRow,
+    Tables,
+    build_tables,
+)
+from callerloop.survey.figures import Basis
 
 RESPONSES_FILE = "survey_responses.csv"
 SCORES_FILE = "survey_scores.csv"
@@ -79,6 +87,23 @@ _SUPPRESSED = {
     "subtraction.",
     "constraints": {"required": True},
 }
+
+
+def _bounds(name: str, of: str) -> list[dict[str, Any]]:
+    """The low and high ends of the 95 % Wilson score interval of the column `name`."""
+    return [
+        {
+            "name": f"{name}_{end}",
+            "type": "number",
+            "title": f"{of}: 95 % interval, {end}",
+            "description": f"The {end} end of the 95 % Wilson score interval of {name}.",
+            "unit": "ratio (0-1)",
+            "constraints": {"minimum": 0, "maximum": 1},
+        }
+        for end in ("low", "high")
+    ]
+
+
 _RESPONSE_FIELDS: list[dict[str, Any]] = [
     *_LABELS,
     {
@@ -93,7 +118,17 @@ _RESPONSE_FIELDS: list[dict[str, Any]] = [
         "name": "surveys_sent",
         "type": "integer",
         "title": "Surveys sent",
-        "description": "Survey invitations texted.",
+        "description": "Survey invitations handed to the carrier (delivered or not).",
+        "unit": "texts",
+        "constraints": {"minimum": 0},
+    },
+    {
+        "name": "surveys_delivered",
+        "type": "integer",
+        "title": "Surveys delivered",
+        "description": "Survey invitations the carrier confirmed delivered (a delivery "
+        "receipt). Empty when response_rate_basis is 'sent': the texts went through a "
+        "provider that reports no delivery.",
         "unit": "texts",
         "constraints": {"minimum": 0},
     },
@@ -101,18 +136,52 @@ _RESPONSE_FIELDS: list[dict[str, Any]] = [
         "name": "responses",
         "type": "integer",
         "title": "Responses",
-        "description": "Surveys answered.",
+        "description": "Surveys answered, completely or in part, on the survey page or in "
+        "the text thread.",
         "unit": "responses",
         "constraints": {"minimum": 0},
+    },
+    {
+        "name": "response_rate_basis",
+        "type": "string",
+        "title": "Response rate over",
+        "description": "What the response rate and share_of_surveys count: 'delivered' "
+        "(surveys_delivered), or 'sent' (surveys_sent) in a month when some invitations "
+        "went through a provider that reports no delivery. The same for a whole month.",
+        "constraints": {"enum": [b.value for b in Basis]},
     },
     {
         "name": "response_rate",
         "type": "number",
         "title": "Response rate",
-        "description": "Responses divided by surveys sent.",
+        "description": "AAPOR response rate 6: responses (complete or partial) divided by "
+        "the survey invitations delivered (surveys_delivered, or surveys_sent: see "
+        "response_rate_basis). Empty when no invitation counts, or when there are more "
+        "responses than confirmed deliveries (receipts went missing).",
         "unit": "ratio (0-1)",
-        "constraints": {"minimum": 0},
+        "constraints": {"minimum": 0, "maximum": 1},
     },
+    *_bounds("response_rate", "Response rate"),
+    {
+        "name": "share_of_surveys",
+        "type": "number",
+        "title": "Share of the month's surveys",
+        "description": "This row's part of the month's survey invitations (delivered, or "
+        "sent: see response_rate_basis): who was texted. Compare with share_of_responses, "
+        "who answered. Empty for the month's row, or when the month's row is suppressed.",
+        "unit": "ratio (0-1)",
+        "constraints": {"minimum": 0, "maximum": 1},
+    },
+    {
+        "name": "share_of_responses",
+        "type": "number",
+        "title": "Share of the month's responses",
+        "description": "This row's part of the month's responses: who answered. Empty for "
+        "the month's row, or when the month's row is suppressed.",
+        "unit": "ratio (0-1)",
+        "constraints": {"minimum": 0, "maximum": 1},
+    },
+    *_bounds("share_of_responses", "Share of the month's responses"),
     _SUPPRESSED,
 ]
 _SCORE_FIELDS: list[dict[str, Any]] = [
@@ -150,6 +219,7 @@ _SCORE_FIELDS: list[dict[str, Any]] = [
         "unit": "ratio (0-1)",
         "constraints": {"minimum": 0, "maximum": 1},
     },
+    *_bounds("share_satisfied", "Share satisfied"),
     _SUPPRESSED,
 ]
 
@@ -210,8 +280,12 @@ def responses_csv(rows: list[ResponsesRow]) -> bytes:
                 *_labels(r.agency, r),
                 r.texts_sent,
                 r.surveys_sent,
+                r.surveys_delivered,
                 r.responses,
-                r.response_rate,
+                r.response_rate_basis,
+                *_bounded(r.response_rate),
+                r.share_of_surveys,
+                *_bounded(r.share_of_responses),
                 r.suppressed,
             ]
             for r in rows
@@ -228,12 +302,16 @@ def scores_csv(rows: list[ScoresRow]) -> bytes:
                 r.question,
                 r.answered,
                 r.mean_score,
-                r.share_satisfied,
+                *_bounded(r.share_satisfied),
                 r.suppressed,
             ]
             for r in rows
         ],
     )
+
+
+def _bounded(figure: Bounded) -> list[object]:
+    return [figure.value, figure.low, figure.high]
 
 
 def _title(agency: AgencyConfig) -> str:
@@ -251,6 +329,8 @@ def _description(agency: AgencyConfig) -> str:
         "police, about a day after the call, by month, call priority, call-type group and "
         f"language. Groups with fewer than {agency.open_data.min_responses} answers are "
         "withheld, as are the groups needed so that they cannot be worked out from totals. "
+        "The response rate is AAPOR's response rate 6 (responses over invitations "
+        "delivered); rates and shares come with their 95 % Wilson score interval. "
         f"Free-text comments are never published. Questions: {questions}."
     )
 

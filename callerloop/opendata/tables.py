@@ -1,9 +1,14 @@
 """The published rows: each month's cells and their totals (by priority, by call-type
 group, by language, the whole month), with small groups blanked (see `suppression`).
 
-Two tables: `responses` (texts, surveys, responses, response rate: one row per cell or
-total) and `scores` (per scale question: answers, mean score, share satisfied). A row that
-is blanked keeps its labels, has empty values and `suppressed` set.
+Two tables: `responses` (texts, surveys, responses, response rate, and the row's share
+of the month's invitations and responses: one row per cell or total) and `scores` (per
+scale question: answers, mean score, share satisfied). Rates and shares come with their
+95 % Wilson interval (`callerloop.survey.figures`). A row that is blanked keeps its
+labels, has empty values and `suppressed` set.
+
+Every published figure is worked out from published counts only (its row's, and for a
+share of the month, the month's): so no interval or share gives away a blanked count.
 """
 
 from __future__ import annotations
@@ -14,6 +19,15 @@ from dataclasses import dataclass
 
 from callerloop.opendata.gather import CellKey, Tally
 from callerloop.opendata.suppression import suppress
+from callerloop.survey.figures import (
+    Basis,
+    Share,
+    basis,
+    invitations,
+    represented,
+    response_rate,
+    share,
+)
 
 CELL = "cell"
 TOTAL = "month"
@@ -41,14 +55,39 @@ class RowKey:
         )
 
 
+DECIMALS = 3
+
+
+@dataclass(frozen=True)
+class Bounded:
+    """A published share and its 95 % interval, rounded; all None: not published."""
+
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+    @classmethod
+    def of(cls, found: Share | None) -> Bounded:
+        if found is None:
+            return cls()
+        return cls(*(round(v, DECIMALS) for v in (found.value, found.low, found.high)))
+
+
+NOT_PUBLISHED = Bounded()
+
+
 @dataclass(frozen=True)
 class ResponsesRow:
     agency: str
     key: RowKey
     texts_sent: int | None
     surveys_sent: int | None
+    surveys_delivered: int | None  # None too when the month's basis is "sent"
     responses: int | None
-    response_rate: float | None  # responses / surveys sent
+    response_rate_basis: Basis | None
+    response_rate: Bounded  # responses / surveys delivered (or sent: the basis)
+    share_of_surveys: float | None  # of the month's invitations (the basis's)
+    share_of_responses: Bounded  # of the month's responses
     suppressed: bool
 
 
@@ -59,7 +98,7 @@ class ScoresRow:
     question: str
     answered: int | None  # answers on the scale (skipped and "does not apply" left out)
     mean_score: float | None  # 1 to 5
-    share_satisfied: float | None  # share of answers of 4 or 5
+    share_satisfied: Bounded  # share of answers of 4 or 5
     suppressed: bool
 
 
@@ -81,8 +120,21 @@ def build_tables(
     for month in sorted(by_month):
         block = _Block(month, by_month[month])
         hidden = block.suppress(lambda t: t.responses, k, ())
+        whole = RowKey(TOTAL, month)
+        # The whole month, for the rows' shares of it: only when it is published itself.
+        month_total = None if whole in hidden else block.tallies[whole]
+        counted_as = basis(block.tallies[whole].surveys_without_receipts)
         for row in sorted(block.members, key=RowKey.order):
-            responses.append(_responses_row(agency_id, row, block.tallies[row], row in hidden))
+            responses.append(
+                _responses_row(
+                    agency_id,
+                    row,
+                    block.tallies[row],
+                    row in hidden,
+                    counted_as,
+                    None if row == whole else month_total,
+                )
+            )
         for question in questions:
             hidden_q = block.suppress(_answers_to(question), k, hidden)
             for row in sorted(block.members, key=RowKey.order):
@@ -141,25 +193,52 @@ def _rows_of(cell: CellKey) -> list[RowKey]:
     ]
 
 
-def _responses_row(agency: str, key: RowKey, tally: Tally, hidden: bool) -> ResponsesRow:
+def _responses_row(
+    agency: str,
+    key: RowKey,
+    tally: Tally,
+    hidden: bool,
+    counted_as: Basis,
+    month: Tally | None,
+) -> ResponsesRow:
+    """`month`: the month's published total, for this row's share of it (None: the row
+    is the month, or the month is blanked)."""
     if hidden:
-        return ResponsesRow(agency, key, None, None, None, None, True)
-    rate = round(tally.responses / tally.surveys_sent, 3) if tally.surveys_sent else None
+        return ResponsesRow(
+            agency, key, None, None, None, None, None, NOT_PUBLISHED, None, NOT_PUBLISHED, True
+        )
+    invited = invitations(counted_as, tally.surveys_sent, tally.surveys_delivered)
+    of_month = None
+    if month is not None:
+        month_invited = invitations(counted_as, month.surveys_sent, month.surveys_delivered)
+        of_month = represented(tally.responses, month.responses, invited, month_invited)
     return ResponsesRow(
-        agency, key, tally.texts_sent, tally.surveys_sent, tally.responses, rate, False
+        agency,
+        key,
+        tally.texts_sent,
+        tally.surveys_sent,
+        tally.surveys_delivered if counted_as is Basis.DELIVERED else None,
+        tally.responses,
+        counted_as if tally.surveys_sent else None,
+        Bounded.of(response_rate(tally.responses, invited)),
+        None
+        if of_month is None or of_month.of_invitations is None
+        else round(of_month.of_invitations, DECIMALS),
+        NOT_PUBLISHED if of_month is None else Bounded.of(of_month.of_responses),
+        False,
     )
 
 
 def _scores_row(agency: str, key: RowKey, question: str, tally: Tally, hidden: bool) -> ScoresRow:
     answered = tally.answered[question]
     if hidden or not answered:
-        return ScoresRow(agency, key, question, None, None, None, hidden)
+        return ScoresRow(agency, key, question, None, None, NOT_PUBLISHED, hidden)
     return ScoresRow(
         agency,
         key,
         question,
         answered,
         round(tally.score_sum[question] / answered, 2),
-        round(tally.satisfied[question] / answered, 3),
+        Bounded.of(share(tally.satisfied[question], answered)),
         False,
     )

@@ -93,6 +93,7 @@ def store_answers(
                 agency=agency.id,
                 case_number=call.case_number or call.incident_id,
                 score=comment_score(scores),
+                low_score=is_low(scores),
                 call_type_group=response.call_type_group,
                 language=response.language,
                 comment=comment,

@@ -15,10 +15,10 @@ from callerloop.cad.replay import parse_cad_export
 from callerloop.cad.synthetic_day import synthetic_day, to_csv_lines
 from callerloop.core.agency_config import AgencyConfig, load_agency_file
 from callerloop.core.settings import PROJECT_ROOT
+from callerloop.core.sms_encoding import measure
 from callerloop.golive.dry_run import AVERAGE_MONTH_DAYS, DryRun, Table, dry_run
 from callerloop.golive.report import write_report
 from callerloop.messaging.messages import MessageContext, render_message
-from callerloop.messaging.sms_encoding import measure
 from tests.factories import county_row, parse_rows
 from tests.requirements import real_cad_export
 

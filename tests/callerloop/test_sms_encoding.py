@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from callerloop.core.agency_config import load_agencies
 from callerloop.core.settings import PROJECT_ROOT
+from callerloop.core.sms_encoding import measure, outside_gsm7
 from callerloop.messaging.messages import MessageContext, render_message
-from callerloop.messaging.sms_encoding import measure
 
 
 @pytest.mark.parametrize(
@@ -56,3 +56,9 @@ def test_shipped_texts_fit_in_two_gsm7_segments_in_every_language() -> None:
                 size = measure(render_message(agency, kind, language, context))
                 assert size.encoding == "GSM-7", (agency.id, language, kind, size)
                 assert size.segments <= 2, (agency.id, language, kind, size)
+
+
+def test_the_characters_that_force_ucs2_are_named_once_each() -> None:
+    assert outside_gsm7("Arrêtez, ça suffit: ça") == ["ê", "ç"]
+    assert outside_gsm7("FRANÇAIS, Español, {€}") == []  # Ç, ñ and the escapes are GSM-7
+    assert outside_gsm7("停止") == ["停", "止"]

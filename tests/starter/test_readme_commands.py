@@ -218,6 +218,10 @@ def stack_environment(tmp_path: Path, ports: dict[str, int]) -> dict[str, str]:
         "CALLERLOOP_WEB_PORT": str(ports["web"]),
         "CALLERLOOP_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
         "CALLERLOOP_PUBLIC_BASE_URL": f"http://localhost:{ports['web']}",
+        # The outbox only: `make run` texts through its Twilio stand-in, whose receipts say
+        # the confirmation reached the caller, and then `calls resend-confirmation` rightly
+        # refuses. With no receipts nothing is known to have reached anyone.
+        "CALLERLOOP_SMS_PROVIDER": "local",
     }
 
 
@@ -226,7 +230,7 @@ def write_export(path: Path, calls: Sequence[tuple[str, str, str, str]]) -> None
     source) created on 2025-09-12, each closed within a minute of CAD time."""
     names = column_names(load_agencies(PROJECT_ROOT / "agencies")["example"])
     # example.toml keeps no such columns (and an export for replay no caller's number)
-    optional = ("final_call_type", "final_priority", "caller_phone", "caller_language")
+    optional = ("final_call_type", "final_priority", "caller_phone", "caller_language", "officer")
     columns = {key: names[key] for key in EXPORT_COLUMNS if key not in optional}
     lines = [",".join(columns.values())]
     for n, (incident, call_type, priority, source) in enumerate(calls):
@@ -334,6 +338,7 @@ PLANS: dict[str, Plan] = {
     "keys add": Plan(1, keeps_the_key),
     "cad send": Plan(2, prints(README_CALL)),  # the README's own event, locally or posted
     "agencies check": Plan(2, prints("example")),
+    "languages check": Plan(2, prints("draft: zh", "draft: ar")),
     "encryption new-key": Plan(2, makes_a_key),
     "db upgrade": Plan(2, prints("already at")),
     "users add": Plan(2, prints("added")),

@@ -530,3 +530,17 @@ def real_export_quirks() -> collections.Counter[Quirk]:
 def present(row: dict[str, str], *columns: str) -> list[str]:
     """The columns' values that are there (neither empty nor NULL), in column order."""
     return [row[c] for c in columns if row[c] not in ("", "NULL")]
+
+
+def test_an_officer_column_names_the_officer_on_the_assigned_event_only(
+    agency: AgencyConfig,
+) -> None:
+    columns = {**agency.replay.columns, "officer": "Primary_Officer"}
+    named = agency.model_copy(
+        update={"replay": agency.replay.model_copy(update={"columns": columns})}
+    )
+    export = parse_cad_export([f"{HEADER},Primary_Officer", f"{ROWS[0]},Ofc. Lee #221"], named)
+    [call] = export.calls
+    officers = {event.event_type: event.officer for event in call.events}
+    assert officers == {T.CREATED: None, T.ASSIGNED: "Ofc. Lee #221", T.ENROUTE: None,
+                        T.ON_SCENE: None, T.CLEARED: None}  # fmt: skip

@@ -29,6 +29,7 @@ from tests.factories import (
     program_history,
     survey_comment,
     survey_response,
+    surveyed_calls,
 )
 from tests.web.pages import pages_app
 from web import dashboard_data
@@ -231,7 +232,7 @@ async def test_dashboard_shows_every_chart_with_its_table(
     assert page.headers["cache-control"] == "no-store"
     charts = re.findall(r'src="(/dashboard/charts/[^"]+)"', page.text)
     tables = re.findall(r'href="(/dashboard/tables/[^"]+)"', page.text)
-    assert len(charts) == len(tables) == 9
+    assert len(charts) == len(tables) == 16
     for chart in charts:
         svg = await signed_in.get(chart.replace("&amp;", "&"))
         assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
@@ -347,9 +348,11 @@ async def test_response_rate_counts_a_call_in_its_agencys_month(
     outbox_row_for_call(staffed, workflow_id, "survey", at=late_august)
     survey_response(staffed, {"overall": 5}, month="2025-08")
     table = await signed_in.get("/dashboard/tables/response-rate", params={"format": "csv"})
+    # 1 of 1: Wilson's interval runs from 1 / (1 + 1.96²) = 0.207 to 1.
     assert table.text.splitlines() == [
-        "month,surveys sent,responses,response rate",
-        "2025-08,1,1,1.0",
+        "month,surveys sent,surveys delivered,responses,rate over,response rate,"
+        "rate 95% low,rate 95% high",
+        "2025-08,1,1,1,delivered,1.0,0.207,1.0",
     ]
 
 
@@ -363,3 +366,74 @@ def test_a_withheld_text_is_not_counted_as_sent(database: Database, agency: Agen
     assert dashboard_data.read(database, dashboard_data.texts_per_day, filters).summary.startswith(
         "1 texts sent"
     )
+
+
+async def test_response_rates_and_intervals_match_the_hand_computed_example(
+    signed_in: httpx.AsyncClient, staffed: Database
+) -> None:
+    """20 English surveys delivered, 7 answered (scores 5 5 4 4 4 2 1); 12 Spanish sent, 10
+    delivered, 1 answered. By hand (Wilson, z = 1.96; tests/callerloop/test_survey_figures.py
+    works each one out): English 7/20 = 0.35 (0.181 to 0.567), Spanish 1/10 = 0.1 (0.018
+    to 0.404), both 8/30 = 0.267 (0.142 to 0.444). English speakers are 20/30 = 0.667 of
+    those texted and 7/8 = 0.875 (0.529 to 0.978) of those who answered; Spanish speakers
+    0.333 and 1/8 = 0.125 (0.022 to 0.471). Satisfied: 5 of 7 = 0.714 (0.359 to 0.918)."""
+    surveyed_calls(staffed, "EN", 20, 7, scores=[5, 5, 4, 4, 4, 2, 1])
+    surveyed_calls(staffed, "ES", 10, 1, language="es")
+    surveyed_calls(staffed, "ESX", 2, 0, language="es", status="undelivered")
+
+    async def csv_of(chart: str) -> list[str]:
+        table = await signed_in.get(f"/dashboard/tables/{chart}", params={"format": "csv"})
+        assert table.status_code == 200, table.text
+        return table.text.splitlines()
+
+    assert await csv_of("response-rate") == [
+        "month,surveys sent,surveys delivered,responses,rate over,response rate,"
+        "rate 95% low,rate 95% high",
+        "2025-09,32,30,8,delivered,0.267,0.142,0.444",
+    ]
+    assert await csv_of("response-rate-language") == [
+        "language,surveys sent,surveys delivered,responses,rate over,response rate,"
+        "rate 95% low,rate 95% high,share of surveys,share of responses,share 95% low,"
+        "share 95% high",
+        "en,20,20,7,delivered,0.35,0.181,0.567,0.667,0.875,0.529,0.978",
+        "es,12,10,1,delivered,0.1,0.018,0.404,0.333,0.125,0.022,0.471",
+    ]
+    # The same table answers "who answered vs who was texted".
+    assert await csv_of("answered-vs-texted-language") == await csv_of("response-rate-language")
+    assert (await csv_of("response-rate-priority"))[1:] == [
+        "4,32,30,8,delivered,0.267,0.142,0.444,1.0,1.0,0.676,1.0"
+    ]  # 8 of 8: from 8 / (8 + 1.96²) = 0.676 to 1
+    assert (await csv_of("satisfaction-language"))[1:] == ["en,overall,7,5,0.714,0.359,0.918"]
+
+    page = await signed_in.get("/dashboard", params={"agency": "testville"})
+    assert "27% of 30 surveys delivered were answered (95% interval 14% to 44%)." in page.text
+    assert (
+        "By language: en 35% answered (18% to 57%), 67% of the surveys and 88% of the "
+        "responses; es 10% answered (2% to 40%), 33% of the surveys and" in page.text
+    )
+    for chart in ("response-rate-language", "answered-vs-texted-language", "response-rate"):
+        assert f"/dashboard/charts/{chart}.svg" in page.text
+        svg = await signed_in.get(f"/dashboard/charts/{chart}.svg")
+        assert svg.status_code == 200 and "<svg" in svg.text
+    # Error bars: one per group with an interval, drawn beside the bars.
+    language_rates = await signed_in.get("/dashboard/charts/response-rate-language.svg")
+    assert language_rates.text.count('id="LineCollection') == 1
+
+
+async def test_a_provider_without_receipts_is_counted_as_sent_and_said_so(
+    signed_in: httpx.AsyncClient, staffed: Database
+) -> None:
+    """The local provider never reports delivery: the rate is over surveys sent, labelled;
+    4 of 10 = 0.4, Wilson 0.168 to 0.687 (centre (0.4 + 0.192073) / 1.384146 = 0.427753,
+    half 1.959964 · √(0.024 + 0.009604) / 1.384146 = 0.259573)."""
+    surveyed_calls(staffed, "LOC", 10, 4, status="sent", provider="local")
+    table = await signed_in.get("/dashboard/tables/response-rate", params={"format": "csv"})
+    assert table.text.splitlines()[1:] == [
+        "2025-09,10,,4,sent (no delivery receipts),0.4,0.168,0.687"
+    ]
+    page = await signed_in.get("/dashboard")
+    assert (
+        "40% of 10 surveys sent were answered (95% interval 17% to 69%). Counted as sent: "
+        "the text provider reports no delivery." in page.text
+    )
+    assert "10 went through a provider that reports no delivery (never confirmed)." in page.text

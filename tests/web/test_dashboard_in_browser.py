@@ -25,7 +25,7 @@ from tests.web.serving import free_port, serving
 USER, PASSWORD = "sgt.lee", "correct horse battery staple"
 LAPTOP: ViewportSize = {"width": 1280, "height": 900}
 PHONE: ViewportSize = {"width": 375, "height": 812}
-CHARTS = 9
+CHARTS = 16
 CHART_TIMEOUT_MS = 60_000
 
 
@@ -91,7 +91,7 @@ async def all_charts_drawn(page: Page) -> None:
     for index in range(CHARTS):
         image = images.nth(index)
         await image.scroll_into_view_if_needed()
-        # Generous: nine charts are drawn one after another on a busy two-core machine.
+        # Generous: the charts are drawn one after another on a busy two-core machine.
         await expect(image).to_have_js_property("complete", True, timeout=CHART_TIMEOUT_MS)
         assert await image.evaluate("i => i.naturalWidth") > 0, await image.get_attribute("src")
 

@@ -5,31 +5,16 @@ keeps strings the pages no longer use. To fix a failure, see web/i18n.py."""
 from __future__ import annotations
 
 import io
-import re
-from functools import cache
 
 import pytest
 from babel.messages.catalog import Catalog
-from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from callerloop.core.agency_config import BUILT_IN_QUESTIONS, SUPPORTED_LANGUAGES
-from web.i18n import LANGUAGE_NAMES, WEB_DIR, PageRenderer, catalog_path
+from callerloop.languages import DRAFT_LANGUAGES, shipped_languages
+from web.catalogs import catalog_languages, catalog_problems, strings_in_pages
+from web.i18n import LANGUAGE_NAMES, PageRenderer, catalog_path, choose_language
 from web.survey import QUESTION_TEXTS
-
-METHOD_MAP = [("**.py", "python"), ("templates/**.html", "jinja2")]
-
-
-@cache
-def strings_in_pages() -> dict[str, list[str]]:
-    """Every translatable string in web/ (templates and code), with where it is."""
-    found: dict[str, list[str]] = {}
-    for filename, line, message, _comments, _context in extract_from_dir(
-        str(WEB_DIR), METHOD_MAP, {"templates/**.html": {"extensions": "jinja2.ext.i18n"}}
-    ):
-        assert isinstance(message, str), f"{filename}:{line}: plural forms are not used here"
-        found.setdefault(message, []).append(f"{filename}:{line}")
-    return found
 
 
 def catalog(language: str) -> Catalog:
@@ -45,29 +30,8 @@ def test_the_extractor_finds_the_pages_strings() -> None:
     assert len(strings) > 40
 
 
-def placeholders(text: str) -> set[str]:
-    return set(re.findall(r"%\((\w+)\)s", text))
-
-
-def catalog_problems(messages: Catalog, strings: dict[str, list[str]]) -> list[str]:
-    problems: list[str] = []
-    if messages.fuzzy:
-        problems.append("the catalog header is marked fuzzy")
-    for message_id, places in strings.items():
-        message = messages.get(message_id)
-        if message is None:
-            problems.append(f"missing: {message_id!r} ({', '.join(places)})")
-        elif message.fuzzy:
-            problems.append(f"fuzzy: {message_id!r}")
-        elif not message.string:
-            problems.append(f"untranslated: {message_id!r}")
-        elif placeholders(message_id) != placeholders(str(message.string)):
-            problems.append(f"placeholders differ: {message_id!r} -> {message.string!r}")
-    for message, errors in messages.check():
-        problems.extend(f"{message.id!r}: {error}" for error in errors)  # placeholders
-    stale = [m.id for m in messages if m.id and m.id not in strings]
-    problems.extend(f"no longer used: {message_id!r}" for message_id in stale)
-    return problems
+def test_every_catalog_is_a_shipped_language() -> None:
+    assert catalog_languages() == sorted(SUPPORTED_LANGUAGES)
 
 
 @pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
@@ -101,11 +65,54 @@ def test_every_built_in_question_has_a_text() -> None:
     assert set(QUESTION_TEXTS) == set(BUILT_IN_QUESTIONS)
 
 
-@pytest.mark.parametrize("language", ["es", "fr"])
+@pytest.mark.parametrize("language", ["es", "fr", "zh", "ar"])
 def test_pages_render_translated(language: str) -> None:
     renderer = PageRenderer()
     english = PageRenderer().render("not_found.html", "en", agency=None)
     html = renderer.render("not_found.html", language, agency=None)
-    assert f'<html lang="{language}">' in html
+    tag = shipped_languages()[language].tag
+    assert f'<html lang="{tag}"' in html
     assert "Page not found" in english and "Page not found" not in html
     assert LANGUAGE_NAMES[language] in html
+
+
+def test_a_right_to_left_language_sets_the_pages_direction() -> None:
+    renderer = PageRenderer()
+    assert '<html lang="ar" dir="rtl">' in renderer.render("not_found.html", "ar", agency=None)
+    assert '<html lang="zh-Hans">' in renderer.render("not_found.html", "zh", agency=None)
+    assert '<html lang="en">' in renderer.render("not_found.html", "en", agency=None)
+
+
+def test_language_names_and_directions_come_from_babel() -> None:
+    assert LANGUAGE_NAMES == {
+        "ar": "العربية",
+        "en": "English",
+        "es": "Español",
+        "fr": "Français",
+        "zh": "中文",
+    }
+    directions = {code: language.direction for code, language in shipped_languages().items()}
+    assert directions == {"ar": "rtl", "en": "ltr", "es": "ltr", "fr": "ltr", "zh": "ltr"}
+
+
+def test_a_draft_language_is_never_picked_from_the_browser_alone() -> None:
+    assert set(DRAFT_LANGUAGES) == {"zh", "ar"}
+    assert choose_language(None, None, "zh-CN, zh;q=0.9") == "en"
+    assert choose_language(None, None, "ar, es;q=0.5") == "es"
+    assert choose_language("ar", None, "en") == "ar"  # asked for
+    assert choose_language(None, "zh", "en") == "zh"  # the call's language
+
+
+def test_the_switch_offers_the_agencys_languages_and_the_pages_own() -> None:
+    class Agency:
+        name = "Testville PD"
+        non_emergency_phone = "703-555-0100"
+        languages = ["en", "ar"]
+
+    renderer = PageRenderer()
+    own = renderer.render("not_found.html", "en", agency=Agency())
+    assert 'hreflang="ar"' in own and "العربية" in own and 'hreflang="es"' not in own
+    released = renderer.render("not_found.html", "zh", agency=None)
+    links = [link.code for link in renderer.switch_languages("zh", None)]
+    assert links == ["en", "es", "fr", "zh"]  # the released ones, and the page's own
+    assert 'hreflang="zh-Hans"' in released

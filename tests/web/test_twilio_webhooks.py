@@ -19,6 +19,7 @@ from twilio.request_validator import RequestValidator
 from callerloop.core.agency_config import AgencyConfig, AgencyConfigError, default_templates
 from callerloop.core.db import AutoReply, CallRecord, Database, OptOut, OutboxMessage, utcnow
 from callerloop.core.settings import Settings
+from callerloop.core.sms_encoding import measure
 from callerloop.messaging import inbound as inbound_module
 from callerloop.messaging import opt_outs
 from callerloop.messaging.inbound import (
@@ -27,7 +28,6 @@ from callerloop.messaging.inbound import (
     handle_inbound,
     was_handled,
 )
-from callerloop.messaging.sms_encoding import measure
 from tests.factories import cad_event, eligible_call, make_agency, new_incident_id, outbox_row
 from tests.harness import Harness
 from web.app import create_app

@@ -162,6 +162,19 @@ async def test_mark_language_sets_the_language_of_later_texts(harness: Harness) 
     assert (action.action, action.detail) == ("mark_language", "es")
 
 
+async def test_a_chosen_language_outlasts_cads_later_guess(harness: Harness) -> None:
+    incident = new_incident_id()
+    await harness.send(eligible_call(incident, caller_language="en"))
+    await harness.handle(incident).execute_update(
+        CallForServiceWorkflow.mark_language,
+        MarkLanguageRequest(by="resident", reason="replied ESPAÑOL", language="es"),
+    )
+    # CAD's record of the call still says English, and says it again later.
+    await harness.send(cad_event(incident, CadEventType.UPDATED, minutes=3, caller_language="en"))
+    await harness.send(cad_event(incident, CadEventType.ASSIGNED, minutes=5))
+    assert [row.language for row in harness.outbox(incident)] == ["en", "es"]
+
+
 async def resend(handle: WorkflowHandle[object, object]) -> OperatorResult:
     request = ResendConfirmationRequest(by="dispatcher 4", reason="caller says no text came")
     result: OperatorResult = await handle.execute_update(

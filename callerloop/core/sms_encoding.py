@@ -28,6 +28,18 @@ def measure(body: str) -> SmsSize:
     return SmsSize("GSM-7", units, _segments(units, GSM7_SINGLE, GSM7_PART))
 
 
+def outside_gsm7(body: str) -> list[str]:
+    """The characters that force a text into UCS-2, each once, in order of appearance
+    ("ç", "\u2019"): what to word around in a language meant for GSM-7."""
+    found: dict[str, None] = {}
+    for character in body:
+        try:
+            character.encode("gsm03.38")
+        except UnicodeEncodeError:
+            found.setdefault(character)
+    return list(found)
+
+
 def _segments(units: int, single: int, part: int) -> int:
     if units <= single:
         return 1

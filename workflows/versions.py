@@ -3,7 +3,12 @@ patch id (`workflow.patched`), when it landed, and why. Each implies the ones ab
 call started under the newest asks for that one only (one marker instead of five), and
 older calls replay on the branch they took. Retire a patch (`workflow.deprecate_patch`,
 then remove) only when no call started before it is running: see docs/workflow-changes.md.
-tests/workflows/test_versions.py holds the workflows to this list."""
+tests/workflows/test_versions.py holds the workflows to this list.
+
+A change that only acts on a field of the policy a call records at its start (its
+`AgencyPolicy`, kept in history and carried across continue-as-new) needs no patch: calls
+that started before it recorded a policy without the field and replay as they ran. The
+survey in the text thread (2026-12-04, `AgencyPolicy.survey_delivery`) is such a change."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ from rich.text import Text
 from sqlalchemy import func
 from sqlmodel import col, select
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.service import RPCError
 
@@ -76,7 +76,7 @@ from devtools.web_app import has_phone_simulator
 from web.staff_pages import SIMULATED_RESIDENTS_ENV
 from workflows import search_attributes as sa
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
-from workflows.model import CadEvent, CallState, CallStatus, TextingState, TextKind
+from workflows.model import CadEvent, CallOutcome, CallState, CallStatus, TextingState, TextKind
 
 DEMO_SEED = 7
 SERVER_READY_TIMEOUT = 30.0
@@ -573,8 +573,10 @@ async def outstanding_surveys(
     slots = asyncio.Semaphore(QUERY_CONCURRENCY)
 
     async def outstanding(incident: str) -> bool:
-        handle = client.get_workflow_handle_for(
-            CallForServiceWorkflow.run, workflow_id_for(agency, incident)
+        handle: WorkflowHandle[CallForServiceWorkflow, CallOutcome] = (
+            client.get_workflow_handle_for(
+                CallForServiceWorkflow.run, workflow_id_for(agency, incident)
+            )
         )
         async with slots:
             try:

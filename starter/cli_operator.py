@@ -119,7 +119,12 @@ def calls_resend_confirmation(
 @calls_app.command("language")
 def calls_language(
     incident: Incident,
-    language: Annotated[str, typer.Argument(help="en, es or fr (what the agency offers).")],
+    language: Annotated[
+        str,
+        typer.Argument(
+            help="A language the agency offers, e.g. es (see `callerloop languages check`)."
+        ),
+    ],
     agency: AgencyOption,
     by: By,
     reason: Reason,

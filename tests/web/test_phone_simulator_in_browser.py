@@ -32,7 +32,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 from sqlmodel import col, select
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from callerloop.cad.replay import column_names
 from callerloop.cad.synthetic_day import synthetic_day, write_csv
@@ -47,7 +47,7 @@ from callerloop.staff.users import add_user
 from tests.starter.test_devstack import answers, free_port
 from tests.web.browser import SCREENSHOTS
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
-from workflows.model import CallState, TextingState
+from workflows.model import CallOutcome, CallState, TextingState
 
 pytestmark = pytest.mark.slow
 
@@ -161,7 +161,9 @@ class Call:
     def __init__(self, stack: Stack, temporal: Client, key: str) -> None:
         self.stack = stack
         self.workflow_id = workflow_id_for("example", INCIDENT)
-        self.handle = temporal.get_workflow_handle_for(CallForServiceWorkflow.run, self.workflow_id)
+        self.handle: WorkflowHandle[CallForServiceWorkflow, CallOutcome] = (
+            temporal.get_workflow_handle_for(CallForServiceWorkflow.run, self.workflow_id)
+        )
         self.headers = {"Authorization": f"Bearer {key}"}
         self.sent = 0
 

@@ -157,6 +157,9 @@ class AgencyPolicy:
     survey_delivery: dict[str, str] = field(default_factory=dict)
     thread_questions: list[ThreadQuestion] = field(default_factory=list)
     thread_silence_seconds: float = 2 * 3600
+    # A call type the safety patterns cannot read (no Latin letter or digit) is unknown.
+    # Policies recorded before this rule have it off, so their calls replay as they ran.
+    unreadable_call_type_is_unknown: bool = False
 
     def delay_threshold_seconds(self, priority: int | None) -> float | None:
         for threshold in self.delay_thresholds:

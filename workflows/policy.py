@@ -98,6 +98,16 @@ def normalise_call_type(call_type: str) -> str:
     return folded.strip()
 
 
+def call_type_problem(call_type: str) -> str | None:
+    """A call type no safety rule could read is refused where it comes in, not guessed at."""
+    if call_type.strip() and not normalise_call_type(call_type):
+        return (
+            "has no Latin letter or digit, so no safety rule can read it: send the CAD's "
+            "call type as text like 'NOISE COMPLAINT' (or its APCO code through EIDO)"
+        )
+    return None
+
+
 def _matching_pattern(call_type: str, patterns: list[str] | tuple[str, ...]) -> str | None:
     normalised = normalise_call_type(call_type)
     for pattern in patterns:
@@ -191,6 +201,10 @@ def decide(call: CallState, policy: AgencyPolicy) -> Decision:
         return _deny(EligibilityReason.SOURCE_UNKNOWN)
     if call.call_type is None or not call.call_type.strip():
         return _deny(EligibilityReason.CALL_TYPE_UNKNOWN)
+    if policy.unreadable_call_type_is_unknown and not normalise_call_type(call.call_type):
+        # No letter or digit the safety patterns read ("-", "???", another script): the
+        # sensitive rules cannot judge it, so it is as good as unknown.
+        return _deny(EligibilityReason.CALL_TYPE_UNKNOWN, f"unreadable: {call.call_type!r}")
     if call.priority is None:
         return _deny(EligibilityReason.PRIORITY_UNKNOWN)
     if call.priority not in policy.eligible_priorities:

@@ -30,6 +30,7 @@ from workflows.cad_limits import (
 )
 from workflows.event_identity import with_event_id
 from workflows.model import CadEvent
+from workflows.policy import call_type_problem
 
 _EVENT = TypeAdapter(CadEvent)
 _LANGUAGE_CODE = re.compile(r"[A-Za-z]{2}")
@@ -96,6 +97,8 @@ def event_problems(event: CadEvent, agency: AgencyConfig, now: datetime) -> dict
         problems["occurred_at"] = "needs a UTC offset, e.g. 2025-08-24T00:07:06-04:00"
     elif (when := occurred_at_problem(event.occurred_at, now)) is not None:
         problems["occurred_at"] = when
+    if event.call_type is not None and (problem := call_type_problem(event.call_type)):
+        problems["call_type"] = problem
     language = event.caller_language
     if language is not None and not _LANGUAGE_CODE.fullmatch(language):
         problems["caller_language"] = "expected a two-letter ISO 639-1 code like 'es'"

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from callerloop.core.agency_config import EXPORT_COLUMNS, AgencyConfig
 from workflows.cad_limits import MAX_LENGTHS, occurred_at_problem, priority_problem, text_problem
 from workflows.model import CallSource
+from workflows.policy import call_type_problem
 
 # The columns every export must have (the rest may be missing or empty).
 REQUIRED_COLUMNS = EXPORT_COLUMNS[:5]
@@ -187,11 +188,17 @@ class ExportRow:
         return priority
 
     def check_texts(self) -> None:
-        """Each text that becomes an event field is within that field's bounds."""
+        """Each text that becomes an event field is within that field's bounds, and a call
+        type is one the safety rules can read."""
         for key in _TEXT_COLUMNS:
             value = self.text(key)
             bound = MAX_LENGTHS[key.removeprefix("final_")]
-            if value is not None and (problem := text_problem(value, bound)):
+            if value is None:
+                continue
+            problem = text_problem(value, bound)
+            if problem is None and key.endswith("call_type"):
+                problem = call_type_problem(value)
+            if problem is not None:
                 self.fail(key, shown(value), problem)
 
 

@@ -788,6 +788,7 @@ class AgencyConfig(_Strict):
                 for q in self.survey.questions
             ],
             thread_silence_seconds=seconds(self.survey.thread_silence),
+            unreadable_call_type_is_unknown=True,
         )
 
 

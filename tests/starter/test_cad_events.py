@@ -231,3 +231,12 @@ def test_an_unknown_agency_error_names_no_other_agency() -> None:
         parse_cad_json(json.dumps([event(agency="gotham")]), agencies, "body")
     assert str(raised.value) == "body[0].agency: unknown agency 'gotham'"
     assert (raised.value.where, raised.value.agency) == ("body[0]", "gotham")
+
+
+@pytest.mark.parametrize("call_type", ["-", "???", "家庭暴力", "عنف منزلي"])
+def test_a_call_type_no_safety_rule_can_read_is_refused_at_the_edge(call_type: str) -> None:
+    with pytest.raises(InvalidCadEvent) as raised:
+        parse_cad_event(event(call_type=call_type), AGENCIES)
+    assert "event.call_type: has no Latin letter or digit, so no safety rule can read it" in str(
+        raised.value
+    )

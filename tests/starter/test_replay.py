@@ -544,3 +544,11 @@ def test_an_officer_column_names_the_officer_on_the_assigned_event_only(
     officers = {event.event_type: event.officer for event in call.events}
     assert officers == {T.CREATED: None, T.ASSIGNED: "Ofc. Lee #221", T.ENROUTE: None,
                         T.ON_SCENE: None, T.CLEARED: None}  # fmt: skip
+
+
+def test_a_call_type_no_safety_rule_can_read_is_a_row_error(agency: AgencyConfig) -> None:
+    export = parse_cad_export([HEADER, ROWS[0].replace("SUSPICIOUS EVENT", "???")], agency)
+    assert export.calls == []
+    [error] = export.errors
+    assert (error.line, error.column, error.value) == (2, "Problem", "???")
+    assert "no safety rule can read it" in error.message

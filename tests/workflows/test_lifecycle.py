@@ -173,3 +173,16 @@ async def test_the_worker_keeps_as_many_calls_cached_as_configured(
             env.client, settings, database, {agency.id: agency}, LocalProvider(), executor, 2
         )
     assert main.config()["max_cached_workflows"] == 3
+
+
+async def test_a_call_type_no_safety_rule_can_read_is_never_texted(
+    harness: Harness, provider: RecordingProvider
+) -> None:
+    """Such a type is refused at the CAD edge; one that reaches the call another way
+    (here, straight to its workflow) is still default-deny."""
+    incident = new_incident_id()
+    state = await harness.send(eligible_call(incident, call_type="家庭暴力"))
+    await harness.send(cad_event(incident, CadEventType.CLEARED, minutes=30))
+    await harness.finish(incident)
+    assert state.decision is not None and state.decision.reason == "call_type_unknown"
+    assert provider.accepted == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -151,3 +152,36 @@ def test_the_example_agency_texts_a_plain_noise_complaint_only() -> None:
     assert decide(call, example.to_policy()).eligible
     call.caller_line_type = LineType.UNKNOWN
     assert decide(call, example.to_policy()).reason == EligibilityReason.PHONE_NOT_MOBILE
+
+
+@given(st.text(alphabet=st.characters(exclude_categories=("Cs",)), min_size=1, max_size=30))
+def test_a_call_type_no_rule_can_read_is_never_texted(call_type: str) -> None:
+    """Default deny: a call type the sensitive patterns cannot read ("-", "???", another
+    script) is as good as unknown, however eligible the rest of the call is."""
+    call = CallState(
+        agency="testville",
+        incident_id="1",
+        call_type=call_type,
+        priority=4,
+        source=CallSource.PHONE,
+        caller_phone="+17035550142",
+        caller_line_type=LineType.MOBILE,
+    )
+    decision = decide(call, POLICY)
+    if not normalise_call_type(call_type):
+        assert not decision.eligible and decision.reason == EligibilityReason.CALL_TYPE_UNKNOWN
+
+
+def test_a_policy_recorded_before_the_rule_decides_as_it_did() -> None:
+    old = replace(POLICY, unreadable_call_type_is_unknown=False)
+    call = CallState(
+        agency="testville",
+        incident_id="1",
+        call_type="家庭暴力",  # domestic violence, in Chinese
+        priority=4,
+        source=CallSource.PHONE,
+        caller_phone="+17035550142",
+        caller_line_type=LineType.MOBILE,
+    )
+    assert decide(call, POLICY).reason == EligibilityReason.CALL_TYPE_UNKNOWN
+    assert decide(call, old).eligible  # running calls replay unchanged

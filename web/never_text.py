@@ -84,7 +84,7 @@ def never_text_router(
         number: str = "",
         error: str | None = None,
     ) -> HTMLResponse:
-        cookie = request.cookies.get(FormProtection.COOKIE) or forms.new_cookie_value()
+        cookie = forms.cookie_of(request)
         response = page(
             "never_text.html",
             language,
@@ -96,14 +96,7 @@ def never_text_router(
             error=renderer.gettext(language, error) if error else None,
             form_token=forms.form_token(cookie, _form_binding(agency)),
         )
-        response.set_cookie(
-            FormProtection.COOKIE,
-            cookie,
-            httponly=True,
-            samesite="lax",
-            secure=forms.secure_cookie,
-            path="/never-text/",
-        )
+        forms.set_cookie(response, cookie, "/never-text/")
         return response
 
     @router.get("/never-text/{agency_id}", response_class=HTMLResponse)
@@ -130,13 +123,7 @@ def never_text_router(
             return Response("form too large", status_code=413)
         fields = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         language = choose_language(fields.get("lang"), None, request.headers.get("accept-language"))
-        if not forms.is_genuine(
-            request.cookies.get(FormProtection.COOKIE),
-            fields.get("form_token"),
-            _form_binding(agency),
-            request.headers.get("origin"),
-            f"{request.url.scheme}://{request.url.netloc}",
-        ):
+        if not forms.is_genuine_post(request, fields, _form_binding(agency)):
             return agency_page("never_text_expired.html", agency, language, status_code=403)
         number = fields.get("phone", "").strip()[:MAX_NUMBER_LENGTH]
         phone, error = _read_number(number, agency.agency.phone_region)

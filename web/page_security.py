@@ -13,6 +13,9 @@ from collections import deque
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from starlette.requests import Request
+from starlette.responses import Response
+
 # Tokens in page URLs must not leak through Referer or caches; pages need no scripts.
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -98,6 +101,31 @@ class FormProtection:
     @staticmethod
     def new_cookie_value() -> str:
         return secrets.token_urlsafe(16)
+
+    def cookie_of(self, request: Request) -> str:
+        """The form cookie the browser holds, or a new one to set with the form."""
+        return request.cookies.get(self.COOKIE) or self.new_cookie_value()
+
+    def set_cookie(self, response: Response, cookie_value: str, path: str) -> None:
+        """The cookie the form's token is bound to, for the pages under `path` only."""
+        response.set_cookie(
+            self.COOKIE,
+            cookie_value,
+            httponly=True,
+            samesite="lax",
+            secure=self.secure_cookie,
+            path=path,
+        )
+
+    def is_genuine_post(self, request: Request, fields: dict[str, str], binding: str) -> bool:
+        """`is_genuine` for a posted form: its cookie, token field and origin."""
+        return self.is_genuine(
+            request.cookies.get(self.COOKIE),
+            fields.get("form_token"),
+            binding,
+            request.headers.get("origin"),
+            f"{request.url.scheme}://{request.url.netloc}",
+        )
 
     def form_token(self, cookie_value: str, token_hash: str) -> str:
         message = f"survey-form:{cookie_value}:{token_hash}".encode()

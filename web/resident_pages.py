@@ -180,7 +180,7 @@ def resident_pages_router(
         answers: Answers,
         status_code: int = 200,
     ) -> HTMLResponse:
-        cookie = request.cookies.get(FormProtection.COOKIE) or forms.new_cookie_value()
+        cookie = forms.cookie_of(request)
         questions = [
             _question_view(renderer, agency, question, language, answers)
             for question in agency.survey.questions
@@ -196,14 +196,7 @@ def resident_pages_router(
             submission=secrets.token_urlsafe(16),
             comment_max_length=agency.survey.comment_max_length,
         )
-        response.set_cookie(
-            FormProtection.COOKIE,
-            cookie,
-            httponly=True,
-            samesite="lax",
-            secure=forms.secure_cookie,
-            path="/survey/",
-        )
+        forms.set_cookie(response, cookie, "/survey/")
         return response
 
     @router.post("/survey/{token}", response_class=HTMLResponse)
@@ -217,13 +210,7 @@ def resident_pages_router(
         form = await request.form()
         fields = {key: value for key, value in form.items() if isinstance(value, str)}
         language = choose_language(fields.get("lang"), call.language, None)
-        if not forms.is_genuine(
-            request.cookies.get(FormProtection.COOKIE),
-            fields.get("form_token"),
-            link.token_hash,
-            request.headers.get("origin"),
-            f"{request.url.scheme}://{request.url.netloc}",
-        ):
+        if not forms.is_genuine_post(request, fields, link.token_hash):
             return page("form_expired.html", language, 403, agency=agency.agency)
         answers = read_answers(agency, fields)
         if answers.errors:

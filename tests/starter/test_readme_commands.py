@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -40,7 +39,8 @@ from callerloop.cad.replay import column_names
 from callerloop.core.agency_config import EXPORT_COLUMNS, load_agencies
 from callerloop.core.db import Database, OutboxMessage
 from callerloop.core.settings import PROJECT_ROOT
-from tests.starter.test_devstack import answers, free_port
+from tests.devstack_process import running_devstack
+from tests.starter.test_devstack import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -256,32 +256,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     cwd = tmp_path / "terminal"
     cwd.mkdir()
     output = tmp_path / "dev.out"
-    with output.open("w") as out:
-        dev = subprocess.Popen(
-            [sys.executable, "-m", "devtools", "--max-seconds", "600"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + STACK_START_SECONDS
-        while "texts keep flowing" not in output.read_text() or not answers(
-            ports["web"], "/healthz"
-        ):
-            assert dev.poll() is None, output.read_text()
-            assert time.monotonic() < deadline, f"the stack never came up:\n{output.read_text()}"
-            time.sleep(0.3)
+    with running_devstack(env, output, ports["web"], STACK_START_SECONDS):
         yield RunningStack(
             env, cwd, f"http://localhost:{ports['web']}", env["CALLERLOOP_DATABASE_URL"]
         )
-    finally:
-        dev.send_signal(signal.SIGINT)  # Ctrl-C, as a person stops it
-        try:
-            dev.wait(60)
-        except subprocess.TimeoutExpired:
-            dev.kill()
-            dev.wait()
 
 
 # --- what each command must print ------------------------------------------------------

@@ -18,9 +18,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -44,7 +41,8 @@ from callerloop.messaging.messages import MessageContext, render_message
 from callerloop.messaging.sms_keywords import InboundIntent, classify_inbound
 from callerloop.staff.api_keys import create_key
 from callerloop.staff.users import add_user
-from tests.starter.test_devstack import answers, free_port
+from tests.devstack_process import running_devstack
+from tests.starter.test_devstack import free_port
 from tests.web.browser import SCREENSHOTS
 from workflows.call_for_service import CallForServiceWorkflow, workflow_id_for
 from workflows.model import CallOutcome, CallState, TextingState
@@ -103,22 +101,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     }
     write_one_call_day(tmp / "demo.csv")
     output = tmp / "dev.out"
-    with output.open("w") as out:
-        dev = subprocess.Popen(
-            [sys.executable, "-m", "devtools", "--max-seconds", "600"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + STACK_START_SECONDS
-        while "texts keep flowing" not in output.read_text() or not answers(
-            ports["web"], "/healthz"
-        ):
-            assert dev.poll() is None, output.read_text()
-            assert time.monotonic() < deadline, f"the stack never came up:\n{output.read_text()}"
-            time.sleep(0.3)
+    with running_devstack(env, output, ports["web"], STACK_START_SECONDS):
         yield Stack(
             f"http://localhost:{ports['web']}",
             f"127.0.0.1:{ports['temporal']}",
@@ -127,13 +110,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             load_agencies(PROJECT_ROOT / "agencies")["example"],
             output,
         )
-    finally:
-        dev.send_signal(signal.SIGINT)  # Ctrl-C, as a person stops it
-        try:
-            dev.wait(60)
-        except subprocess.TimeoutExpired:
-            dev.kill()
-            dev.wait()
 
 
 @pytest.fixture
